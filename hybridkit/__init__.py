@@ -1,0 +1,38 @@
+"""hybridkit: hybrid ground-truth data for spike sorting.
+
+The public API; everything else is internal. Plugin authors need ``hookimpl``, the base classes
+and the data model; users of the library need ``load_config`` and ``generate``.
+"""
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from .errors import HybridkitError
+from .hookspecs import RunContext, SorterAdapter, SourceReader, TemplateSource, Writer, hookimpl
+from .model import GroundTruth, Plan, PlacedUnit, Recording, SourceFile, Sorting, Template, TemplateBank
+from .options import ConfigPath, PluginOptions
+
+try:
+    __version__ = _version("hybridkit")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0+unknown"
+
+
+def load_config(path):
+    """Load and validate a run config (JSON or YAML); see :func:`hybridkit.config.load_config`."""
+    from .config import load_config as _load
+
+    return _load(path)
+
+
+def generate(config):
+    """Run ``generate`` for a loaded config; see :func:`hybridkit.pipeline.generate`."""
+    from .pipeline import generate as _generate
+
+    return _generate(config)
+
+
+__all__ = [
+    "ConfigPath", "GroundTruth", "HybridkitError", "Plan", "PlacedUnit", "PluginOptions",
+    "Recording", "RunContext", "SorterAdapter", "Sorting", "SourceFile", "SourceReader",
+    "Template", "TemplateBank", "TemplateSource", "Writer", "__version__", "generate",
+    "hookimpl", "load_config",
+]

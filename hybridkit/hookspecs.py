@@ -1,0 +1,153 @@
+"""The plugin contract: four plugin kinds, one pluggy hook each.
+
+A plugin module defines classes deriving from :class:`SourceReader`, :class:`SorterAdapter`,
+:class:`TemplateSource` or :class:`Writer`, and returns them from the matching hook::
+
+    from hybridkit import hookimpl
+
+    @hookimpl
+    def hybridkit_sorter_adapters():
+        return [CsvSpikes]
+
+Each class has a ``name`` (unique within its kind) and an ``Options`` pydantic model (subclass of
+:class:`hybridkit.options.PluginOptions`) whose ``type`` field is ``Literal[name]``. The run config
+validates each plugin section against the chosen plugin's ``Options``; the plugin is then
+constructed with those validated options.
+
+Built-in plugins are registered exactly like third-party ones (see :mod:`hybridkit.registry`).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import pluggy
+
+from .options import PluginOptions
+
+if TYPE_CHECKING:
+    from .model import GroundTruth, Recording, Sorting, TemplateBank
+
+PROJECT = "hybridkit"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass
+class RunContext:
+    """What every plugin may use from the run: where the config lives, the seeded generator."""
+
+    base_dir: Path
+    rng: np.random.Generator
+    seed: int
+    session: str = "hybrid"
+
+
+class Plugin(ABC):
+    """Common shape of all plugins: a name, an Options model, construction from options."""
+
+    #: unique within the plugin's kind; the config's ``type`` value
+    name: ClassVar[str]
+    #: the pydantic model of this plugin's config section
+    Options: ClassVar[type[PluginOptions]]
+    #: plugin kind, set by each base class below
+    kind: ClassVar[str]
+
+    def __init__(self, options: PluginOptions, context: RunContext | None = None) -> None:
+        self.options = options
+        self.context = context
+
+
+class SourceReader(Plugin):
+    """Opens a source recording (memory-mapped, read-only)."""
+
+    kind = "source_reader"
+
+    @abstractmethod
+    def open(self) -> "Recording":
+        """Describe and memory-map the recording; raise SourceError on inconsistent input."""
+
+
+class SorterAdapter(Plugin):
+    """Loads a sorter's output into a :class:`hybridkit.model.Sorting`."""
+
+    kind = "sorter_adapter"
+
+    @abstractmethod
+    def load(self, recording: "Recording | None" = None) -> "Sorting":
+        """Read the sorting; with ``recording``, check it against it (channels, times in range)."""
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        """Whether ``path`` looks like this adapter's format (used when the config omits ``type``)."""
+        return False
+
+
+class TemplateSource(Plugin):
+    """Builds one template per ground-truth unit."""
+
+    kind = "template_source"
+
+    @abstractmethod
+    def build(
+        self, recording: "Recording", sorting: "Sorting | None", unit_ids: list[int]
+    ) -> "TemplateBank":
+        """Return templates in microvolts for ``unit_ids`` on ``recording``'s channels."""
+
+
+class Writer(Plugin):
+    """Writes the hybrid recording and/or its ground truth into a staging folder.
+
+    The pipeline calls ``begin`` once, then ``write`` with blocks of hybrid samples in increasing
+    time order, then ``finish``. Writers with ``needs_every_sample = False`` keep the source's
+    layout: they copy the source in ``begin`` and receive only the blocks that differ from it.
+    The folder passed to ``begin`` is a staging folder renamed into place by the pipeline when every
+    writer has finished, so a failed run never leaves complete-looking output.
+    """
+
+    kind = "writer"
+    #: True when the writer must see every sample (e.g. a compressed NWB stream)
+    needs_every_sample: ClassVar[bool] = False
+
+    @abstractmethod
+    def begin(self, recording: "Recording", out_dir: Path) -> None:
+        """Prepare outputs in ``out_dir`` (a staging folder)."""
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Hybrid samples ``[start, start + len(block))`` as (time, n_channels) native dtype."""
+
+    @abstractmethod
+    def finish(self, truth: "GroundTruth", out_dir: Path) -> list[Path]:
+        """Write the ground truth and sidecars; return the files written (for the manifest)."""
+
+
+class HybridkitSpec:
+    """Hook specifications; each returns a list of plugin classes of one kind."""
+
+    @hookspec
+    def hybridkit_source_readers(self) -> list[type[SourceReader]]:
+        """Source recording readers (SpikeGLX, binary, NWB, ...)."""
+
+    @hookspec
+    def hybridkit_sorter_adapters(self) -> list[type[SorterAdapter]]:
+        """Sorter output adapters (phy, kilosort, jrclust, yass, ...)."""
+
+    @hookspec
+    def hybridkit_template_sources(self) -> list[type[TemplateSource]]:
+        """Template sources (local, template_database, synthetic, ...)."""
+
+    @hookspec
+    def hybridkit_writers(self) -> list[type[Writer]]:
+        """Output writers (legacy, phy, nwb, ...)."""
+
+
+#: hook name -> (kind label, base class)
+HOOKS: dict[str, tuple[str, type[Plugin]]] = {
+    "hybridkit_source_readers": ("source_reader", SourceReader),
+    "hybridkit_sorter_adapters": ("sorter_adapter", SorterAdapter),
+    "hybridkit_template_sources": ("template_source", TemplateSource),
+    "hybridkit_writers": ("writer", Writer),
+}

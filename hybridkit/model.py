@@ -1,0 +1,316 @@
+"""The plain data passed between stages: Recording, Sorting, Template(Bank), Plan, GroundTruth.
+
+Conventions (see docs/architecture.md):
+
+* A *channel* is a column of the recording's binary file: an index in ``0 .. n_channels-1``, sync
+  and digital words included. Sorter outputs are translated to these indices by their adapter.
+* Times are int64 sample indices, 0-based, on the recording's concatenated clock (the first sample
+  of the first file is 0). Seconds appear only at the edges (NWB, reports).
+* Template amplitudes are microvolts; raw file units appear only where traces are read or written.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import SourceError
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One binary file of a recording.
+
+    ``n_samples`` samples of ``n_channels`` values start ``offset_bytes`` into ``path``;
+    ``first_sample`` is the file's first sample on the acquisition stream's own clock (SpikeGLX
+    ``firstSample``; 0 when unknown), kept for provenance.
+    """
+
+    path: Path
+    n_samples: int
+    offset_bytes: int = 0
+    first_sample: int = 0
+    meta_path: Path | None = None
+
+
+@dataclass
+class Recording:
+    """A read-only, memory-mapped multichannel recording made of one or more files of one stream.
+
+    Attributes:
+        files: the files in time order; their samples are concatenated.
+        dtype: the native sample dtype of the files (e.g. int16).
+        n_channels: values per sample in the file, sync/digital words included.
+        sampling_rate: Hz.
+        gain_to_uV: (n_channels,) float64, microvolts per raw unit; 0 for non-neural channels.
+        offset_to_uV: (n_channels,) float64, microvolts added after the gain.
+        channel_positions: (n_channels, 2) float64 contact positions in um (x, y); NaN rows for
+            channels with no contact (sync words, aux inputs).
+        neural: (n_channels,) bool, True where a contact exists and injection is allowed.
+        order: "samples" when the file is samples-major (time x channel, C order, the usual case),
+            "channels" when channels-major (channel x time).
+        probe: a probeinterface Probe of the neural contacts whose device_channel_indices are file
+            columns, or None when the reader has no geometry beyond channel_positions.
+        meta: reader-specific extras (e.g. the parsed SpikeGLX meta), written out for provenance.
+    """
+
+    files: list[SourceFile]
+    dtype: np.dtype
+    n_channels: int
+    sampling_rate: float
+    gain_to_uV: np.ndarray
+    offset_to_uV: np.ndarray
+    channel_positions: np.ndarray
+    neural: np.ndarray
+    order: Literal["samples", "channels"] = "samples"
+    probe: Any = None
+    name: str = "recording"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.dtype = np.dtype(self.dtype)
+        self.gain_to_uV = np.asarray(self.gain_to_uV, dtype=np.float64)
+        self.offset_to_uV = np.asarray(self.offset_to_uV, dtype=np.float64)
+        self.channel_positions = np.asarray(self.channel_positions, dtype=np.float64)
+        self.neural = np.asarray(self.neural, dtype=bool)
+        for label, arr, shape in (
+            ("gain_to_uV", self.gain_to_uV, (self.n_channels,)),
+            ("offset_to_uV", self.offset_to_uV, (self.n_channels,)),
+            ("channel_positions", self.channel_positions, (self.n_channels, 2)),
+            ("neural", self.neural, (self.n_channels,)),
+        ):
+            if arr.shape != shape:
+                raise SourceError(
+                    f"recording {self.name}: {label} has shape {arr.shape}, expected {shape}"
+                )
+        self._maps: list[np.memmap | None] = [None] * len(self.files)
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        return int(sum(f.n_samples for f in self.files))
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sampling_rate
+
+    @property
+    def file_starts(self) -> np.ndarray:
+        """(n_files + 1,) int64: the concatenated-clock sample at which each file starts, then the end."""
+        return np.concatenate([[0], np.cumsum([f.n_samples for f in self.files])]).astype(np.int64)
+
+    @property
+    def neural_channels(self) -> np.ndarray:
+        """(n_neural,) int64 file columns that carry a contact."""
+        return np.flatnonzero(self.neural).astype(np.int64)
+
+    # -- traces -------------------------------------------------------------------------------
+    def file_traces(self, index: int) -> np.ndarray:
+        """A read-only memmap of file ``index``, always indexed as (time, channel)."""
+        mm = self._maps[index]
+        if mm is None:
+            f = self.files[index]
+            shape = (f.n_samples, self.n_channels)
+            if self.order == "samples":
+                mm = np.memmap(f.path, self.dtype, "r", f.offset_bytes, shape, order="C")
+            else:
+                # channels-major file: (channel, time) in C order == (time, channel) in F order
+                mm = np.memmap(f.path, self.dtype, "r", f.offset_bytes, shape, order="F")
+            self._maps[index] = mm
+        return mm
+
+    def read(self, start: int, stop: int, channels: np.ndarray | slice | None = None) -> np.ndarray:
+        """Samples ``[start, stop)`` on the concatenated clock as a (stop-start, n_ch) native array.
+
+        Reads across file boundaries; ``channels`` selects file columns (default all).
+        """
+        if not 0 <= start <= stop <= self.n_samples:
+            raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
+        cols = slice(None) if channels is None else channels
+        bounds = self.file_starts
+        parts = []
+        first = int(np.searchsorted(bounds, start, side="right") - 1)
+        i = max(first, 0)
+        while start < stop and i < len(self.files):
+            lo, hi = bounds[i], bounds[i + 1]
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                parts.append(np.asarray(self.file_traces(i)[a - lo : b - lo][:, cols]))
+            i += 1
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            n = self.n_channels if channels is None else len(np.arange(self.n_channels)[cols])
+            return np.zeros((0, n), self.dtype)
+        return np.concatenate(parts, axis=0)
+
+    def close(self) -> None:
+        self._maps = [None] * len(self.files)
+
+
+@dataclass
+class Sorting:
+    """A sorter's output translated to hybridkit's conventions.
+
+    Attributes:
+        spike_times: (n_spikes,) int64, 0-based samples on the recording's concatenated clock.
+        spike_units: (n_spikes,) int64 unit id of each spike, as the sorter shows it (phy cluster id).
+        unit_ids: (n_units,) int64, sorted unique ids of units that exist (may include units with
+            no spikes left, e.g. after curation).
+        labels: unit id -> label ("good", "mua", "noise", ...), where the sorter gave one.
+        sampling_rate: Hz, where the output states it (else None).
+        templates: (n_templates, n_times, n_sorter_channels) float32 in the sorter's own units and
+            space (often whitened), or None. Row ``k`` belongs to ``template_units[k]``.
+        template_units: (n_templates,) unit id of each template row, or None.
+        channel_map: (n_sorter_channels,) int64 file column of each sorter channel, or None.
+        channel_positions: (n_sorter_channels, 2) um, or None.
+    """
+
+    spike_times: np.ndarray
+    spike_units: np.ndarray
+    unit_ids: np.ndarray
+    labels: dict[int, str] = field(default_factory=dict)
+    sampling_rate: float | None = None
+    templates: np.ndarray | None = None
+    template_units: np.ndarray | None = None
+    channel_map: np.ndarray | None = None
+    channel_positions: np.ndarray | None = None
+    path: Path | None = None
+    format: str = ""
+
+    def __post_init__(self) -> None:
+        self.spike_times = np.asarray(self.spike_times, dtype=np.int64).ravel()
+        self.spike_units = np.asarray(self.spike_units, dtype=np.int64).ravel()
+        self.unit_ids = np.asarray(self.unit_ids, dtype=np.int64).ravel()
+        if self.spike_times.shape != self.spike_units.shape:
+            raise ValueError(
+                f"spike_times {self.spike_times.shape} and spike_units {self.spike_units.shape} differ"
+            )
+
+    def times_of(self, unit_id: int) -> np.ndarray:
+        """(n,) int64 sorted spike times of one unit."""
+        return np.sort(self.spike_times[self.spike_units == unit_id])
+
+
+@dataclass
+class Template:
+    """One unit's template, sparse over the channels that carry its signal.
+
+    Attributes:
+        unit_id: the source unit's id (as the sorter shows it) or a template-database id.
+        waveform: (n_times, n_sparse) float32, microvolts.
+        channels: (n_sparse,) int64 file columns of the waveform's columns.
+        peak_index: sample within ``waveform`` aligned to a spike time (the trough/peak).
+        peak_channel: file column of the largest absolute amplitude.
+        position: (2,) um, contact position of ``peak_channel``.
+        source: name of the template source plugin that built it.
+        n_spikes: spikes averaged (0 when not built from spikes).
+        provenance: free-form details (dataset, template index, rank, ...).
+    """
+
+    unit_id: int
+    waveform: np.ndarray
+    channels: np.ndarray
+    peak_index: int
+    peak_channel: int
+    position: np.ndarray
+    source: str = ""
+    n_spikes: int = 0
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.waveform = np.asarray(self.waveform, dtype=np.float32)
+        self.channels = np.asarray(self.channels, dtype=np.int64)
+        self.position = np.asarray(self.position, dtype=np.float64)
+        if self.waveform.ndim != 2 or self.waveform.shape[1] != self.channels.size:
+            raise ValueError(
+                f"template of unit {self.unit_id}: waveform {self.waveform.shape} does not match "
+                f"{self.channels.size} channels"
+            )
+
+    @property
+    def n_times(self) -> int:
+        return int(self.waveform.shape[0])
+
+    @property
+    def peak_amplitude_uV(self) -> float:
+        return float(np.abs(self.waveform).max()) if self.waveform.size else 0.0
+
+
+@dataclass
+class TemplateBank:
+    """Templates keyed by source unit id, all at ``sampling_rate``."""
+
+    templates: dict[int, Template]
+    sampling_rate: float
+
+
+@dataclass
+class PlacedUnit:
+    """An injected (hybrid) unit: a template moved to its place on the target probe.
+
+    ``template`` is the placed template (its channels and peak channel are where it is injected);
+    ``shift_um`` is the (dx, dy) displacement applied to the source template.
+    """
+
+    new_unit_id: int
+    source_unit_id: int
+    template: Template
+    shift_um: np.ndarray
+
+
+@dataclass
+class Plan:
+    """Every injected event, sorted by time.
+
+    Attributes:
+        units: the injected units; ``unit_index`` indexes this list.
+        times: (n_events,) int64 sample of each event (aligned to the template's peak_index).
+        unit_index: (n_events,) int64.
+        gains: (n_events,) float32 amplitude scale of each event (multiplies the whole waveform).
+    """
+
+    units: list[PlacedUnit]
+    times: np.ndarray
+    unit_index: np.ndarray
+    gains: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.times = np.asarray(self.times, dtype=np.int64)
+        self.unit_index = np.asarray(self.unit_index, dtype=np.int64)
+        self.gains = np.asarray(self.gains, dtype=np.float32)
+        order = np.argsort(self.times, kind="stable")
+        self.times, self.unit_index, self.gains = (
+            self.times[order], self.unit_index[order], self.gains[order]
+        )
+
+    @property
+    def n_events(self) -> int:
+        return int(self.times.size)
+
+    def event_channels(self) -> np.ndarray:
+        """(n_events,) int64 peak channel of each event's injected template."""
+        peaks = np.array([u.template.peak_channel for u in self.units], dtype=np.int64)
+        return peaks[self.unit_index] if self.units else np.zeros(0, np.int64)
+
+
+@dataclass
+class GroundTruth:
+    """What was injected, as writers record it.
+
+    ``clipped_samples`` counts output samples saturated at the dtype's limits (per channel);
+    ``skipped_units`` maps a source unit id to the reason it was not injected.
+    """
+
+    plan: Plan
+    recording: Recording
+    clipped_per_channel: np.ndarray
+    skipped_units: dict[int, str] = field(default_factory=dict)
+    seed: int = 0
+    session: str = ""
+
+    @property
+    def clipped_samples(self) -> int:
+        return int(self.clipped_per_channel.sum())
