@@ -111,6 +111,8 @@ class Writer(Plugin):
     kind = "writer"
     #: True when the writer must see every sample (e.g. a compressed NWB stream)
     needs_every_sample: ClassVar[bool] = False
+    #: names of writers that must run in the same run (e.g. phy needs legacy's hybrid binary)
+    requires: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def begin(self, recording: "Recording", out_dir: Path) -> None:
