@@ -118,8 +118,13 @@ class Writer(Plugin):
     def begin(self, recording: "Recording", out_dir: Path) -> None:
         """Prepare outputs in ``out_dir`` (a staging folder)."""
 
-    def write(self, start: int, block: np.ndarray) -> None:
-        """Hybrid samples ``[start, start + len(block))`` as (time, n_channels) native dtype."""
+    def write(self, start: int, block: np.ndarray, channels: np.ndarray | None = None) -> None:
+        """Hybrid samples ``[start, start + len(block))`` in the file's dtype.
+
+        ``block`` is (time, n_channels) when ``channels`` is None, else (time, len(channels)) for
+        those file columns only: the other columns of these samples equal the source's. Writers
+        with ``needs_every_sample`` always get every channel of every sample, in time order.
+        """
 
     @abstractmethod
     def finish(self, truth: "GroundTruth", out_dir: Path) -> list[Path]:

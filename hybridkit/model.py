@@ -300,8 +300,9 @@ class Plan:
 class GroundTruth:
     """What was injected, as writers record it.
 
-    ``clipped_samples`` counts output samples saturated at the dtype's limits (per channel);
-    ``skipped_units`` maps a source unit id to the reason it was not injected.
+    ``clipped_per_channel`` (n_channels,) int64 counts output samples saturated at the dtype's
+    limits; ``skipped_units`` maps a source unit id to the reason it was not injected;
+    ``sorting`` is the source sorting the units came from (None for database/synthetic templates).
     """
 
     plan: Plan
@@ -310,6 +311,7 @@ class GroundTruth:
     skipped_units: dict[int, str] = field(default_factory=dict)
     seed: int = 0
     session: str = ""
+    sorting: Sorting | None = None
 
     @property
     def clipped_samples(self) -> int:

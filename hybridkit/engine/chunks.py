@@ -1,0 +1,66 @@
+"""Which blocks of the recording to process, with bounded size.
+
+A hybrid recording differs from its source only inside event windows. The engine therefore works
+on *blocks*: contiguous sample ranges that together cover every event window (or, for writers
+that need every sample, the whole recording). An event whose window straddles a block edge is
+added partly to each block (see :mod:`hybridkit.engine.inject`), so blocks need no margins and
+the result does not depend on where the edges fall.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+def iter_chunks(n_samples: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` ranges of at most ``chunk`` samples covering ``[0, n_samples)``."""
+    if chunk <= 0:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    for start in range(0, n_samples, chunk):
+        yield start, min(start + chunk, n_samples)
+
+
+def event_blocks(
+    window_starts: np.ndarray,
+    window_stops: np.ndarray,
+    n_samples: int,
+    max_block: int,
+    merge_gap: int = 2048,
+) -> list[tuple[int, int]]:
+    """Blocks covering every event window ``[window_starts[i], window_stops[i])``.
+
+    Windows closer than ``merge_gap`` samples are merged (one read/write instead of many tiny
+    ones); merged runs longer than ``max_block`` are cut into pieces of at most ``max_block``.
+    Windows are clipped to ``[0, n_samples)``. Returns sorted, disjoint ``(start, stop)`` pairs.
+    """
+    if max_block <= 0:
+        raise ValueError(f"max_block must be positive, got {max_block}")
+    starts = np.clip(np.asarray(window_starts, np.int64), 0, n_samples)
+    stops = np.clip(np.asarray(window_stops, np.int64), 0, n_samples)
+    keep = stops > starts
+    starts, stops = starts[keep], stops[keep]
+    if starts.size == 0:
+        return []
+    order = np.argsort(starts, kind="stable")
+    starts, stops = starts[order], np.maximum.accumulate(stops[order])
+    # a new run begins where a window starts more than merge_gap after everything before it ends
+    breaks = np.flatnonzero(starts[1:] > stops[:-1] + merge_gap) + 1
+    run_starts = starts[np.concatenate([[0], breaks])]
+    run_stops = stops[np.concatenate([breaks - 1, [starts.size - 1]])]
+    blocks: list[tuple[int, int]] = []
+    for a, b in zip(run_starts.tolist(), run_stops.tolist()):
+        for s in range(a, b, max_block):
+            blocks.append((s, min(s + max_block, b)))
+    return blocks
+
+
+def block_samples_for_memory(n_channels: int, itemsize: int, max_memory_mb: float, workers: int = 1) -> int:
+    """Largest block (samples) whose working set fits ``max_memory_mb`` shared by ``workers``.
+
+    Per sample row a block holds the source values, the float32 accumulator, an int64 sum before
+    saturation and the output values (see inject.inject_block), with a factor 2 for temporaries.
+    """
+    per_row = n_channels * (2 * itemsize + 4 + 8) * 2
+    budget = max_memory_mb * 1024 * 1024 / max(workers, 1)
+    return max(1024, int(budget // per_row))

@@ -1,0 +1,158 @@
+"""``generate``: one call per stage, in order; the output appears complete or not at all.
+
+    recording = reader.open()
+    sorting   = adapter.load(recording)
+    units     = select_units(...)
+    bank      = template_source.build(...)
+    plan      = planning.build_plan(...)
+    stream blocks through the injection engine into every writer
+    writers finish; resolved config + manifest; staging folder renamed into place
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import provenance
+from .engine import chunks, inject
+from .errors import UnitSelectionError
+from .hookspecs import RunContext, Writer
+from .model import GroundTruth, Plan, Recording, Sorting
+from .planning import build_plan
+from .registry import Registry, get_registry
+
+log = logging.getLogger(__name__)
+
+#: child generators spawned from the run seed, one per stage, in this fixed order
+RNG_STREAMS = ("templates", "placement", "trains", "amplitude")
+
+
+@dataclass
+class GenerateResult:
+    output_dir: Path
+    truth: GroundTruth
+    files: list[Path]
+
+
+def select_units(sorting: Sorting, ids: list[int]) -> list[int]:
+    """Check that the requested ids exist in the sorting, exactly as the sorter names them."""
+    known = set(sorting.unit_ids.tolist())
+    missing = [i for i in ids if i not in known]
+    if missing:
+        shown = sorted(known)
+        listing = ", ".join(map(str, shown[:40])) + (f", ... ({len(shown)} units)" if len(shown) > 40 else "")
+        raise UnitSelectionError(
+            f"units.ids: unit(s) {missing} not in the sorting {sorting.path or ''}; units that "
+            f"exist: {listing}")
+    empty = [i for i in ids if not np.any(sorting.spike_units == i)]
+    if empty:
+        raise UnitSelectionError(f"units.ids: unit(s) {empty} have no spikes in the sorting")
+    return list(ids)
+
+
+def stream_hybrid(
+    recording: Recording, plan: Plan, writers: list[Writer], engine_cfg,
+) -> np.ndarray:
+    """Inject the plan block by block into every writer; return clipped samples per channel.
+
+    Blocks are computed by ``engine_cfg.workers`` threads (numpy releases the GIL in the heavy
+    parts) and written in time order by this thread, so writers see increasing ``start``.
+    """
+    kernel = inject.prepare(plan, recording.gain_to_uV)
+    n = recording.n_samples
+    fs = recording.sampling_rate
+    block = min(int(engine_cfg.chunk_duration_s * fs),
+                chunks.block_samples_for_memory(recording.n_channels, recording.dtype.itemsize,
+                                                engine_cfg.max_memory_mb, engine_cfg.workers))
+    full = any(w.needs_every_sample for w in writers)
+    if full:
+        ranges = list(chunks.iter_chunks(n, block))
+    else:
+        ranges = chunks.event_blocks(kernel.window_starts, kernel.window_stops, n, block)
+    clipped = np.zeros(recording.n_channels, np.int64)
+
+    def compute(rng_: tuple[int, int]):
+        start, stop = rng_
+        events = inject.events_overlapping(kernel, start, stop)
+        channels, acc = inject.accumulate(kernel, start, stop, events)
+        source = recording.read(start, stop, channels)
+        hybrid, clip = inject.add_rounded(source, acc)
+        return start, stop, channels, hybrid, clip
+
+    progress = _progress(len(ranges), engine_cfg.progress, "injecting")
+    pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
+    try:
+        results = pool.map(compute, ranges) if pool else map(compute, ranges)
+        for start, stop, channels, hybrid, clip in results:
+            clipped[channels] += clip
+            if full:
+                whole = np.array(recording.read(start, stop))  # a writable copy
+                whole[:, channels] = hybrid
+            for w in writers:
+                if w.needs_every_sample:
+                    w.write(start, whole, None)
+                elif channels.size:
+                    w.write(start, hybrid, channels)
+            progress.update(1)
+    finally:
+        progress.close()
+        if pool:
+            pool.shutdown()
+    return clipped
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="block", disable=not enabled, leave=False)
+
+
+def _instantiate(reg: Registry, kind: str, options, ctx: RunContext):
+    return reg.get(kind, options.type)(options, ctx)
+
+
+def generate(cfg, reg: Registry | None = None) -> GenerateResult:
+    """Run a validated config end to end and return what was written."""
+    reg = reg or get_registry()
+    seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
+    session = cfg.session or f"hybrid-{seed}"
+    seq = np.random.SeedSequence(seed)
+    rngs = {name: np.random.default_rng(s) for name, s in zip(RNG_STREAMS, seq.spawn(len(RNG_STREAMS)))}
+    ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
+    resolved = cfg.model_copy(update={"seed": seed, "session": session})
+
+    out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
+    staging = provenance.open_staging(out_dir, cfg.output.overwrite)
+    try:
+        recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
+        sorting = _instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
+        unit_ids = select_units(sorting, cfg.units.ids)
+        bank = _instantiate(reg, "template_source", cfg.templates, ctx).build(recording, sorting, unit_ids)
+        first_new = int(sorting.unit_ids.max(initial=-1)) + 1
+        plan, skipped = build_plan(bank, unit_ids, recording, sorting, cfg.injection, rngs, first_new)
+        log.info("plan: %d units, %d events", len(plan.units), plan.n_events)
+
+        writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
+        for w in writers:
+            w.begin(recording, staging)
+        clipped = stream_hybrid(recording, plan, writers, cfg.engine)
+        truth = GroundTruth(plan=plan, recording=recording, clipped_per_channel=clipped,
+                            skipped_units=skipped, seed=seed, session=session, sorting=sorting)
+        files: list[Path] = []
+        for w in writers:
+            files.extend(w.finish(truth, staging))
+        files.append(provenance.write_resolved_config(resolved, staging))
+        files.append(provenance.write_manifest(staging, resolved, recording, truth, files,
+                                               cfg.output.checksums, reg))
+        provenance.commit_staging(staging, out_dir, cfg.output.overwrite)
+    except BaseException:
+        provenance.discard_staging(staging)
+        raise
+    final = [out_dir / f.relative_to(staging) for f in files]
+    return GenerateResult(output_dir=out_dir, truth=truth, files=final)
+

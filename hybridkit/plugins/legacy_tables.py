@@ -1,0 +1,110 @@
+"""The ground-truth tables of the ``legacy`` writer (see legacy.py for the file list).
+
+Names and columns follow the predecessor (hybridfactory) so old scripts keep working; the content
+is corrected: ``center_channel`` is per event and is the probe channel (file column) of the
+injected template's peak, and times are exactly the injected samples.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..model import GroundTruth
+
+
+def _csv(path: Path, header: list[str], columns: list[np.ndarray], fmts: list[str]) -> Path:
+    n = len(columns[0]) if columns else 0
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(",".join(header) + "\n")
+        if n:
+            table = np.empty((n, len(columns)), dtype=object)
+            for j, col in enumerate(columns):
+                table[:, j] = np.asarray(col).tolist()
+            np.savetxt(fh, table, fmt=fmts, delimiter=",")
+    return path
+
+
+def firings_true(truth: GroundTruth) -> np.ndarray:
+    """3 x K uint64: [peak channel (file column), sample time, source unit id] per event, by time."""
+    plan = truth.plan
+    source_ids = np.array([u.source_unit_id for u in plan.units], np.int64)[plan.unit_index]
+    return np.vstack([plan.event_channels(), plan.times, source_ids]).astype(np.uint64)
+
+
+def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
+    plan, rec, s = truth.plan, truth.recording, truth.session
+    files: list[Path] = []
+    ft = firings_true(truth)
+    np.save(out / "firings_true.npy", ft)
+    files.append(out / "firings_true.npy")
+
+    new_ids = np.array([u.new_unit_id for u in plan.units], np.int64)
+    src_ids = np.array([u.source_unit_id for u in plan.units], np.int64)
+    ev_new, ev_src, ev_ch = new_ids[plan.unit_index], src_ids[plan.unit_index], plan.event_channels()
+    pos = np.array([u.template.position for u in plan.units], float).reshape(-1, 2)[plan.unit_index]
+    files.append(_csv(out / f"artificial_units-{s}.csv",
+                      ["timestep", "true_unit", "new_unit", "center_channel"],
+                      [plan.times, ev_src, ev_new, ev_ch], ["%d"] * 4))
+    files.append(_csv(out / f"hybrid_events-{s}.csv",
+                      ["time_samples", "time_s", "new_unit", "source_unit", "channel", "x_um", "y_um", "gain"],
+                      [plan.times, plan.times / rec.sampling_rate, ev_new, ev_src, ev_ch,
+                       pos[:, 0], pos[:, 1], plan.gains],
+                      ["%d", "%.9f", "%d", "%d", "%d", "%.3f", "%.3f", "%.6f"]))
+
+    counts = np.bincount(plan.unit_index, minlength=len(plan.units))
+    files.append(_csv(
+        out / f"hybrid_units-{s}.csv",
+        ["new_unit", "source_unit", "template_source", "peak_channel", "x_um", "y_um",
+         "shift_x_um", "shift_y_um", "n_events", "peak_amplitude_uV", "n_channels", "n_template_spikes"],
+        [new_ids, src_ids, [u.template.source for u in plan.units],
+         [u.template.peak_channel for u in plan.units],
+         [u.template.position[0] for u in plan.units], [u.template.position[1] for u in plan.units],
+         [u.shift_um[0] for u in plan.units], [u.shift_um[1] for u in plan.units], counts,
+         [u.template.peak_amplitude_uV for u in plan.units],
+         [u.template.channels.size for u in plan.units], [u.template.n_spikes for u in plan.units]],
+        ["%d", "%d", "%s", "%d", "%.3f", "%.3f", "%.3f", "%.3f", "%d", "%.3f", "%d", "%d"]))
+
+    # the source sorting plus the hybrid spikes as new clusters, by time (template = cluster here)
+    if truth.sorting is not None:
+        t = np.concatenate([truth.sorting.spike_times, plan.times])
+        c = np.concatenate([truth.sorting.spike_units, ev_new])
+    else:
+        t, c = plan.times, ev_new
+    order = np.argsort(t, kind="stable")
+    files.append(_csv(out / f"annotations-{s}.csv", ["timestep", "cluster", "template"],
+                      [t[order], c[order], c[order]], ["%d"] * 3))
+
+    files.append(_csv(out / f"metadata-{s}.csv", ["filename", "samples", "start_time"],
+                      [[str(f.path) for f in rec.files], [f.n_samples for f in rec.files],
+                       [f.first_sample for f in rec.files]], ["%s", "%d", "%d"]))
+    nz = np.flatnonzero(truth.clipped_per_channel)
+    files.append(_csv(out / f"clipped-{s}.csv", ["channel", "clipped_samples"],
+                      [nz, truth.clipped_per_channel[nz]], ["%d", "%d"]))
+
+    neural = rec.neural_channels
+    np.savez(out / f"probe-{s}.npz", channel_map=neural, connected=np.ones(neural.size, bool),
+             channel_positions=rec.channel_positions[neural],
+             name=np.array(getattr(rec.probe, "model_name", "") or rec.name))
+    files.append(out / f"probe-{s}.npz")
+    if rec.probe is not None:
+        from probeinterface import write_probeinterface
+
+        write_probeinterface(out / f"probe-{s}.json", rec.probe)
+        files.append(out / f"probe-{s}.json")
+    # the predecessor stored the rate in the data dtype (a 40 kHz rate wraps in int16): kept for old
+    # readers only; the exact rate is in manifest.json
+    with np.errstate(over="ignore"):
+        np.save(out / f"dtype-{s}.npy", np.array([rec.sampling_rate]).astype(rec.dtype))
+    files.append(out / f"dtype-{s}.npy")
+
+    arrays = {}
+    for u in plan.units:
+        k = f"unit{u.new_unit_id}"
+        arrays[f"{k}_waveform_uV"] = u.template.waveform
+        arrays[f"{k}_channels"] = u.template.channels
+        arrays[f"{k}_peak_index"] = np.array(u.template.peak_index)
+        arrays[f"{k}_source_unit"] = np.array(u.source_unit_id)
+    np.savez(out / f"templates-{s}.npz", **arrays)
+    files.append(out / f"templates-{s}.npz")
+    return files

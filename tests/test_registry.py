@@ -1,0 +1,109 @@
+"""The plugin registry: built-ins via the same path as entry points, duplicates, failures, blocking."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hybridkit.errors import PluginError
+from hybridkit.registry import BUILTIN_PLUGINS, build_registry
+
+BUILTIN_NAMES = {
+    "source_reader": {"spikeglx", "binary"},
+    "sorter_adapter": {"phy"},
+    "template_source": {"local"},
+    "writer": {"legacy", "phy"},
+}
+
+
+def test_builtins_registered_with_kind_and_version():
+    reg = build_registry()
+    assert not reg.failures, reg.failures
+    for kind, names in BUILTIN_NAMES.items():
+        assert names <= set(reg.names(kind)), (kind, reg.names(kind))
+    for info in reg.all():
+        if info.module.startswith("hybridkit.plugins"):
+            assert info.distribution == "hybridkit"
+            assert info.version and info.version != "unknown"
+
+
+def _fake_distribution(site: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]):
+    """Install a minimal distribution (dist-info + modules) into ``site`` the way pip lays it out."""
+    site.mkdir(parents=True, exist_ok=True)
+    for name, code in modules.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(code))
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    eps = "[hybridkit]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(eps)
+
+
+GOOD = """
+from typing import Literal
+from hybridkit import hookimpl, PluginOptions, Writer
+
+class Opts(PluginOptions):
+    type: Literal["{name}"] = "{name}"
+
+class W(Writer):
+    name = "{name}"
+    Options = Opts
+    def begin(self, recording, out_dir): pass
+    def finish(self, truth, out_dir): return []
+
+@hookimpl
+def hybridkit_writers():
+    return [W]
+"""
+
+
+def _plugins_json(site: Path, env_extra: dict | None = None) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    env.update(env_extra or {})
+    out = subprocess.run([sys.executable, "-m", "hybridkit", "plugins", "--json", "--failures"],
+                         capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_third_party_failure_is_reported_and_does_not_break_others(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "hk-broken", {"hk_broken": "raise ImportError('needs libfoo')"},
+                       {"broken": "hk_broken"})
+    _fake_distribution(site, "hk-good", {"hk_good": GOOD.format(name="mywriter")}, {"good": "hk_good"})
+    result = _plugins_json(site)
+    names = {(p["name"], p["kind"], p["distribution"], p["version"]) for p in result["plugins"]}
+    assert ("mywriter", "writer", "hk-good", "1.2.3") in names
+    assert any(n == "spikeglx" and d == "hybridkit" for n, _, d, _ in names)
+    [fail] = result["failures"]
+    assert fail["distribution"] == "hk-broken" and "libfoo" in fail["error"]
+
+
+def test_blocking_plugins_by_name(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "hk-good", {"hk_good": GOOD.format(name="mywriter")}, {"good": "hk_good"})
+    result = _plugins_json(site, {"HYBRIDKIT_BLOCK_PLUGINS": "mywriter, binary"})
+    names = {p["name"] for p in result["plugins"]}
+    assert "mywriter" not in names and "binary" not in names and "spikeglx" in names
+
+
+def test_duplicate_name_within_a_kind_is_rejected(tmp_path, monkeypatch):
+    (tmp_path / "dup_legacy.py").write_text(GOOD.format(name="legacy"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="duplicate writer name 'legacy'"):
+        build_registry(extra_modules=("dup_legacy",))
+
+
+def test_same_name_in_different_kinds_is_fine():
+    reg = build_registry()
+    assert "phy" in reg.names("writer") and "phy" in reg.names("sorter_adapter")
+
+
+def test_builtins_are_listed_in_one_tuple():
+    assert all(m.startswith("hybridkit.plugins.") for m in BUILTIN_PLUGINS)
