@@ -1,0 +1,121 @@
+"""The engine's invariant: hybrid - source == the planned scaled templates within one rounding,
+except at samples reported as clipped; at chunk edges, file edges, recording ends and overlaps."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from hybridkit.config import EngineConfig
+from hybridkit.engine import chunks, inject
+from hybridkit.pipeline import stream_hybrid
+from hybridkit.plugins.legacy import LegacyOptions, LegacyWriter, hybrid_file_name
+from tests.helpers import make_plan, make_recording, make_template, planned_sum
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run(tmp_path, rec, plan, **engine):
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    w = LegacyWriter(LegacyOptions())
+    w.begin(rec, out)
+    clipped = stream_hybrid(rec, plan, [w], EngineConfig(progress=False, **engine))
+    for mm in w.maps:
+        mm.flush()
+    hybrid = np.concatenate([np.fromfile(out / hybrid_file_name(f.path), rec.dtype) for f in rec.files])
+    if rec.order == "samples":
+        hybrid = hybrid.reshape(-1, rec.n_channels)
+    else:  # each file is channels-major
+        parts = [np.fromfile(out / hybrid_file_name(f.path), rec.dtype).reshape(rec.n_channels, -1).T
+                 for f in rec.files]
+        hybrid = np.concatenate(parts)
+    return hybrid, clipped
+
+
+def _scenario(tmp_path, n=20000, c=10, n_files=1, order="samples", loud=False, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(0, 20, (n, c)).astype(np.int16)
+    if loud:
+        data[:, 2] = 32700  # near the top: positive template lobes saturate
+        data[:, 3] = -32700  # near the bottom: the negative trough saturates
+    rec = make_recording(tmp_path, data, n_files=n_files, order=order, sync_last=True)
+    t1 = make_template(1, [2, 3, 4, 5], n_times=40, peak_index=12, amp_uV=300, positions=rec.channel_positions)
+    t2 = make_template(2, [0, 1, 2, 3], n_times=30, peak_index=10, amp_uV=200, positions=rec.channel_positions, seed=1)
+    # events at both ends of the file, overlapping each other, across block and file edges
+    # n // 3 and 2 * n // 3 are the file edges when the recording is split in three files
+    times1 = np.array([12, 500, 510, 4990, 5000, n // 3 - 5, 9995, 10001, 2 * n // 3 + 3, n - 28])
+    times2 = np.array([10, 505, 4999, 5010, 10000, n - 20])
+    plan = make_plan([t1, t2], [times1, times2],
+                     [rng.uniform(0.5, 1.5, times1.size), rng.uniform(0.5, 1.5, times2.size)])
+    return data, rec, plan
+
+
+@pytest.mark.parametrize("n_files", [1, 3])
+@pytest.mark.parametrize("order", ["samples", "channels"])
+def test_invariant_exact_everywhere(tmp_path, n_files, order):
+    data, rec, plan = _scenario(tmp_path, n_files=n_files, order=order)
+    sources = [_sha(f.path) for f in rec.files]
+    # 16-sample blocks: every event window straddles block edges (and, with 3 files, file edges)
+    hybrid, clipped = _run(tmp_path, rec, plan, chunk_duration_s=16 / rec.sampling_rate)
+    expected = planned_sum(plan, len(data), data.shape[1], rec.gain_to_uV)
+    diff = hybrid.astype(np.float64) - data
+    assert clipped.sum() == 0
+    assert np.abs(diff - expected).max() <= 0.5 + 1e-3
+    assert np.array_equal(diff, np.rint(diff))
+    # channels without templates and the sync column are untouched
+    assert np.array_equal(hybrid[:, 6:], data[:, 6:])
+    assert [_sha(f.path) for f in rec.files] == sources  # source never modified
+
+
+def test_block_size_does_not_change_output(tmp_path):
+    data, rec, plan = _scenario(tmp_path)
+    a, _ = _run(tmp_path, rec, plan, chunk_duration_s=777 / rec.sampling_rate)
+    b, _ = _run(tmp_path, rec, plan, chunk_duration_s=10.0)
+    assert np.array_equal(a, b)
+
+
+def test_parallel_workers_equal_serial(tmp_path):
+    data, rec, plan = _scenario(tmp_path)
+    a, _ = _run(tmp_path, rec, plan, chunk_duration_s=1000 / rec.sampling_rate)
+    b, _ = _run(tmp_path, rec, plan, chunk_duration_s=1000 / rec.sampling_rate, workers=2)
+    assert np.array_equal(a, b)
+
+
+def test_saturation_is_counted_not_wrapped(tmp_path):
+    data, rec, plan = _scenario(tmp_path, loud=True)
+    hybrid, clipped = _run(tmp_path, rec, plan)
+    expected = planned_sum(plan, len(data), data.shape[1], rec.gain_to_uV)
+    ideal = data + np.rint(expected)
+    over = (ideal > 32767) | (ideal < -32768)
+    assert over.sum() > 0
+    assert clipped.tolist() == over.sum(axis=0).tolist()
+    assert np.array_equal(hybrid[over], np.clip(ideal[over], -32768, 32767))
+    # no wrap-around: saturated values sit at the limits, everything else obeys the invariant
+    diff = hybrid.astype(np.float64) - data
+    assert np.abs(diff - expected)[~over].max() <= 0.5 + 1e-3
+
+
+def test_event_blocks_cover_windows_and_merge():
+    blocks = chunks.event_blocks(np.array([0, 100, 5000]), np.array([50, 150, 5040]), 6000,
+                                 max_block=30, merge_gap=60)
+    assert blocks[0] == (0, 30) and (5000, 5030) in blocks and blocks[-1] == (5030, 5040)
+    covered = np.zeros(6000, bool)
+    for a, b in blocks:
+        assert b - a <= 30
+        covered[a:b] = True
+    assert covered[0:150].all() and covered[5000:5040].all() and not covered[150:5000].any()
+
+
+def test_window_clipped_to_recording():
+    assert chunks.event_blocks(np.array([-5]), np.array([10]), 8, 100) == [(0, 8)]
+
+
+def test_add_rounded_float_recording_not_rounded():
+    src = np.zeros((3, 1), np.float32)
+    acc = np.full((3, 1), 0.25, np.float32)
+    out, clip = inject.add_rounded(src, acc)
+    assert out.dtype == np.float32 and np.allclose(out, 0.25) and clip.sum() == 0

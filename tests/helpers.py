@@ -1,0 +1,68 @@
+"""Builders for small in-test recordings, templates and plans (no files outside tmp_path)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hybridkit.model import PlacedUnit, Plan, Recording, SourceFile, Template
+
+
+def make_recording(tmp_path: Path, data: np.ndarray, fs: float = 30000.0, gain: float = 0.5,
+                   positions: np.ndarray | None = None, n_files: int = 1, name: str = "rec",
+                   sync_last: bool = False, order: str = "samples") -> Recording:
+    """Write ``data`` (time, channels) into ``n_files`` consecutive files and describe them."""
+    n, c = data.shape
+    if positions is None:
+        positions = np.c_[np.zeros(c), np.arange(c) * 20.0]
+    positions = np.asarray(positions, float).copy()
+    neural = np.ones(c, bool)
+    gains = np.full(c, gain)
+    if sync_last:
+        neural[-1] = False
+        gains[-1] = 0.0
+        positions[-1] = np.nan
+    edges = np.linspace(0, n, n_files + 1).astype(int)
+    files = []
+    for i in range(n_files):
+        path = tmp_path / f"{name}_{i}.bin"
+        part = data[edges[i]:edges[i + 1]]
+        (part if order == "samples" else part.T).astype(data.dtype).tofile(path)
+        files.append(SourceFile(path=path, n_samples=int(edges[i + 1] - edges[i]), first_sample=int(edges[i])))
+    return Recording(files=files, dtype=data.dtype, n_channels=c, sampling_rate=fs,
+                     gain_to_uV=gains, offset_to_uV=np.zeros(c), channel_positions=positions,
+                     neural=neural, order=order, name=name)
+
+
+def make_template(unit_id: int, channels, n_times: int = 40, peak_index: int = 12, amp_uV: float = 100.0,
+                  positions: np.ndarray | None = None, seed: int = 0) -> Template:
+    rng = np.random.default_rng(seed)
+    channels = np.asarray(channels)
+    t = np.arange(n_times) - peak_index
+    shape = -np.exp(-(t / 3.0) ** 2) + 0.3 * np.exp(-((t - 8) / 5.0) ** 2)
+    spatial = np.linspace(1.0, 0.3, channels.size) * rng.uniform(0.8, 1.2, channels.size)
+    spatial[0] = 1.3
+    wf = (amp_uV * shape[:, None] * spatial[None, :]).astype(np.float32)
+    peak = int(channels[np.argmax(np.abs(wf).max(axis=0))])
+    pos = np.zeros(2) if positions is None else positions[peak]
+    return Template(unit_id=unit_id, waveform=wf, channels=channels, peak_index=peak_index,
+                    peak_channel=peak, position=pos, source="test")
+
+
+def make_plan(templates: list[Template], times: list[np.ndarray], gains: list[np.ndarray]) -> Plan:
+    units = [PlacedUnit(new_unit_id=100 + i, source_unit_id=t.unit_id, template=t, shift_um=np.zeros(2))
+             for i, t in enumerate(templates)]
+    idx = np.concatenate([np.full(len(ts), i) for i, ts in enumerate(times)])
+    return Plan(units=units, times=np.concatenate(times), unit_index=idx, gains=np.concatenate(gains))
+
+
+def planned_sum(plan: Plan, n_samples: int, n_channels: int, gain_to_uV: np.ndarray) -> np.ndarray:
+    """Independent float64 reference: the sum of scaled templates in raw units, (n, C)."""
+    out = np.zeros((n_samples, n_channels))
+    for t, u, g in zip(plan.times, plan.unit_index, plan.gains):
+        tpl = plan.units[u].template
+        a = t - tpl.peak_index
+        raw = tpl.waveform.astype(np.float64) / gain_to_uV[tpl.channels]
+        lo, hi = max(a, 0), min(a + tpl.n_times, n_samples)
+        out[lo:hi, tpl.channels] += float(g) * raw[lo - a:hi - a]
+    return out
