@@ -35,7 +35,13 @@ def _cmd_generate(args) -> int:
 def _cmd_config_schema(args) -> int:
     from .config import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    if args.markdown:
+        from .config_reference import render_markdown
+        from .registry import build_registry
+
+        print(render_markdown(json_schema(build_registry(entry_points_too=False))), end="")
+    else:
+        print(json.dumps(json_schema(), indent=2))
     return 0
 
 
@@ -93,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     csub.required = True
     c = csub.add_parser("schema", help="print the JSON Schema of a run config")
+    c.add_argument("--markdown", action="store_true",
+                   help="print the configuration reference (built-in plugins) as Markdown instead")
     c.set_defaults(func=_cmd_config_schema)
     c = csub.add_parser("check", help="validate a config without doing any work")
     c.add_argument("config", type=Path)

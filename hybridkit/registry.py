@@ -131,8 +131,11 @@ def _register_classes(
             reg.plugins[kind][name] = PluginInfo(name, kind, cls, dist, ver, cls.__module__)
 
 
-def build_registry(extra_modules: tuple[str, ...] = ()) -> Registry:
-    """Load built-ins, then entry points, then ``extra_modules`` (for tests), into a Registry."""
+def build_registry(extra_modules: tuple[str, ...] = (), entry_points_too: bool = True) -> Registry:
+    """Load built-ins, then ``extra_modules`` (for tests), then entry points, into a Registry.
+
+    ``entry_points_too=False`` gives the built-ins alone (e.g. for the generated reference docs).
+    """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HybridkitSpec)
     reg = Registry(blocked=_blocked_names())
@@ -145,7 +148,7 @@ def build_registry(extra_modules: tuple[str, ...] = ()) -> Registry:
     sources: list[tuple[str, str, str, object]] = []  # (registered_as, dist, version, loader)
     for mod in BUILTIN_PLUGINS + tuple(extra_modules):
         sources.append((mod, "hybridkit", own_version, mod))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(group=ENTRY_POINT_GROUP) if entry_points_too else ():
         dist = ep.dist.name if ep.dist is not None else "unknown"
         ver = ep.dist.version if ep.dist is not None else "unknown"
         sources.append((ep.name, dist, ver, ep))
