@@ -1,0 +1,79 @@
+"""Gather waveform snippets around spike times from a memory-mapped recording.
+
+Only the windows around the requested spikes are read: spikes are visited in time order (so a
+memmap is read front to back, page cache friendly) and each window is one slice of the file's
+memmap. The whole recording is never loaded.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import Recording
+
+
+def gather_snippets(
+    recording: Recording,
+    times: np.ndarray,
+    n_before: int,
+    n_after: int,
+    channels: np.ndarray | None = None,
+) -> np.ndarray:
+    """Waveforms around ``times`` in RAW file units.
+
+    Args:
+        recording: the source recording (memory-mapped).
+        times: (n_spikes,) int sample indices on the concatenated clock, any order.
+        n_before: samples before each time; the window of time ``t`` is ``[t - n_before, t + n_after)``.
+        n_after: samples from each time on (the spike's own sample included).
+        channels: (n_ch,) file columns to keep, in that order (default: all columns).
+
+    Returns:
+        (n_spikes, n_before + n_after, n_ch) float32, raw file units (no gain applied), row ``i``
+        belonging to ``times[i]`` (input order is kept).
+
+    Raises:
+        ValueError: a window leaves the recording (callers drop such spikes first), or bad sizes.
+    """
+    times = np.asarray(times, dtype=np.int64).ravel()
+    n_before, n_after = int(n_before), int(n_after)
+    if n_before < 0 or n_after < 0 or n_before + n_after == 0:
+        raise ValueError(f"snippet window needs n_before, n_after >= 0 and a positive length, "
+                         f"got n_before={n_before}, n_after={n_after}")
+    cols = np.arange(recording.n_channels) if channels is None else np.asarray(channels, np.int64).ravel()
+    if cols.size and (cols.min() < 0 or cols.max() >= recording.n_channels):
+        raise ValueError(f"channels must be file columns in 0..{recording.n_channels - 1}, "
+                         f"got {cols.min()}..{cols.max()}")
+    n_times = n_before + n_after
+    out = np.empty((times.size, n_times, cols.size), dtype=np.float32)
+    if times.size == 0:
+        return out
+
+    starts = times - n_before
+    stops = times + n_after
+    n_total = recording.n_samples
+    bad = (starts < 0) | (stops > n_total)
+    if bad.any():
+        first = int(times[np.flatnonzero(bad)[0]])
+        raise ValueError(
+            f"{int(bad.sum())} snippet window(s) leave the recording of {n_total} samples "
+            f"(first at time {first}; valid times are {n_before}..{n_total - n_after})"
+        )
+
+    # a contiguous column range is read as a slice (a view), anything else by fancy indexing
+    col_sel: slice | np.ndarray = cols
+    if cols.size and np.array_equal(cols, np.arange(cols[0], cols[0] + cols.size)):
+        col_sel = slice(int(cols[0]), int(cols[0]) + cols.size)
+
+    bounds = recording.file_starts
+    order = np.argsort(times, kind="stable")
+    file_of_start = np.searchsorted(bounds, starts, side="right") - 1
+    file_of_stop = np.searchsorted(bounds, stops - 1, side="right") - 1
+    for i in order:
+        f = int(file_of_start[i])
+        if f == file_of_stop[i]:
+            lo = int(bounds[f])
+            mm = recording.file_traces(f)
+            out[i] = mm[starts[i] - lo : stops[i] - lo, col_sel]
+        else:  # the window straddles a file boundary: let Recording stitch the pieces
+            out[i] = recording.read(int(starts[i]), int(stops[i]), cols)
+    return out

@@ -1,0 +1,289 @@
+"""Templates from spike snippets: noise level, align, average, rank-k SVD denoise, sparsify.
+
+All amplitudes here are microvolts. Snippet arrays are (n_spikes, n_times, n_channels); waveforms
+are (n_times, n_channels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TemplateError
+from ..model import Recording
+
+#: MAD of a standard normal distribution: std = MAD / 0.6745
+_MAD_TO_STD = 0.6745
+
+#: Sparsity defaults for Neuropixels-like probes (12 um square contacts, 16-32 um apart).
+#: A channel is kept where the template's peak |amplitude| is at least this many times the
+#: channel's noise std. An averaged, rank-k denoised template has a residual noise far below 1 std,
+#: so 1.5 std sits above that floor, while a signal below 1.5 std (~10 uV on NP1) is invisible to
+#: any sorter and leaving it out changes nothing a sorter can see.
+DEFAULT_SPARSITY_THRESHOLD = 1.5
+#: ... and within this distance of the peak contact: extracellular spikes decay to a few percent
+#: of their peak within ~100 um (a common sparsity radius for Neuropixels), which spans +-5 rows
+#: of 2 contacts (about 20 channels) around the peak on an NP1/NP2 probe.
+DEFAULT_SPARSITY_RADIUS_UM = 100.0
+
+#: default alignment search: +-5 samples (0.17 ms at 30 kHz)
+DEFAULT_MAX_SHIFT = 5
+#: alignment uses at most this many of the strongest channels (those above half the peak)
+_N_ALIGN_CHANNELS = 16
+#: the SVD learns its temporal components from at most this many of the strongest channels: the
+#: unit's waveforms live there, while hundreds of noise-only channels would only add noise to the
+#: components and cost time (500 spikes x 384 channels is a 192000 x 90 matrix)
+_N_SVD_CHANNELS = 32
+
+
+def _unit_label(unit_id) -> str:
+    return "template" if unit_id is None else f"unit {unit_id}"
+
+
+def estimate_noise_uV(
+    recording: Recording,
+    channels: np.ndarray,
+    rng: np.random.Generator,
+    n_chunks: int = 20,
+    chunk_samples: int = 3000,
+) -> np.ndarray:
+    """Robust per-channel noise standard deviation in microvolts.
+
+    Reads ``n_chunks`` random chunks of ``chunk_samples`` samples (start positions drawn from
+    ``rng``; the whole recording when it is shorter than one chunk), removes each chunk's
+    per-channel median (so DC offsets and slow drifts between chunks do not count as noise),
+    and returns ``median(|x|) / 0.6745`` per channel over all chunks: the MAD estimate, which
+    spikes barely affect.
+
+    Returns:
+        (len(channels),) float64, uV.
+    """
+    channels = np.asarray(channels, dtype=np.int64).ravel()
+    n_total = recording.n_samples
+    if channels.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    if n_total == 0:
+        raise TemplateError(f"recording {recording.name}: no samples to estimate the noise from")
+    length = min(int(chunk_samples), n_total)
+    n_chunks = max(int(n_chunks), 1)
+    starts = np.sort(rng.integers(0, n_total - length + 1, size=n_chunks))
+    gain = recording.gain_to_uV[channels]
+    parts = []
+    for start in starts:
+        raw = recording.read(int(start), int(start) + length, channels).astype(np.float64)
+        raw -= np.median(raw, axis=0, keepdims=True)
+        parts.append(np.abs(raw))
+    dev = np.concatenate(parts, axis=0)
+    return np.median(dev, axis=0) / _MAD_TO_STD * np.abs(gain)
+
+
+# -- building -----------------------------------------------------------------------------------
+def _shift_take(snippets: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """out[i, t] = snippets[i, t + shifts[i]], indices clamped to the window (edge replication).
+
+    Only the ``|shift|`` outermost samples are replicated; they are then tapered to zero anyway.
+    """
+    n_spikes, n_times, _ = snippets.shape
+    idx = np.clip(np.arange(n_times)[None, :] + shifts[:, None], 0, n_times - 1)
+    return np.take_along_axis(snippets, idx[:, :, None], axis=1)
+
+
+def _xcorr_shifts(snippets: np.ndarray, ref: np.ndarray, max_shift: int) -> np.ndarray:
+    """Per-spike shift in [-max_shift, max_shift] maximising the dot product with ``ref``.
+
+    ``ref`` (n_times, n_ch) is the current mean on the few strongest channels. Using the whole
+    waveform instead of a single extremum sample keeps noise from biasing the alignment (picking
+    each spike's noisy maximum would inflate the averaged peak).
+    """
+    n_times = snippets.shape[1]
+    core = slice(max_shift, n_times - max_shift)
+    r = ref[core]
+    scores = np.empty((snippets.shape[0], 2 * max_shift + 1))
+    for j, s in enumerate(range(-max_shift, max_shift + 1)):
+        window = snippets[:, max_shift + s : n_times - max_shift + s]
+        scores[:, j] = np.einsum("itc,tc->i", window, r)
+    return np.argmax(scores, axis=1) - max_shift
+
+
+def _strongest(amp: np.ndarray, n_max: int, min_fraction: float = 0.0) -> np.ndarray:
+    """Indices of up to ``n_max`` largest ``amp`` values that reach ``min_fraction`` of the max."""
+    order = np.argsort(-amp, kind="stable")[:n_max]
+    return np.sort(order[amp[order] >= min_fraction * amp[order[0]]])
+
+
+def _vertex(trace: np.ndarray, i: int, half: int = 2) -> float:
+    """Sub-sample location of the extremum at sample ``i``: a least-squares parabola through the
+    ``2 * half + 1`` samples around it. A trough is often flat over 2-3 samples, where the
+    largest single sample is decided by noise; the fitted vertex is not."""
+    lo, hi = max(0, i - half), min(trace.size, i + half + 1)
+    if hi - lo < 3:
+        return float(i)
+    t = np.arange(lo, hi) - i
+    a, b, _ = np.polyfit(t, trace[lo:hi], 2)
+    if a == 0 or np.sign(a) == np.sign(trace[i]):  # not an extremum of the trace's sign
+        return float(i)
+    return float(i + np.clip(-b / (2 * a), -half, half))
+
+
+def _taper(n_times: int, n_ramp: int) -> np.ndarray:
+    """(n_times,) window: 1 except half-cosine ramps over the ``n_ramp`` outermost samples.
+
+    The first and last samples are exactly 0, so an injected waveform starts and ends at 0 and
+    never leaves a step in the hybrid trace.
+    """
+    w = np.ones(n_times)
+    n_ramp = max(1, min(n_ramp, n_times // 2))
+    ramp = 0.5 * (1.0 - np.cos(np.pi * np.arange(n_ramp) / n_ramp))
+    w[:n_ramp] = ramp
+    w[n_times - n_ramp :] = ramp[::-1]
+    return w
+
+
+def build_template(
+    snippets_uV: np.ndarray,
+    rank: int = 6,
+    max_shift: int = DEFAULT_MAX_SHIFT,
+    peak_index: int | None = None,
+    *,
+    unit_id: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """One unit's denoised mean waveform.
+
+    Steps:
+
+    1. Find the peak channel: largest |amplitude| of the mean once each channel's baseline (see 3)
+       is removed, so DC offsets never pick it.
+    2. Align: each spike is shifted by up to ``max_shift`` samples to best match the mean on the
+       strongest channels (cross-correlation of DC-removed waveforms, two passes); then the whole
+       set is shifted so that the extremum of the mean on the peak channel falls on
+       ``peak_index`` (searched within ``max_shift`` of it). Samples shifted in from beyond the
+       window replicate the edge sample; this touches at most the ``2 * max_shift`` outermost
+       samples, where a 1 ms / 2 ms window is near baseline.
+    3. Baseline: per spike and channel, the mean of the first ``max(1, peak_index // 2)``
+       samples (the part of the window furthest from the spike and its slow tail) is subtracted;
+       the template is the average of these aligned, baseline-free spikes.
+    4. Denoise: economy SVD of the aligned, baseline-subtracted snippet matrix with one row per
+       (spike, channel) time course of the 32 strongest channels, shape (n_spikes * n_ch', n_times);
+       the mean of every channel is projected onto the top ``k`` temporal components, so the
+       result has rank <= k as an (n_times, n_ch) matrix. ``k = min(rank, rows, n_times)`` and
+       further limited to the components with non-zero singular values; ``rank = 0`` disables
+       denoising.
+    5. Taper: multiply the ``max(2, max_shift)`` outermost samples at each end by a half-cosine
+       ramp so the waveform starts and ends at exactly 0. The rest of the waveform is untouched.
+
+    Args:
+        snippets_uV: (n_spikes, n_times, n_ch) float, microvolts.
+        rank: number of SVD components kept (0: no denoising).
+        max_shift: alignment search range, samples (at most a quarter of the window is used).
+        peak_index: sample of the spike time within the window (``n_before``); default: where the
+            mean's largest |value| (each channel's median removed) falls.
+        unit_id: used in error messages only.
+
+    Returns:
+        (waveform (n_times, n_ch) float32 uV, n_used spikes averaged).
+
+    Raises:
+        TemplateError: no spikes, NaN/inf in the snippets or the result.
+    """
+    label = _unit_label(unit_id)
+    x = np.asarray(snippets_uV, dtype=np.float32)
+    if x.ndim != 3 or x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+        raise TemplateError(f"{label}: need snippets of shape (n_spikes>0, n_times>0, n_ch>0), "
+                            f"got {x.shape}")
+    if not np.isfinite(x).all():
+        n_bad = int((~np.isfinite(x)).any(axis=(1, 2)).sum())
+        raise TemplateError(f"{label}: {n_bad} of {x.shape[0]} snippets contain NaN or inf values")
+    n_spikes, n_times, n_ch = x.shape
+    max_shift = int(max(0, min(int(max_shift), (n_times - 1) // 4)))
+
+    mean = x.mean(axis=0, dtype=np.float64)
+    if peak_index is None:
+        centered = mean - np.median(mean, axis=0)  # DC offsets must not pick the peak
+        peak_index = int(np.unravel_index(np.argmax(np.abs(centered)), centered.shape)[0])
+    peak_index = int(peak_index)
+    if not 0 <= peak_index < n_times:
+        raise TemplateError(f"{label}: peak_index {peak_index} outside the window 0..{n_times - 1}")
+    n_base = max(1, peak_index // 2)
+    amp = np.abs(mean - mean[:n_base].mean(axis=0)).max(axis=0)
+    peak_ch = int(np.argmax(amp))
+
+    if max_shift > 0 and n_spikes > 1:
+        # align on the strongest channels, each spike's own DC removed so offsets do not dominate
+        strong = _strongest(amp, _N_ALIGN_CHANNELS, min_fraction=0.5)
+        xs = x[:, :, strong] - x[:, :, strong].mean(axis=1, keepdims=True)
+        shifts = np.zeros(n_spikes, dtype=np.int64)
+        for _ in range(2):
+            aligned = _shift_take(xs, shifts)
+            shifts = shifts + _xcorr_shifts(aligned, aligned.mean(axis=0), max_shift)
+            shifts = np.clip(shifts, -max_shift, max_shift)
+        # put the aligned mean's extremum on the peak channel onto peak_index
+        col = int(np.flatnonzero(strong == peak_ch)[0])
+        trace = _shift_take(xs[:, :, col : col + 1], shifts)[:, :, 0].mean(axis=0)
+        trace -= trace[:n_base].mean()
+        lo, hi = max(0, peak_index - max_shift), min(n_times, peak_index + max_shift + 1)
+        offset = int(np.rint(_vertex(trace, lo + int(np.argmax(np.abs(trace[lo:hi]))))) - peak_index)
+        x = _shift_take(x, shifts + offset)  # one take: edges replicated once
+        del xs, aligned
+
+    # baseline: each spike's own mean over the first half of the pre-peak samples, per channel;
+    # removing it per spike (not only from the mean) keeps slow LFP offsets out of the SVD
+    x = x - x[:, :n_base].mean(axis=1, keepdims=True)
+    mean = x.mean(axis=0, dtype=np.float64)
+
+    k = min(int(rank), n_spikes * min(n_ch, _N_SVD_CHANNELS), n_times)
+    if k > 0 and k < n_times:
+        best = _strongest(amp, _N_SVD_CHANNELS)
+        rows = x[:, :, best].transpose(0, 2, 1).reshape(-1, n_times)
+        _, s, vt = np.linalg.svd(rows, full_matrices=False)
+        k = min(k, int(np.count_nonzero(s > s[0] * 1e-6))) if s.size and s[0] > 0 else 0
+        basis = vt[:k].astype(np.float64)  # (k, n_times) temporal components
+        mean = basis.T @ (basis @ mean)
+
+    waveform = (mean * _taper(n_times, max(2, max_shift))[:, None]).astype(np.float32)
+    if not np.isfinite(waveform).all():
+        raise TemplateError(f"{label}: the template contains NaN or inf values")
+    return waveform, n_spikes
+
+
+def sparsify(
+    waveform: np.ndarray,
+    noise_uV: np.ndarray,
+    positions: np.ndarray,
+    peak_channel_idx: int,
+    threshold: float = DEFAULT_SPARSITY_THRESHOLD,
+    radius_um: float = DEFAULT_SPARSITY_RADIUS_UM,
+    *,
+    unit_id: int | None = None,
+) -> np.ndarray:
+    """Which columns of ``waveform`` carry the unit's signal.
+
+    A column is kept when its peak |amplitude| is at least ``threshold`` times that channel's
+    noise std AND its contact lies within ``radius_um`` of the peak column's contact. The peak
+    column is always kept. See :data:`DEFAULT_SPARSITY_THRESHOLD` and
+    :data:`DEFAULT_SPARSITY_RADIUS_UM` for why the defaults suit Neuropixels probes.
+
+    Args:
+        waveform: (n_times, n_ch) uV.
+        noise_uV: (n_ch,) noise std per column, uV.
+        positions: (n_ch, 2) contact positions, um.
+        peak_channel_idx: column index (into ``waveform``) of the peak channel.
+
+    Returns:
+        (n_ch,) bool mask.
+    """
+    label = _unit_label(unit_id)
+    waveform = np.asarray(waveform, dtype=np.float64)
+    noise = np.asarray(noise_uV, dtype=np.float64).ravel()
+    positions = np.asarray(positions, dtype=np.float64)
+    n_ch = waveform.shape[1] if waveform.ndim == 2 else -1
+    if noise.shape != (n_ch,) or positions.shape != (n_ch, 2):
+        raise TemplateError(f"{label}: waveform {waveform.shape}, noise {noise.shape} and "
+                            f"positions {positions.shape} do not describe the same channels")
+    if not 0 <= int(peak_channel_idx) < n_ch:
+        raise TemplateError(f"{label}: peak channel index {peak_channel_idx} outside 0..{n_ch - 1}")
+    for name, arr in (("waveform", waveform), ("noise", noise), ("channel positions", positions)):
+        if not np.isfinite(arr).all():
+            raise TemplateError(f"{label}: the {name} contain NaN or inf values")
+    amp = np.abs(waveform).max(axis=0)
+    dist = np.hypot(*(positions - positions[int(peak_channel_idx)]).T)
+    mask = (amp >= threshold * noise) & (dist <= radius_um)
+    mask[int(peak_channel_idx)] = True
+    return mask

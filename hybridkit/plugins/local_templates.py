@@ -1,0 +1,143 @@
+"""Template source ``local``: templates averaged from the source recording at the sorter's spike times."""
+from __future__ import annotations
+
+import logging
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ..engine.snippets import gather_snippets
+from ..engine.templates import (
+    DEFAULT_SPARSITY_RADIUS_UM, DEFAULT_SPARSITY_THRESHOLD, build_template, estimate_noise_uV,
+    sparsify,
+)
+from ..errors import TemplateError
+from ..hookspecs import TemplateSource, hookimpl
+from ..model import Recording, Sorting, Template, TemplateBank
+from ..options import PluginOptions
+
+log = logging.getLogger(__name__)
+
+
+class LocalTemplateOptions(PluginOptions):
+    """Build each ground-truth unit's template from its own spikes in the source recording."""
+
+    type: Literal["local"] = "local"
+    max_spikes: int = Field(500, ge=1, description="at most this many spikes (drawn at random, "
+                            "seeded) are averaged per unit; count")
+    min_spikes: int = Field(20, ge=1, description="a unit with fewer usable spikes is an error; count")
+    ms_before: float = Field(1.0, gt=0, description="template window before the spike time, ms")
+    ms_after: float = Field(2.0, gt=0, description="template window from the spike time on, ms")
+    rank: int = Field(6, ge=0, description="temporal SVD components kept when denoising the "
+                      "template (0 disables denoising); count")
+    align_ms: float = Field(0.2, ge=0, description="each spike is re-aligned by up to this much "
+                            "before averaging, ms")
+    sparsity_threshold: float = Field(
+        DEFAULT_SPARSITY_THRESHOLD, ge=0,
+        description="a channel is part of the template when its peak |amplitude| is at least this "
+                    "many times the channel's noise standard deviation; multiples of noise std")
+    sparsity_radius_um: float = Field(
+        DEFAULT_SPARSITY_RADIUS_UM, gt=0,
+        description="and when its contact is within this distance of the peak channel's, um")
+    noise_chunks: int = Field(20, ge=1, description="random chunks of the recording read to "
+                              "estimate each channel's noise level; count")
+
+    @model_validator(mode="after")
+    def _spike_counts(self):
+        if self.min_spikes > self.max_spikes:
+            raise ValueError(f"min_spikes ({self.min_spikes}) must not exceed max_spikes "
+                             f"({self.max_spikes})")
+        return self
+
+
+class LocalTemplates(TemplateSource):
+    """Templates averaged (aligned, rank-k denoised, sparsified) from the source recording."""
+
+    name: ClassVar[str] = "local"
+    Options: ClassVar[type[PluginOptions]] = LocalTemplateOptions
+
+    def _rng(self) -> np.random.Generator:
+        return self.context.rng if self.context is not None else np.random.default_rng(0)
+
+    def build(self, recording: Recording, sorting: Sorting | None, unit_ids: list[int]) -> TemplateBank:
+        """One sparse template (uV) per unit of ``unit_ids``, on ``recording``'s file columns.
+
+        Raises:
+            TemplateError: no sorting, no neural channels, a unit with fewer than ``min_spikes``
+                spikes whose window fits in the recording, or a template with NaN/inf.
+        """
+        opt: LocalTemplateOptions = self.options  # type: ignore[assignment]
+        if sorting is None:
+            raise TemplateError("template source 'local' needs a sorting (the spike times to average); "
+                                "configure a sorter, or use another template source")
+        fs = recording.sampling_rate
+        n_before = int(round(opt.ms_before * fs / 1000.0))
+        n_after = int(round(opt.ms_after * fs / 1000.0))
+        max_shift = int(round(opt.align_ms * fs / 1000.0))
+        if n_before < 1 or n_after < 1:
+            raise TemplateError(f"template_source: ms_before={opt.ms_before} / ms_after={opt.ms_after} "
+                                f"give a window of {n_before} / {n_after} samples at {fs} Hz; "
+                                f"both need at least 1 sample")
+        neural = recording.neural_channels
+        if neural.size == 0:
+            raise TemplateError(f"recording {recording.name}: no neural channels to build templates on")
+        rng = self._rng()
+        noise = estimate_noise_uV(recording, neural, rng, n_chunks=opt.noise_chunks)
+        positions = recording.channel_positions[neural]
+        gain = recording.gain_to_uV[neural].astype(np.float32)
+        offset = recording.offset_to_uV[neural].astype(np.float32)
+        n_total = recording.n_samples
+
+        templates: dict[int, Template] = {}
+        for unit in unit_ids:
+            unit = int(unit)
+            times = sorting.times_of(unit)
+            usable = times[(times - n_before >= 0) & (times + n_after <= n_total)]
+            if usable.size < opt.min_spikes:
+                raise TemplateError(
+                    f"unit {unit}: {usable.size} spikes with a full window in the recording "
+                    f"(of {times.size}); template_source.min_spikes is {opt.min_spikes}"
+                )
+            if usable.size > opt.max_spikes:
+                usable = np.sort(rng.choice(usable, size=opt.max_spikes, replace=False))
+            snippets = gather_snippets(recording, usable, n_before, n_after, neural)
+            snippets *= gain
+            snippets += offset
+            waveform, n_used = build_template(snippets, rank=opt.rank, max_shift=max_shift,
+                                              peak_index=n_before, unit_id=unit)
+            del snippets
+            peak_idx = int(np.argmax(np.abs(waveform).max(axis=0)))
+            mask = sparsify(waveform, noise, positions, peak_idx, threshold=opt.sparsity_threshold,
+                            radius_um=opt.sparsity_radius_um, unit_id=unit)
+            peak_channel = int(neural[peak_idx])
+            snr = float(np.abs(waveform[:, peak_idx]).max() / noise[peak_idx]) if noise[peak_idx] > 0 else float("inf")
+            if snr < opt.sparsity_threshold:
+                log.warning("unit %d: template peak is %.2f x the noise std on channel %d; "
+                            "its template is mostly noise", unit, snr, peak_channel)
+            templates[unit] = Template(
+                unit_id=unit,
+                waveform=waveform[:, mask],
+                channels=neural[mask],
+                peak_index=n_before,
+                peak_channel=peak_channel,
+                position=recording.channel_positions[peak_channel].copy(),
+                source=self.name,
+                n_spikes=int(n_used),
+                provenance={
+                    "rank": opt.rank, "align_ms": opt.align_ms, "ms_before": opt.ms_before,
+                    "ms_after": opt.ms_after, "n_spikes_available": int(times.size),
+                    "sparsity_threshold": opt.sparsity_threshold,
+                    "sparsity_radius_um": opt.sparsity_radius_um,
+                    "peak_snr": round(snr, 3),
+                    "noise_uV_peak_channel": float(noise[peak_idx]),
+                },
+            )
+            log.info("unit %d: template from %d spikes on %d channels, peak channel %d (%.1f uV)",
+                     unit, n_used, int(mask.sum()), peak_channel, templates[unit].peak_amplitude_uV)
+        return TemplateBank(templates=templates, sampling_rate=fs)
+
+
+@hookimpl
+def hybridkit_template_sources():
+    return [LocalTemplates]

@@ -1,0 +1,147 @@
+"""Template source ``local``: templates from a synthetic Neuropixels 1.0 recording with a known unit."""
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from hybridkit.errors import TemplateError
+from hybridkit.hookspecs import RunContext
+from hybridkit.model import Recording, Sorting, SourceFile
+from hybridkit.plugins.local_templates import LocalTemplateOptions, LocalTemplates, hybridkit_template_sources
+from hybridkit.registry import build_registry
+
+FS = 30000.0
+N_NEURAL = 64
+SYNC = N_NEURAL
+GAIN = 2.34375
+NOISE_UV = 10.0
+PEAK_CH = 30  # k % 4 == 2: x=59, y=300
+N_SAMPLES = 90000
+GOOD_TIMES = np.arange(400, N_SAMPLES - 400, 600)
+EDGE_TIMES = np.array([5, N_SAMPLES - 10])  # windows leave the recording: skipped
+
+
+def np1_positions(n):
+    k = np.arange(n)
+    return np.column_stack([np.array([43.0, 11.0, 59.0, 27.0])[k % 4], 20.0 * (k // 2)])
+
+
+def true_waveform(pos):
+    """(90, n) uV around sample 30: 150 uV trough + bump, 0 beyond 60 um from PEAK_CH."""
+    d = np.hypot(*(pos - pos[PEAK_CH]).T)
+    scale = np.where(d <= 60.0, 150.0 * np.exp(-d / 25.0), 0.0)
+    t = np.arange(90)[:, None] - 30 - 0.05 * d[None, :]
+    return (-np.exp(-0.5 * (t / 4.5) ** 2) + 0.3 * np.exp(-0.5 * ((t - 15) / 12.0) ** 2)) * scale
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    rng = np.random.default_rng(11)
+    pos = np1_positions(N_NEURAL)
+    wf = true_waveform(pos)
+    uV = rng.normal(0.0, NOISE_UV, size=(N_SAMPLES, N_NEURAL)) + rng.uniform(-200, 200, N_NEURAL)
+    for t in GOOD_TIMES:
+        uV[t - 30 : t + 60] += wf
+    raw = np.zeros((N_SAMPLES, N_NEURAL + 1), np.int16)
+    raw[:, :N_NEURAL] = np.rint((uV - 50.0) / GAIN)  # offset_to_uV = 50 uV
+    raw[:, SYNC] = np.where((np.arange(N_SAMPLES) // 700) % 2, 30000, 0)  # loud, but not neural
+    path = tmp_path_factory.mktemp("local") / "rec.bin"
+    raw.tofile(path)
+    rec = Recording(
+        files=[SourceFile(path=path, n_samples=N_SAMPLES)], dtype=np.int16, n_channels=N_NEURAL + 1,
+        sampling_rate=FS, gain_to_uV=np.r_[np.full(N_NEURAL, GAIN), 0.0],
+        offset_to_uV=np.r_[np.full(N_NEURAL, 50.0), 0.0],
+        channel_positions=np.vstack([pos, [np.nan, np.nan]]), neural=np.r_[np.ones(N_NEURAL, bool), False],
+    )
+    few = np.array([1000, 20000, 40000, 60000, 80000])
+    times = np.concatenate([GOOD_TIMES, EDGE_TIMES, few])
+    units = np.concatenate([np.full(GOOD_TIMES.size + 2, 7), np.full(5, 3)])
+    sorting = Sorting(spike_times=times, spike_units=units, unit_ids=np.array([3, 7]))
+    return rec, sorting, wf, pos
+
+
+def _source(tmp_path, seed=0, **opts):
+    ctx = RunContext(base_dir=tmp_path, rng=np.random.default_rng(seed), seed=seed)
+    return LocalTemplates(LocalTemplateOptions(**opts), ctx)
+
+
+def best_lag(template, truth):
+    """Shift (samples, -3..3) of ``template`` that best matches ``truth``: 0 when aligned."""
+    inner = slice(5, -5)
+    scores = [np.sum(np.roll(template, -lag, axis=0)[inner] * truth[inner]) for lag in range(-3, 4)]
+    return int(np.argmax(scores)) - 3
+
+
+def _corr(a, b):
+    a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+def test_builds_the_known_unit(data, tmp_path):
+    rec, sorting, wf, pos = data
+    bank = _source(tmp_path).build(rec, sorting, [7])
+    assert bank.sampling_rate == FS and list(bank.templates) == [7]
+    t = bank.templates[7]
+    assert t.unit_id == 7 and t.source == "local"
+    assert t.peak_index == 30 and t.n_times == 90
+    assert t.peak_channel == PEAK_CH and t.position.tolist() == [59.0, 300.0]
+    assert t.n_spikes == GOOD_TIMES.size  # the two edge spikes are skipped, not an error
+    assert t.provenance["rank"] == 6 and t.provenance["n_spikes_available"] == GOOD_TIMES.size + 2
+    assert SYNC not in t.channels
+    true_amp = np.abs(wf).max(axis=0)
+    assert set(np.flatnonzero(true_amp >= 30.0)) <= set(t.channels.tolist())
+    assert not set(np.flatnonzero(true_amp == 0)) & set(t.channels.tolist())
+    assert _corr(t.waveform, wf[:, t.channels]) > 0.95
+    col = int(np.flatnonzero(t.channels == PEAK_CH)[0])
+    assert np.abs(t.waveform[:, col]).max() == pytest.approx(np.abs(wf[:, PEAK_CH]).max(), rel=0.03)
+    assert best_lag(t.waveform, wf[:, t.channels]) == 0  # the peak sits on the spike time
+    assert abs(int(np.argmin(t.waveform[:, col])) - 30) <= 1
+    assert t.waveform.dtype == np.float32
+    assert (t.waveform[0] == 0).all() and (t.waveform[-1] == 0).all()
+
+
+def test_max_spikes_and_seed(data, tmp_path):
+    rec, sorting, _, _ = data
+    a = _source(tmp_path, seed=1, max_spikes=40).build(rec, sorting, [7]).templates[7]
+    b = _source(tmp_path, seed=1, max_spikes=40).build(rec, sorting, [7]).templates[7]
+    c = _source(tmp_path, seed=2, max_spikes=40).build(rec, sorting, [7]).templates[7]
+    assert a.n_spikes == 40
+    np.testing.assert_array_equal(a.waveform, b.waveform)
+    assert a.waveform.shape != c.waveform.shape or not np.array_equal(a.waveform, c.waveform)
+
+
+def test_window_options_in_samples(data, tmp_path):
+    rec, sorting, _, _ = data
+    t = _source(tmp_path, ms_before=0.5, ms_after=1.5, rank=0).build(rec, sorting, [7]).templates[7]
+    assert t.peak_index == 15 and t.n_times == 60
+    assert t.peak_channel == PEAK_CH
+
+
+def test_too_few_spikes_names_unit_and_count(data, tmp_path):
+    rec, sorting, _, _ = data
+    with pytest.raises(TemplateError, match=r"unit 3: 5 spikes .*min_spikes is 20"):
+        _source(tmp_path).build(rec, sorting, [7, 3])
+    with pytest.raises(TemplateError, match=r"unit 99: 0 spikes"):
+        _source(tmp_path).build(rec, sorting, [99])
+    assert 3 in _source(tmp_path, min_spikes=5).build(rec, sorting, [3]).templates
+    with pytest.raises(TemplateError, match="needs a sorting"):
+        _source(tmp_path).build(rec, None, [7])
+
+
+def test_options():
+    opt = LocalTemplateOptions()
+    assert (opt.type, opt.max_spikes, opt.min_spikes, opt.ms_before, opt.ms_after, opt.rank,
+            opt.align_ms) == ("local", 500, 20, 1.0, 2.0, 6, 0.2)
+    for name, field in LocalTemplateOptions.model_fields.items():
+        if name != "type":
+            assert field.description, name
+    with pytest.raises(ValidationError):
+        LocalTemplateOptions(max_spike=10)  # typo: unknown key
+    with pytest.raises(ValidationError, match="min_spikes"):
+        LocalTemplateOptions(min_spikes=50, max_spikes=10)
+    with pytest.raises(ValidationError):
+        LocalTemplateOptions(ms_before=0)
+
+
+def test_registered_through_the_hook():
+    assert hybridkit_template_sources() == [LocalTemplates]
+    assert build_registry().get("template_source", "local") is LocalTemplates
