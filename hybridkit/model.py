@@ -10,6 +10,7 @@ Conventions (see docs/architecture.md):
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -86,6 +87,7 @@ class Recording:
                     f"recording {self.name}: {label} has shape {arr.shape}, expected {shape}"
                 )
         self._maps: list[np.memmap | None] = [None] * len(self.files)
+        self._fds: list[int | None] = [None] * len(self.files)
 
     # -- geometry ---------------------------------------------------------------------------
     @property
@@ -122,13 +124,17 @@ class Recording:
         return mm
 
     def read(self, start: int, stop: int, channels: np.ndarray | slice | None = None) -> np.ndarray:
-        """Samples ``[start, stop)`` on the concatenated clock as a (stop-start, n_ch) native array.
+        """Samples ``[start, stop)`` on the concatenated clock as a new (stop-start, n_ch) native array.
 
-        Reads across file boundaries; ``channels`` selects file columns (default all).
+        Reads across file boundaries with positional reads (no memmap, so streaming does not grow
+        the resident set); ``channels`` selects file columns (default all).
         """
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
-        cols = slice(None) if channels is None else channels
+        from .binio import read_block
+
+        if isinstance(channels, slice):
+            channels = np.arange(self.n_channels)[channels]
         bounds = self.file_starts
         parts = []
         first = int(np.searchsorted(bounds, start, side="right") - 1)
@@ -137,17 +143,41 @@ class Recording:
             lo, hi = bounds[i], bounds[i + 1]
             a, b = max(start, lo), min(stop, hi)
             if a < b:
-                parts.append(np.asarray(self.file_traces(i)[a - lo : b - lo][:, cols]))
+                parts.append(read_block(self._fd(i), self.layout(i), int(a - lo), int(b - lo), channels))
             i += 1
         if len(parts) == 1:
             return parts[0]
         if not parts:
-            n = self.n_channels if channels is None else len(np.arange(self.n_channels)[cols])
+            n = self.n_channels if channels is None else len(channels)
             return np.zeros((0, n), self.dtype)
         return np.concatenate(parts, axis=0)
 
+    def layout(self, index: int):
+        """The binio.Layout of file ``index``."""
+        from .binio import Layout
+
+        f = self.files[index]
+        return Layout(self.dtype, self.n_channels, f.n_samples, f.offset_bytes, self.order)
+
+    def _fd(self, index: int) -> int:
+        fd = self._fds[index]
+        if fd is None:
+            fd = self._fds[index] = os.open(self.files[index].path, os.O_RDONLY)
+        return fd
+
     def close(self) -> None:
+        """Drop memmaps and close file descriptors (they reopen on the next read)."""
         self._maps = [None] * len(self.files)
+        for fd in self._fds:
+            if fd is not None:
+                os.close(fd)
+        self._fds = [None] * len(self.files)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 @dataclass

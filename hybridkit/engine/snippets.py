@@ -1,8 +1,7 @@
-"""Gather waveform snippets around spike times from a memory-mapped recording.
+"""Gather waveform snippets around spike times from a recording.
 
-Only the windows around the requested spikes are read: spikes are visited in time order (so a
-memmap is read front to back, page cache friendly) and each window is one slice of the file's
-memmap. The whole recording is never loaded.
+Only the windows around the requested spikes are read, in time order (front to back through the
+page cache), each with one positional read per file. The whole recording is never loaded.
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ def gather_snippets(
     """Waveforms around ``times`` in RAW file units.
 
     Args:
-        recording: the source recording (memory-mapped).
+        recording: the source recording.
         times: (n_spikes,) int sample indices on the concatenated clock, any order.
         n_before: samples before each time; the window of time ``t`` is ``[t - n_before, t + n_after)``.
         n_after: samples from each time on (the spike's own sample included).
@@ -59,21 +58,8 @@ def gather_snippets(
             f"(first at time {first}; valid times are {n_before}..{n_total - n_after})"
         )
 
-    # a contiguous column range is read as a slice (a view), anything else by fancy indexing
-    col_sel: slice | np.ndarray = cols
-    if cols.size and np.array_equal(cols, np.arange(cols[0], cols[0] + cols.size)):
-        col_sel = slice(int(cols[0]), int(cols[0]) + cols.size)
-
-    bounds = recording.file_starts
-    order = np.argsort(times, kind="stable")
-    file_of_start = np.searchsorted(bounds, starts, side="right") - 1
-    file_of_stop = np.searchsorted(bounds, stops - 1, side="right") - 1
-    for i in order:
-        f = int(file_of_start[i])
-        if f == file_of_stop[i]:
-            lo = int(bounds[f])
-            mm = recording.file_traces(f)
-            out[i] = mm[starts[i] - lo : stops[i] - lo, col_sel]
-        else:  # the window straddles a file boundary: let Recording stitch the pieces
-            out[i] = recording.read(int(starts[i]), int(stops[i]), cols)
+    # positional reads per window (not memmap slices): touched memmap pages would stay resident,
+    # and with the kernel's fault-around a few thousand windows map most of a file
+    for i in np.argsort(times, kind="stable"):
+        out[i] = recording.read(int(starts[i]), int(stops[i]), cols)
     return out

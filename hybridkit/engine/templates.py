@@ -68,11 +68,13 @@ def estimate_noise_uV(
     gain = recording.gain_to_uV[channels]
     parts = []
     for start in starts:
-        raw = recording.read(int(start), int(start) + length, channels).astype(np.float64)
-        raw -= np.median(raw, axis=0, keepdims=True)
+        # channel-major float32 copy: medians along the contiguous axis are ~10x faster
+        raw = np.ascontiguousarray(recording.read(int(start), int(start) + length, channels).T,
+                                   dtype=np.float32)
+        raw -= np.median(raw, axis=1, keepdims=True)
         parts.append(np.abs(raw))
-    dev = np.concatenate(parts, axis=0)
-    return np.median(dev, axis=0) / _MAD_TO_STD * np.abs(gain)
+    dev = np.concatenate(parts, axis=1)
+    return np.median(dev, axis=1).astype(np.float64) / _MAD_TO_STD * np.abs(gain)
 
 
 # -- building -----------------------------------------------------------------------------------

@@ -14,16 +14,19 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
   ``dtype-<session>.npy``, ``templates-<session>.npz`` (the placed templates, uV).
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` copies each source
-with the kernel's file copy and ``write`` changes only the event blocks' channels in place.
+with the kernel's file copy and ``write`` changes only the event blocks' channels in place, with
+positional writes (a memmap would keep every touched page resident).
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 
+from ..binio import write_block
 from ..errors import OutputError
 from ..hookspecs import Writer, hookimpl
 from ..model import GroundTruth, Recording
@@ -49,7 +52,7 @@ class LegacyWriter(Writer):
     def begin(self, recording: Recording, out_dir: Path) -> None:
         self.recording = recording
         self.targets: list[Path] = []
-        self.maps: list[np.memmap] = []
+        self.fds: list[int] = []
         names = [hybrid_file_name(f.path) for f in recording.files]
         if len(set(names)) != len(names):
             raise OutputError(f"source files share a name ({', '.join(sorted(names))}); the legacy "
@@ -60,25 +63,25 @@ class LegacyWriter(Writer):
                 shutil.copyfile(f.path, target)  # in-kernel copy (sendfile) on Linux
             except OSError as exc:
                 raise OutputError(f"cannot copy {f.path} to {target}: {exc.strerror or exc}") from None
-            order = "C" if recording.order == "samples" else "F"
-            self.maps.append(np.memmap(target, recording.dtype, "r+", f.offset_bytes,
-                                       (f.n_samples, recording.n_channels), order=order))
+            self.fds.append(os.open(target, os.O_RDWR))
             self.targets.append(target)
         self.bounds = recording.file_starts
 
     def write(self, start: int, block: np.ndarray, channels: np.ndarray | None = None) -> None:
         stop = start + block.shape[0]
-        cols = slice(None) if channels is None else channels
-        for i, mm in enumerate(self.maps):
+        for i, fd in enumerate(self.fds):
             lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
             a, b = max(start, lo), min(stop, hi)
             if a < b:
-                mm[a - lo : b - lo, cols] = block[a - start : b - start]
+                write_block(fd, self.recording.layout(i), a - lo, block[a - start : b - start], channels)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
-        for mm in self.maps:
-            mm.flush()
-        self.maps = []
+        self.close()
         files = list(self.targets)
         files += self._write_metas(out_dir)
         from . import legacy_tables

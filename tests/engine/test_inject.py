@@ -24,8 +24,7 @@ def _run(tmp_path, rec, plan, **engine):
     w = LegacyWriter(LegacyOptions())
     w.begin(rec, out)
     clipped = stream_hybrid(rec, plan, [w], EngineConfig(progress=False, **engine))
-    for mm in w.maps:
-        mm.flush()
+    w.close()
     hybrid = np.concatenate([np.fromfile(out / hybrid_file_name(f.path), rec.dtype) for f in rec.files])
     if rec.order == "samples":
         hybrid = hybrid.reshape(-1, rec.n_channels)
