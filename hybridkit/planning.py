@@ -46,8 +46,7 @@ def place_units(
             placed[uid] = np.asarray(shift, float)
             continue
         why = (f"no place on the probe at least {pcfg.min_distance_um:g} um from its source and "
-               f"from the other injected units maps all its {bank.templates[uid].channels.size} "
-               "channels onto contacts")
+               "from the other injected units maps all its channels onto contacts")
         if pcfg.on_no_place == "error":
             raise PlacementError(
                 f"unit {uid}: {why}; lower injection.placement.min_distance_um, or set "
@@ -97,8 +96,10 @@ def build_plan(
         index.append(np.full(t.size, k, np.int64))
         gains.append(rngs["amplitude"].uniform(cfg.amplitude.min, cfg.amplitude.max, t.size))
     if not units:
-        raise PlacementError("no unit could be placed: nothing to inject (skipped: "
-                             + "; ".join(f"unit {u}: {w}" for u, w in skipped.items()) + ")")
+        reasons = sorted(set(skipped.values()))
+        raise PlacementError(
+            f"nothing to inject: every unit was skipped (units {', '.join(map(str, skipped))}): "
+            + "; ".join(reasons) + "; lower injection.placement.min_distance_um or choose other units")
     plan = Plan(units=units, times=np.concatenate(times), unit_index=np.concatenate(index),
                 gains=np.concatenate(gains))
     if plan.n_events == 0:

@@ -32,6 +32,10 @@ def open_staging(out_dir: Path, overwrite: bool) -> Path:
                           "true to replace it, or choose another folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"output.directory: {out_dir} exists and is not a folder")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"output.directory: {out_dir} cannot be created: {parent} is a file, "
+                              "not a folder; choose a writable folder")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
