@@ -26,7 +26,7 @@ def event_blocks(
     window_stops: np.ndarray,
     n_samples: int,
     max_block: int,
-    merge_gap: int = 2048,
+    merge_gap: int = 64,
 ) -> list[tuple[int, int]]:
     """Blocks covering every event window ``[window_starts[i], window_stops[i])``.
 

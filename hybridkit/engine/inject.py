@@ -111,7 +111,10 @@ def add_rounded(source: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.nda
     if np.issubdtype(dtype, np.floating):
         return (source + acc).astype(dtype), np.zeros(source.shape[1], np.int64)
     info = np.iinfo(dtype)
-    total = source.astype(np.float64) + np.rint(acc, dtype=np.float32)
+    # float32 holds every integer below 2**24 exactly: enough for 8/16-bit data plus templates;
+    # wider integer types need float64 to stay exact
+    wide = np.float32 if info.bits <= 16 else np.float64
+    total = source.astype(wide) + np.rint(acc).astype(wide)
     over = (total < info.min) | (total > info.max)
     clipped = over.sum(axis=0).astype(np.int64)
     np.clip(total, info.min, info.max, out=total)

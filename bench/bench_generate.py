@@ -1,0 +1,151 @@
+"""Benchmark ``hybridkit generate`` against ``cp`` and SpikeInterface's hybrid injection.
+
+Run:  python bench/bench_generate.py [--duration 60] [--units 20] [--rate 10] [--repeat 3] [--long 4]
+
+On a 384-channel NP1.0 int16 recording (the example dataset, ``--duration`` seconds) with
+``--units`` injected units firing as Poisson trains at ``--rate`` Hz, it times, side by side in one
+run (the machines are noisy, so only ratios mean anything):
+
+* ``cp`` of the source .bin (page cache warm, same file system);
+* ``hybridkit generate`` as a user runs it (a subprocess: imports, templates, planning, copy,
+  injection, tables, manifest), with its peak RSS;
+* SpikeInterface's ``InjectTemplatesRecording`` over the same binary with the same templates,
+  spike trains and amplitude factors, saved to binary with ``n_jobs=1``;
+* the peak RSS of ``generate`` on a recording ``--long`` times longer.
+
+Targets (issue: generate): wall time <= 1.5 x cp; >= 3 x faster than SpikeInterface; peak RSS
+<= 600 MB and within +-10 % on the longer recording. Prints a JSON report and writes it to
+bench/out/generate.json. Needs ``pip install .[bench]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (kB) of a command, via GNU time."""
+    t0 = time.perf_counter()
+    out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
+    return wall, rss
+
+
+def make_dataset(root: Path, duration: float, n_units: int, rate: float) -> Path:
+    from hybridkit.example import write_example
+
+    write_example(root, seed=1, duration_s=duration, n_units=max(n_units + 4, 12))
+    cfg = json.loads((root / "config.json").read_text())
+    units = sorted(int(u) for u in np.unique(np.load(root / "kilosort4" / "spike_clusters.npy")))
+    cfg["units"] = {"ids": units[:n_units]}
+    cfg["injection"] = {"placement": {"mode": "random", "min_distance_um": 20, "on_no_place": "skip"},
+                        "trains": {"mode": "poisson", "rate_hz": rate},
+                        "amplitude": {"min": 0.8, "max": 1.2}}
+    cfg["engine"] = {"progress": False}
+    cfg["writers"] = [{"type": "legacy"}]
+    (root / "config.json").write_text(json.dumps(cfg, indent=2))
+    return root / "config.json"
+
+
+def run_generate(config: Path, out: Path) -> tuple[float, int]:
+    cfg = json.loads(config.read_text())
+    cfg["output"] = {"directory": str(out), "overwrite": True}
+    path = config.with_name("bench_config.json")
+    path.write_text(json.dumps(cfg))
+    return timed([sys.executable, "-m", "hybridkit", "generate", str(path)])
+
+
+def run_spikeinterface(src: Path, out_dir: Path, fs: float, n_channels: int) -> float:
+    """SpikeInterface's injection of the same plan (from hybridkit's outputs) saved to binary."""
+    import spikeinterface.core as sc
+    from spikeinterface.core.generate import InjectTemplatesRecording
+
+    ft = np.load(out_dir / "firings_true.npy").astype(np.int64)
+    templates_npz = np.load(next(out_dir.glob("templates-*.npz")))
+    events = np.genfromtxt(next(out_dir.glob("hybrid_events-*.csv")), delimiter=",", names=True)
+    new_ids = sorted({int(k[4:].split("_")[0]) for k in templates_npz.files})
+    n_times = max(templates_npz[f"unit{u}_waveform_uV"].shape[0] for u in new_ids)
+    before = max(int(templates_npz[f"unit{u}_peak_index"]) for u in new_ids)
+    dense = np.zeros((len(new_ids), n_times + before, n_channels), np.float32)
+    for i, u in enumerate(new_ids):
+        wf = templates_npz[f"unit{u}_waveform_uV"] / 2.34375  # raw units, as hybridkit adds
+        pk = int(templates_npz[f"unit{u}_peak_index"])
+        dense[i, before - pk:before - pk + wf.shape[0]][:, templates_npz[f"unit{u}_channels"]] = wf
+    rec = sc.read_binary(src, sampling_frequency=fs, dtype="int16", num_channels=n_channels)
+    labels = events["new_unit"].astype(np.int64)
+    sorting = sc.NumpySorting.from_samples_and_labels([ft[1]], [labels], fs)
+    sorting = sorting.select_units(new_ids)
+    amp = events["gain"].astype(np.float32)
+    t0 = time.perf_counter()
+    hyb = InjectTemplatesRecording(sorting, dense, nbefore=before, amplitude_factor=amp, parent_recording=rec)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        hyb.save(folder=Path(tmp) / "si", format="binary", n_jobs=1, progress_bar=False,
+                 dtype="int16", chunk_duration="1s")
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--units", type=int, default=20)
+    ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--long", type=float, default=4.0, help="factor for the memory check (0 to skip)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="hk-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        config = make_dataset(work / "data", args.duration, args.units, args.rate)
+        src = work / "data" / "demo_g0" / "demo_g0_t0.imec0.ap.bin"
+        fs = 29999.9712
+        subprocess.run(["cp", str(src), str(work / "warm.bin")], check=True)  # warm the page cache
+        cp_t, gen_t, gen_rss = [], [], []
+        for _ in range(args.repeat):
+            dst = work / "copy.bin"
+            t0 = time.perf_counter()
+            subprocess.run(["cp", str(src), str(dst)], check=True)
+            cp_t.append(time.perf_counter() - t0)
+            dst.unlink()
+            wall, rss = run_generate(config, work / "out")
+            gen_t.append(wall)
+            gen_rss.append(rss)
+        si_t = run_spikeinterface(src, work / "out", fs, 385)
+        report = {
+            "recording": {"duration_s": args.duration, "channels": 385, "bytes": src.stat().st_size},
+            "injected": json.loads((work / "out" / "manifest.json").read_text())["injected_events"],
+            "cp_s": min(cp_t), "generate_s": min(gen_t), "spikeinterface_s": si_t,
+            "generate_over_cp": min(gen_t) / min(cp_t),
+            "spikeinterface_over_generate": si_t / min(gen_t),
+            "generate_peak_rss_mb": max(gen_rss) / 1024,
+        }
+        if args.long > 0:
+            long_cfg = make_dataset(work / "long", args.duration * args.long, args.units, args.rate)
+            _, rss_long = run_generate(long_cfg, work / "out_long")
+            report["generate_peak_rss_mb_long"] = rss_long / 1024
+            report["rss_long_over_short"] = rss_long / max(gen_rss)
+        print(json.dumps(report, indent=2))
+        (HERE / "out").mkdir(exist_ok=True)
+        (HERE / "out" / "generate.json").write_text(json.dumps(report, indent=2) + "\n")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
