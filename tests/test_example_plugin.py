@@ -6,7 +6,6 @@ PYTHONPATH starts with that folder, as if the package were installed beside hybr
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -213,8 +212,6 @@ def test_blocking_the_plugin_by_name(site):
     assert "csv" not in names and "phy" not in names
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hybridkit.cli") is None,
-                    reason="hybridkit.cli (the `hybridkit plugins` command) is not written yet")
 def test_cli_plugins_json_lists_the_plugin(site):
     proc = _run(site, "", "-m", "hybridkit", "plugins", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -224,3 +221,31 @@ def test_cli_plugins_json_lists_the_plugin(site):
     assert {k: csv_rows[0][k] for k in ("name", "kind", "distribution", "version")} == {
         "name": "csv", "kind": "sorter_adapter", "distribution": "hybridkit-csv-sorting",
         "version": VERSION}
+
+
+def test_config_using_the_plugin_validates_and_runs(site, tmp_path):
+    """A user's config with the third-party adapter: `config check` and `generate` both succeed."""
+    import numpy as np
+
+    from hybridkit.example import write_example
+
+    demo = tmp_path / "demo"
+    write_example(demo, seed=2, duration_s=3.0)
+    times = np.load(demo / "kilosort4" / "spike_times.npy")
+    units = np.load(demo / "kilosort4" / "spike_clusters.npy")
+    rows = "\n".join(f"{t},{u}" for t, u in zip(times, units))
+    (demo / "spikes.csv").write_text("time,unit\n" + rows + "\n")
+    cfg = json.loads((demo / "config.json").read_text())
+    cfg["sorting"] = {"type": "csv", "path": "spikes.csv"}
+    cfg["templates"] = {"type": "local", "min_spikes": 5}  # 3 s of a slow unit is few spikes
+    cfg["writers"] = [{"type": "legacy"}]
+    cfg["engine"] = {"progress": False}
+    (demo / "csv_config.json").write_text(json.dumps(cfg))
+
+    check = _run(site, "", "-m", "hybridkit", "config", "check", str(demo / "csv_config.json"))
+    assert check.returncode == 0, check.stderr
+    assert "sorting: csv" in check.stdout
+    gen = _run(site, "", "-m", "hybridkit", "generate", str(demo / "csv_config.json"))
+    assert gen.returncode == 0, gen.stderr
+    firings = np.load(demo / "hybrid" / "firings_true.npy")
+    assert set(firings[2].tolist()) == set(cfg["units"]["ids"])
