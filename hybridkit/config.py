@@ -94,6 +94,9 @@ class TrainsConfig(StrictModel):
     def _rate_given(self):
         if self.mode == "poisson" and self.rate_hz is None:
             raise ValueError("mode 'poisson' needs rate_hz (a positive number, Hz)")
+        if self.rate_hz is not None and self.refractory_ms > 0 and self.rate_hz >= 1000.0 / self.refractory_ms:
+            raise ValueError(f"rate_hz {self.rate_hz:g} cannot be reached with refractory_ms "
+                             f"{self.refractory_ms:g}; it must be below {1000.0 / self.refractory_ms:g} Hz")
         return self
 
 
@@ -324,25 +327,6 @@ def _loc(loc: tuple) -> str:
 _PLUGIN_TAGS: set[str] = set()
 
 
-def _model_at(model, loc: tuple):
-    """The pydantic model class that the error location's parent points to (for valid keys)."""
-    cur = model
-    for item in loc[:-1]:
-        fields = getattr(cur, "model_fields", None)
-        if fields is None:
-            return None
-        if isinstance(item, int):
-            continue
-        if item in fields:
-            ann = fields[item].annotation
-            cur = _unwrap_model(ann)
-        elif item in _PLUGIN_TAGS:
-            continue
-        else:
-            return None
-    return cur
-
-
 def _unwrap_model(ann):
     from typing import get_args
 
@@ -382,7 +366,7 @@ def _explain(exc: ValidationError, source: str, model, data: dict) -> str:
 
 
 def _section_model(model, loc: tuple, data: dict):
-    """Like _model_at, but resolves plugin unions through the entry's own 'type'."""
+    """The model class the error location's parent points to, resolving plugin unions by ``type``."""
     cur, node = model, data
     for item in loc[:-1]:
         if isinstance(node, dict):

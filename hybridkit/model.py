@@ -38,7 +38,7 @@ class SourceFile:
 
 @dataclass
 class Recording:
-    """A read-only, memory-mapped multichannel recording made of one or more files of one stream.
+    """A read-only multichannel recording made of one or more files of one stream.
 
     Attributes:
         files: the files in time order; their samples are concatenated.
@@ -86,7 +86,6 @@ class Recording:
                 raise SourceError(
                     f"recording {self.name}: {label} has shape {arr.shape}, expected {shape}"
                 )
-        self._maps: list[np.memmap | None] = [None] * len(self.files)
         self._fds: list[int | None] = [None] * len(self.files)
 
     # -- geometry ---------------------------------------------------------------------------
@@ -109,20 +108,6 @@ class Recording:
         return np.flatnonzero(self.neural).astype(np.int64)
 
     # -- traces -------------------------------------------------------------------------------
-    def file_traces(self, index: int) -> np.ndarray:
-        """A read-only memmap of file ``index``, always indexed as (time, channel)."""
-        mm = self._maps[index]
-        if mm is None:
-            f = self.files[index]
-            shape = (f.n_samples, self.n_channels)
-            if self.order == "samples":
-                mm = np.memmap(f.path, self.dtype, "r", f.offset_bytes, shape, order="C")
-            else:
-                # channels-major file: (channel, time) in C order == (time, channel) in F order
-                mm = np.memmap(f.path, self.dtype, "r", f.offset_bytes, shape, order="F")
-            self._maps[index] = mm
-        return mm
-
     def read(self, start: int, stop: int, channels: np.ndarray | slice | None = None) -> np.ndarray:
         """Samples ``[start, stop)`` on the concatenated clock as a new (stop-start, n_ch) native array.
 
@@ -166,8 +151,7 @@ class Recording:
         return fd
 
     def close(self) -> None:
-        """Drop memmaps and close file descriptors (they reopen on the next read)."""
-        self._maps = [None] * len(self.files)
+        """Close file descriptors (they reopen on the next read)."""
         for fd in self._fds:
             if fd is not None:
                 os.close(fd)

@@ -80,19 +80,19 @@ def stream_hybrid(
         start, stop = rng_
         events = inject.events_overlapping(kernel, start, stop)
         channels, acc = inject.accumulate(kernel, start, stop, events)
-        source = recording.read(start, stop, channels)
+        whole = recording.read(start, stop) if full else None  # one read serves both
+        source = whole[:, channels] if full else recording.read(start, stop, channels)
         hybrid, clip = inject.add_rounded(source, acc)
-        return start, stop, channels, hybrid, clip
+        if full:
+            whole[:, channels] = hybrid
+        return start, stop, channels, hybrid, clip, whole
 
     progress = _progress(len(ranges), engine_cfg.progress, "injecting")
     pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
     try:
         results = pool.map(compute, ranges) if pool else map(compute, ranges)
-        for start, stop, channels, hybrid, clip in results:
+        for start, stop, channels, hybrid, clip, whole in results:
             clipped[channels] += clip
-            if full:
-                whole = np.array(recording.read(start, stop))  # a writable copy
-                whole[:, channels] = hybrid
             for w in writers:
                 if w.needs_every_sample:
                     w.write(start, whole, None)

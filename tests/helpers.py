@@ -66,3 +66,16 @@ def planned_sum(plan: Plan, n_samples: int, n_channels: int, gain_to_uV: np.ndar
         lo, hi = max(a, 0), min(a + tpl.n_times, n_samples)
         out[lo:hi, tpl.channels] += float(g) * raw[lo - a:hi - a]
     return out
+
+
+def best_lag(template: np.ndarray, truth: np.ndarray) -> int:
+    """Shift (samples, -3..3) of ``template`` that best matches ``truth``: 0 when aligned."""
+    inner = slice(5, -5)
+    scores = [np.sum(np.roll(template, -lag, axis=0)[inner] * truth[inner]) for lag in range(-3, 4)]
+    return int(np.argmax(scores)) - 3
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two arrays, flattened."""
+    a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))

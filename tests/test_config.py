@@ -99,3 +99,9 @@ def test_sorting_type_undetectable(tmp_path, minimal_config):
     del minimal_config["sorting"]["type"]
     with pytest.raises(ConfigError, match="no sorter adapter recognises"):
         validate_config(minimal_config, tmp_path, "c.json")
+
+
+def test_poisson_rate_beyond_refractory_limit_is_a_config_error(tmp_path, minimal_config):
+    minimal_config["injection"] = {"trains": {"mode": "poisson", "rate_hz": 700, "refractory_ms": 1.5}}
+    with pytest.raises(ConfigError, match=r"injection.trains.*must be below 666.667 Hz"):
+        load_config(write_config(tmp_path / "c.json", minimal_config))

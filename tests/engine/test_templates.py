@@ -6,6 +6,7 @@ from hybridkit.engine.snippets import gather_snippets
 from hybridkit.engine.templates import build_template, estimate_noise_uV, sparsify
 from hybridkit.errors import TemplateError
 from hybridkit.model import Recording, SourceFile
+from tests.helpers import best_lag, corr as _corr
 
 FS = 30000.0
 N_NEURAL = 48
@@ -59,18 +60,6 @@ def synthetic(tmp_path_factory):
 def _snippets_uV(rec, times):
     chans = rec.neural_channels
     return gather_snippets(rec, times, N_BEFORE, N_AFTER, chans) * rec.gain_to_uV[chans].astype(np.float32)
-
-
-def best_lag(template, truth):
-    """Shift (samples, -3..3) of ``template`` that best matches ``truth``: 0 when aligned."""
-    inner = slice(5, -5)
-    scores = [np.sum(np.roll(template, -lag, axis=0)[inner] * truth[inner]) for lag in range(-3, 4)]
-    return int(np.argmax(scores)) - 3
-
-
-def _corr(a, b):
-    a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
 
 
 def test_noise_estimate(synthetic):

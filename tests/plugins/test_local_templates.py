@@ -8,6 +8,7 @@ from hybridkit.hookspecs import RunContext
 from hybridkit.model import Recording, Sorting, SourceFile
 from hybridkit.plugins.local_templates import LocalTemplateOptions, LocalTemplates, hybridkit_template_sources
 from hybridkit.registry import build_registry
+from tests.helpers import best_lag, corr as _corr
 
 FS = 30000.0
 N_NEURAL = 64
@@ -62,18 +63,6 @@ def data(tmp_path_factory):
 def _source(tmp_path, seed=0, **opts):
     ctx = RunContext(base_dir=tmp_path, rng=np.random.default_rng(seed), seed=seed)
     return LocalTemplates(LocalTemplateOptions(**opts), ctx)
-
-
-def best_lag(template, truth):
-    """Shift (samples, -3..3) of ``template`` that best matches ``truth``: 0 when aligned."""
-    inner = slice(5, -5)
-    scores = [np.sum(np.roll(template, -lag, axis=0)[inner] * truth[inner]) for lag in range(-3, 4)]
-    return int(np.argmax(scores)) - 3
-
-
-def _corr(a, b):
-    a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
 
 
 def test_builds_the_known_unit(data, tmp_path):
