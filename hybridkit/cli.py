@@ -49,7 +49,7 @@ def _cmd_config_check(args) -> int:
     from .config import load_config
 
     cfg = load_config(args.config)
-    print(f"{args.config}: valid (recording: {cfg.recording.type}, sorting: {cfg.sorting.type}, "
+    print(f"{args.config}: valid (recording: {cfg.recording.type}, sorting: {cfg.sorting.type if cfg.sorting else 'none'}, "
           f"templates: {cfg.templates.type}, writers: {', '.join(w.type for w in cfg.writers)})")
     return 0
 

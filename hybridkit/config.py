@@ -144,7 +144,9 @@ class RunConfigBase(StrictModel):
     session: str | None = Field(None, description="Name of this hybrid run; default 'hybrid-<seed>'.")
     seed: int | None = Field(None, ge=0, lt=2**32, description="Random seed; drawn and written out "
                              "when absent.")
-    units: UnitsConfig
+    units: UnitsConfig | None = Field(
+        None, description="Which sorted units become ground-truth units; required by template "
+        "sources that build templates from sorted units (such as 'local').")
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -189,7 +191,9 @@ def _run_model_for(reg_id: int):
         "RunConfig",
         __base__=RunConfigBase,
         recording=(_union(reg, "source_reader"), Field(description="The source recording.")),
-        sorting=(_union(reg, "sorter_adapter"), Field(description="The sorter's output on it.")),
+        sorting=(_union(reg, "sorter_adapter") | None, Field(
+            None, description="The sorter's output on it; needed by templates built from sorted "
+            "units and by injection.trains.mode 'source'.")),
         templates=(_union(reg, "template_source"), Field(
             default_factory=lambda: reg.get("template_source", "local").Options(),
             description="Where templates come from.")),
@@ -422,9 +426,23 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
         cfg = model.model_validate(data, context={"base_dir": Path(base_dir)})
     except ValidationError as exc:
         raise ConfigError(_explain(exc, source, model, data)) from exc
+    _check_sorting_needs(cfg, reg, source)
     cfg._base_dir = Path(base_dir)  # type: ignore[attr-defined]
     cfg._source = source  # type: ignore[attr-defined]
     return cfg
+
+
+def _check_sorting_needs(cfg, reg: Registry, source: str) -> None:
+    """Sections that become required through other choices (templates from units, source trains)."""
+    tpl = reg.get("template_source", cfg.templates.type)
+    if tpl.uses_sorting_units:
+        for section in ("sorting", "units"):
+            if getattr(cfg, section) is None:
+                raise ConfigError(f"{source}: missing required field {section} (template source "
+                                  f"{cfg.templates.type!r} builds templates from sorted units)")
+    if cfg.sorting is None and cfg.injection.trains.mode == "source":
+        raise ConfigError(f"{source}: missing required field sorting (injection.trains.mode "
+                          "\"source\" reuses the source units' spike times; or use mode \"poisson\")")
 
 
 def load_config(path: str | Path, reg: Registry | None = None):

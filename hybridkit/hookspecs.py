@@ -90,6 +90,11 @@ class TemplateSource(Plugin):
     """Builds one template per ground-truth unit."""
 
     kind = "template_source"
+    #: True: templates are built from sorted units chosen by the config's ``units`` section, and
+    #: ``build`` gets their ids. False: the source picks or makes its own templates (database,
+    #: synthetic); ``build`` gets ``unit_ids=[]`` and the bank's keys become the injected units'
+    #: source ids (a database unit id, a synthetic index), and ``sorting`` may be None.
+    uses_sorting_units: ClassVar[bool] = True
 
     @abstractmethod
     def build(

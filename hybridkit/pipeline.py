@@ -130,10 +130,17 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     staging = provenance.open_staging(out_dir, cfg.output.overwrite)
     try:
         recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
-        sorting = _instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
-        unit_ids = select_units(sorting, cfg.units.ids)
-        bank = _instantiate(reg, "template_source", cfg.templates, ctx).build(recording, sorting, unit_ids)
-        first_new = int(sorting.unit_ids.max(initial=-1)) + 1
+        sorting = (_instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
+                   if cfg.sorting is not None else None)
+        source = _instantiate(reg, "template_source", cfg.templates, ctx)
+        if source.uses_sorting_units:
+            unit_ids = select_units(sorting, cfg.units.ids)
+            bank = source.build(recording, sorting, unit_ids)
+        else:  # the source chooses its own templates; their ids are the injected units' sources
+            bank = source.build(recording, sorting, [])
+            unit_ids = list(bank.templates)
+        # new ids never collide with the source sorting's clusters (annotations table)
+        first_new = int(sorting.unit_ids.max(initial=-1)) + 1 if sorting is not None else 0
         plan, skipped = build_plan(bank, unit_ids, recording, sorting, cfg.injection, rngs, first_new)
         log.info("plan: %d units, %d events", len(plan.units), plan.n_events)
 
