@@ -49,7 +49,8 @@ def estimate_noise_uV(
 
     Reads ``n_chunks`` random chunks of ``chunk_samples`` samples (start positions drawn from
     ``rng``; the whole recording when it is shorter than one chunk), removes each chunk's
-    per-channel median (so DC offsets and slow drifts between chunks do not count as noise),
+    per-channel median (so DC offsets and slow drifts between chunks do not count as noise;
+    for 8/16-bit integer recordings the lower median, which keeps the arithmetic exact integer),
     and returns ``median(|x|) / 0.6745`` per channel over all chunks: the MAD estimate, which
     spikes barely affect.
 
@@ -66,15 +67,41 @@ def estimate_noise_uV(
     n_chunks = max(int(n_chunks), 1)
     starts = np.sort(rng.integers(0, n_total - length + 1, size=n_chunks))
     gain = recording.gain_to_uV[channels]
+    small_int = recording.dtype.kind in "iu" and recording.dtype.itemsize <= 2
     parts = []
     for start in starts:
-        # channel-major float32 copy: medians along the contiguous axis are ~10x faster
-        raw = np.ascontiguousarray(recording.read(int(start), int(start) + length, channels).T,
-                                   dtype=np.float32)
-        raw -= np.median(raw, axis=1, keepdims=True)
-        parts.append(np.abs(raw))
+        raw = recording.read(int(start), int(start) + length, channels).T  # (n_ch, length)
+        if small_int:
+            parts.append(_int_deviations(raw))
+        else:
+            # channel-major float32 copy: medians along the contiguous axis are ~10x faster
+            x = np.ascontiguousarray(raw, dtype=np.float32)
+            x -= np.median(x, axis=1, keepdims=True)
+            parts.append(np.abs(x))
     dev = np.concatenate(parts, axis=1)
-    return np.median(dev, axis=1).astype(np.float64) / _MAD_TO_STD * np.abs(gain)
+    mad = _median_rows(dev) if small_int else np.median(dev, axis=1)
+    return mad.astype(np.float64) / _MAD_TO_STD * np.abs(gain)
+
+
+def _int_deviations(raw: np.ndarray) -> np.ndarray:
+    """|x - lower median| per row of 8/16-bit integer samples, as uint16 (exact, no overflow).
+
+    numpy sorts 16-bit integers with a radix sort (``kind="stable"``), ~4x faster than the
+    partition behind ``np.median`` on float32; the lower median (an actual sample) keeps the
+    deviations integers, and centring half a raw unit off changes a MAD of tens of units by
+    nothing measurable.
+    """
+    x = np.ascontiguousarray(raw, dtype=np.int32)
+    srt = np.sort(np.ascontiguousarray(raw), axis=1, kind="stable")
+    med = srt[:, (srt.shape[1] - 1) // 2].astype(np.int32)
+    return np.abs(x - med[:, None]).astype(np.uint16)
+
+
+def _median_rows(values: np.ndarray) -> np.ndarray:
+    """Exact median of each row of a 16-bit integer array (mean of the two middles when even)."""
+    srt = np.sort(values, axis=1, kind="stable")
+    n = srt.shape[1]
+    return (srt[:, (n - 1) // 2].astype(np.float64) + srt[:, n // 2]) / 2.0
 
 
 # -- building -----------------------------------------------------------------------------------
@@ -162,7 +189,7 @@ def build_template(
     3. Baseline: per spike and channel, the mean of the first ``max(1, peak_index // 2)``
        samples (the part of the window furthest from the spike and its slow tail) is subtracted;
        the template is the average of these aligned, baseline-free spikes.
-    4. Denoise: economy SVD of the aligned, baseline-subtracted snippet matrix with one row per
+    4. Denoise: economy SVD (through the eigenvectors of its Gram matrix) of the aligned, baseline-subtracted snippet matrix with one row per
        (spike, channel) time course of the 32 strongest channels, shape (n_spikes * n_ch', n_times);
        the mean of every channel is projected onto the top ``k`` temporal components, so the
        result has rank <= k as an (n_times, n_ch) matrix. ``k = min(rank, rows, n_times)`` and
@@ -233,10 +260,15 @@ def build_template(
     k = min(int(rank), n_spikes * min(n_ch, _N_SVD_CHANNELS), n_times)
     if k > 0 and k < n_times:
         best = _strongest(amp, _N_SVD_CHANNELS)
-        rows = x[:, :, best].transpose(0, 2, 1).reshape(-1, n_times)
-        _, s, vt = np.linalg.svd(rows, full_matrices=False)
-        k = min(k, int(np.count_nonzero(s > s[0] * 1e-6))) if s.size and s[0] > 0 else 0
-        basis = vt[:k].astype(np.float64)  # (k, n_times) temporal components
+        rows = x[:, :, best].transpose(0, 2, 1).reshape(-1, n_times).astype(np.float64)
+        # The right singular vectors of rows are the eigenvectors of its (n_times, n_times) Gram
+        # matrix, with eigenvalues s**2: the same components as an economy SVD at ~1/20 of the
+        # cost (16000 x 90 rows), computed in float64 so small components stay accurate.
+        evals, evecs = np.linalg.eigh(rows.T @ rows)
+        evals, evecs = evals[::-1], evecs[:, ::-1]  # descending, like the SVD's
+        top = evals[0] if evals.size else 0.0
+        k = min(k, int(np.count_nonzero(evals > top * 1e-12))) if top > 0 else 0
+        basis = evecs[:, :k].T  # (k, n_times) temporal components
         mean = basis.T @ (basis @ mean)
 
     waveform = (mean * _taper(n_times, max(2, max_shift))[:, None]).astype(np.float32)

@@ -169,3 +169,26 @@ def test_choose_places_fixed_and_impossible():
         choose_places(templates, pos, neural, np.random.default_rng(0), 10.0, fixed={0: (0.0, 20.0)})
     # the probe is 940 um long: nothing is 2 mm away
     assert choose_places(templates, pos, neural, np.random.default_rng(0), 2000.0) == [None, None]
+
+
+@pytest.mark.parametrize("tol", [0.5, 3.0, 15.0])
+def test_contact_lookup_matches_brute_force(tol):
+    """The grid-hash lookup finds exactly the nearest contact within tol, or -1, like a brute force."""
+    from hybridkit.engine.placement import _Contacts
+
+    positions, neural = np1_layout(reference=(10,))
+    contacts = _Contacts(positions, neural)
+    rng = np.random.default_rng(3)
+    pts = np.vstack([
+        contacts.positions + rng.uniform(-tol, tol, size=contacts.positions.shape),  # near contacts
+        rng.uniform(-30, 990, size=(2000, 2)),  # anywhere, mostly off-contact
+        contacts.positions[:5] + [tol * 0.999, 0], contacts.positions[:5] + [tol * 1.001, 0],
+        [[-1e6, 5e6], [np.nan, 0.0]],
+    ])
+    got = contacts.lookup(pts, tol)
+    d2 = ((pts[:, None, :] - contacts.positions[None]) ** 2).sum(axis=2)
+    nearest = np.argmin(np.where(np.isnan(d2), np.inf, d2), axis=1)
+    expected = np.where(d2[np.arange(len(pts)), nearest] <= tol ** 2, nearest, -1)
+    np.testing.assert_array_equal(got, expected)
+    assert (got[-12:-7] >= 0).all() and (got[-7:-2] == -1).all()
+    assert 10 not in contacts.channels[got[got >= 0]]  # the reference channel is never a target

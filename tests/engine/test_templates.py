@@ -75,6 +75,23 @@ def test_noise_estimate(synthetic):
     np.testing.assert_array_equal(noise, again)
 
 
+def test_noise_estimate_integer_path_matches_float(synthetic, tmp_path):
+    """The int16 fast path (radix sorts, lower median) agrees with the float path on the same data."""
+    import dataclasses
+
+    rec, _, _ = synthetic
+    raw = np.fromfile(rec.files[0].path, np.int16).reshape(-1, rec.n_channels)
+    path = tmp_path / "rec_f32.bin"
+    raw.astype(np.float32).tofile(path)
+    rec32 = dataclasses.replace(rec, files=[SourceFile(path=path, n_samples=rec.n_samples)],
+                                dtype=np.dtype(np.float32))
+    chans = rec.neural_channels
+    n16 = estimate_noise_uV(rec, chans, np.random.default_rng(4))
+    n32 = estimate_noise_uV(rec32, chans, np.random.default_rng(4))
+    # centring on the lower median moves each deviation by at most half a raw unit
+    np.testing.assert_allclose(n16, n32, atol=0.5 * GAIN / 0.6745)
+
+
 def test_template_recovers_known_waveform(synthetic):
     rec, wf, _ = synthetic
     snips = _snippets_uV(rec, SPIKE_TIMES)
@@ -120,6 +137,24 @@ def test_svd_keeps_rank_k(synthetic, rank):
     s = np.linalg.svd(template.astype(np.float64), compute_uv=False)
     assert s[rank - 1] / s[0] > 1e-3
     assert s[rank] / s[0] < 1e-5
+
+
+def test_denoising_projects_on_the_top_svd_components(synthetic):
+    """Independent reference: the mean projected on the top-k right singular vectors (economy SVD)."""
+    from hybridkit.engine.templates import _N_SVD_CHANNELS, _taper
+
+    rec, _, _ = synthetic
+    snips = _snippets_uV(rec, SPIKE_TIMES[:80]).astype(np.float64)
+    got, _ = build_template(snips, rank=3, max_shift=0, peak_index=N_BEFORE)
+    n_base = N_BEFORE // 2
+    x = snips - snips[:, :n_base].mean(axis=1, keepdims=True)
+    mean = x.mean(axis=0)
+    amp = np.abs(mean).max(axis=0)
+    best = np.sort(np.argsort(-amp, kind="stable")[:_N_SVD_CHANNELS])
+    rows = x[:, :, best].transpose(0, 2, 1).reshape(-1, x.shape[1])
+    vt = np.linalg.svd(rows, full_matrices=False)[2][:3]
+    expected = (vt.T @ (vt @ mean)) * _taper(x.shape[1], 2)[:, None]
+    np.testing.assert_allclose(got, expected, atol=1e-3 * np.abs(expected).max())
 
 
 def test_noise_free_spikes_are_reproduced_exactly():
