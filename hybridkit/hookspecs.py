@@ -135,6 +135,10 @@ class Writer(Plugin):
     def finish(self, truth: "GroundTruth", out_dir: Path) -> list[Path]:
         """Write the ground truth and sidecars; return the files written (for the manifest)."""
 
+    def abort(self) -> None:
+        """The run failed after ``begin``: stop background work and close files. The pipeline
+        deletes the staging folder next, so nothing needs removing here."""
+
 
 class HybridkitSpec:
     """Hook specifications; each returns a list of plugin classes of one kind."""

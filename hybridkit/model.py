@@ -86,12 +86,27 @@ class Recording:
                 raise SourceError(
                     f"recording {self.name}: {label} has shape {arr.shape}, expected {shape}"
                 )
+        self._describe_files()
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in ("files", "dtype", "n_channels", "order") and "_bounds" in self.__dict__:
+            self.close()  # descriptors of the old files
+            super().__setattr__(name, value)
+            self._describe_files()  # a reader swapped its files (e.g. a local copy): re-derive
+        else:
+            super().__setattr__(name, value)
+
+    def _describe_files(self) -> None:
+        """Per-file state derived from ``files``: descriptors (opened lazily), sample bounds and
+        layouts, cached because read() runs thousands of times per run."""
         self._fds: list[int | None] = [None] * len(self.files)
+        self._bounds = np.concatenate([[0], np.cumsum([f.n_samples for f in self.files])]).astype(np.int64)
+        self._layouts: list = [None] * len(self.files)
 
     # -- geometry ---------------------------------------------------------------------------
     @property
     def n_samples(self) -> int:
-        return int(sum(f.n_samples for f in self.files))
+        return int(self._bounds[-1])
 
     @property
     def duration_s(self) -> float:
@@ -100,7 +115,7 @@ class Recording:
     @property
     def file_starts(self) -> np.ndarray:
         """(n_files + 1,) int64: the concatenated-clock sample at which each file starts, then the end."""
-        return np.concatenate([[0], np.cumsum([f.n_samples for f in self.files])]).astype(np.int64)
+        return self._bounds.copy()
 
     @property
     def neural_channels(self) -> np.ndarray:
@@ -120,7 +135,7 @@ class Recording:
 
         if isinstance(channels, slice):
             channels = np.arange(self.n_channels)[channels]
-        bounds = self.file_starts
+        bounds = self._bounds
         parts = []
         first = int(np.searchsorted(bounds, start, side="right") - 1)
         i = max(first, 0)
@@ -139,10 +154,14 @@ class Recording:
 
     def layout(self, index: int):
         """The binio.Layout of file ``index``."""
-        from .binio import Layout
+        lay = self._layouts[index]
+        if lay is None:
+            from .binio import Layout
 
-        f = self.files[index]
-        return Layout(self.dtype, self.n_channels, f.n_samples, f.offset_bytes, self.order)
+            f = self.files[index]
+            lay = self._layouts[index] = Layout(self.dtype, self.n_channels, f.n_samples,
+                                                f.offset_bytes, self.order)
+        return lay
 
     def _fd(self, index: int) -> int:
         fd = self._fds[index]

@@ -13,14 +13,15 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
 * ``probe-<session>.npz`` (+ ``probe-<session>.json`` in probeinterface format when known),
   ``dtype-<session>.npy``, ``templates-<session>.npz`` (the placed templates, uV).
 
-Speed: the hybrid file differs from its source only near events, so ``begin`` copies each source
-with the kernel's file copy and ``write`` changes only the event blocks' channels in place, with
-positional writes (a memmap would keep every touched page resident).
+Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
+source with the kernel's file copy in a background thread (see :mod:`hybridkit.filecopy`; templates
+and the plan are built meanwhile) and ``write`` changes only the event blocks' channels in place,
+with positional writes, once the copy has passed them (a memmap would keep every touched page
+resident).
 """
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..binio import write_block
 from ..errors import OutputError
+from ..filecopy import BackgroundCopy, CopyJob
 from ..hookspecs import Writer, hookimpl
 from ..model import GroundTruth, Recording
 from ..options import PluginOptions
@@ -50,22 +52,28 @@ class LegacyWriter(Writer):
     Options: ClassVar[type[PluginOptions]] = LegacyOptions
 
     def begin(self, recording: Recording, out_dir: Path) -> None:
+        """Create the hybrid files and start copying the sources into them in the background."""
         self.recording = recording
         self.targets: list[Path] = []
         self.fds: list[int] = []
+        self.copy: BackgroundCopy | None = None
         names = [hybrid_file_name(f.path) for f in recording.files]
         if len(set(names)) != len(names):
             raise OutputError(f"source files share a name ({', '.join(sorted(names))}); the legacy "
                               "writer writes each as <stem>.GT<ext> in one folder")
+        jobs = []
         for f, name in zip(recording.files, names):
             target = out_dir / name
             try:
-                shutil.copyfile(f.path, target)  # in-kernel copy (sendfile) on Linux
+                size = os.stat(f.path).st_size
+                self.fds.append(os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644))
             except OSError as exc:
+                self.close()
                 raise OutputError(f"cannot copy {f.path} to {target}: {exc.strerror or exc}") from None
-            self.fds.append(os.open(target, os.O_RDWR))
             self.targets.append(target)
+            jobs.append(CopyJob(Path(f.path), target, size))
         self.bounds = recording.file_starts
+        self.copy = BackgroundCopy(jobs, self.fds).start()
 
     def write(self, start: int, block: np.ndarray, channels: np.ndarray | None = None) -> None:
         stop = start + block.shape[0]
@@ -73,14 +81,38 @@ class LegacyWriter(Writer):
             lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
             a, b = max(start, lo), min(stop, hi)
             if a < b:
-                write_block(fd, self.recording.layout(i), a - lo, block[a - start : b - start], channels)
+                lay = self.recording.layout(i)
+                self._wait_copied(i, lay, b - lo)
+                write_block(fd, lay, a - lo, block[a - start : b - start], channels)
+
+    def _wait_copied(self, i: int, lay, stop: int) -> None:
+        """Block until the copy has passed sample ``stop`` of file ``i`` (the whole file when
+        channels-major: a block touches every channel's row)."""
+        if lay.order == "samples":
+            end = lay.offset + stop * lay.n_channels * lay.itemsize
+        else:
+            end = lay.offset + lay.n_samples * lay.n_channels * lay.itemsize
+        try:
+            self.copy.wait_for(i, end)
+        except OSError as exc:
+            raise OutputError(f"cannot copy {self.recording.files[i].path} to {self.targets[i]}: "
+                              f"{exc.strerror or exc}") from None
 
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
         self.fds = []
 
+    def abort(self) -> None:
+        if self.copy is not None:
+            self.copy.cancel()
+        self.close()
+
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
+        for i, job in enumerate(self.copy.jobs):  # events may end long before the files do
+            self._wait_copied(i, self.recording.layout(i), self.recording.files[i].n_samples)
+            self.copy.wait_for(i, job.size)  # trailing bytes, if any
+        self.copy.join()
         self.close()
         files = list(self.targets)
         files += self._write_metas(out_dir)
