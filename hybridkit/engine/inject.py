@@ -50,8 +50,9 @@ def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
         if np.any(gains == 0) or not np.all(np.isfinite(gains)):
             bad = t.channels[(gains == 0) | ~np.isfinite(gains)]
             raise ValueError(f"unit {unit.new_unit_id} is placed on channels without a gain: {bad.tolist()}")
-        raw.append((t.waveform.astype(np.float64) / gains).astype(np.float32))
-        cols.append(t.channels.astype(np.int64))
+        order = np.argsort(t.channels, kind="stable")  # sorted columns: unions need no sort
+        raw.append(np.ascontiguousarray((t.waveform.astype(np.float64) / gains)[:, order], np.float32))
+        cols.append(t.channels.astype(np.int64)[order])
         before.append(t.peak_index)
         length.append(t.n_times)
     before_a = np.asarray(before, np.int64)
@@ -86,15 +87,21 @@ def accumulate(k: Kernel, start: int, stop: int, events: np.ndarray) -> tuple[np
     """
     if events.size == 0:
         return np.zeros(0, np.int64), np.zeros((stop - start, 0), np.float32)
-    units = np.unique(k.unit_index[events])
-    channels = np.unique(np.concatenate([k.cols[u] for u in units]))
-    pos = {int(u): np.searchsorted(channels, k.cols[u]) for u in units}
+    ev = events.tolist()
+    unit_of = k.unit_index[events].tolist()
+    units = sorted(set(unit_of))
+    if len(units) == 1:  # the common case in short blocks: the unit's own (sorted) columns
+        channels = k.cols[units[0]]
+        pos = {units[0]: slice(None)}
+    else:
+        channels = np.unique(np.concatenate([k.cols[u] for u in units]))
+        pos = {u: np.searchsorted(channels, k.cols[u]) for u in units}
     acc = np.zeros((stop - start, channels.size), np.float32)
-    for e in events.tolist():
-        u = int(k.unit_index[e])
-        ws = int(k.window_starts[e])
-        a, b = max(ws, start), min(int(k.window_stops[e]), stop)
-        acc[a - start : b - start, pos[u]] += k.gains[e] * k.raw[u][a - ws : b - ws]
+    starts, stops, gains = k.window_starts[events].tolist(), k.window_stops[events].tolist(), k.gains[events]
+    for j, u in enumerate(unit_of):
+        ws = starts[j]
+        a, b = max(ws, start), min(stops[j], stop)
+        acc[a - start : b - start, pos[u]] += gains[j] * k.raw[u][a - ws : b - ws]
     return channels, acc
 
 
@@ -114,8 +121,10 @@ def add_rounded(source: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.nda
     # float32 holds every integer below 2**24 exactly: enough for 8/16-bit data plus templates;
     # wider integer types need float64 to stay exact
     wide = np.float32 if info.bits <= 16 else np.float64
-    total = source.astype(wide) + np.rint(acc).astype(wide)
-    over = (total < info.min) | (total > info.max)
-    clipped = over.sum(axis=0).astype(np.int64)
-    np.clip(total, info.min, info.max, out=total)
+    total = np.rint(acc).astype(wide)
+    total += source
+    clipped = np.zeros(source.shape[1], np.int64)
+    if total.size and (total.min() < info.min or total.max() > info.max):  # rare: count, then clip
+        clipped = ((total < info.min) | (total > info.max)).sum(axis=0).astype(np.int64)
+        np.clip(total, info.min, info.max, out=total)
     return total.astype(dtype), clipped

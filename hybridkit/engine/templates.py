@@ -43,7 +43,7 @@ def estimate_noise_uV(
     channels: np.ndarray,
     rng: np.random.Generator,
     n_chunks: int = 20,
-    chunk_samples: int = 3000,
+    chunk_samples: int = 1000,
 ) -> np.ndarray:
     """Robust per-channel noise standard deviation in microvolts.
 
@@ -52,7 +52,8 @@ def estimate_noise_uV(
     per-channel median (so DC offsets and slow drifts between chunks do not count as noise;
     for 8/16-bit integer recordings the lower median, which keeps the arithmetic exact integer),
     and returns ``median(|x|) / 0.6745`` per channel over all chunks: the MAD estimate, which
-    spikes barely affect.
+    spikes barely affect. The default 20 x 1000 samples (0.7 s at 30 kHz) gives a standard error
+    of about 1 % of the noise level, ample for sparsity thresholds and SNR reports.
 
     Returns:
         (len(channels),) float64, uV.
@@ -109,10 +110,21 @@ def _shift_take(snippets: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """out[i, t] = snippets[i, t + shifts[i]], indices clamped to the window (edge replication).
 
     Only the ``|shift|`` outermost samples are replicated; they are then tapered to zero anyway.
+    Done as one slice copy per distinct shift (a dozen at most) rather than a per-element gather.
     """
-    n_spikes, n_times, _ = snippets.shape
-    idx = np.clip(np.arange(n_times)[None, :] + shifts[:, None], 0, n_times - 1)
-    return np.take_along_axis(snippets, idx[:, :, None], axis=1)
+    n_times = snippets.shape[1]
+    out = np.empty_like(snippets)
+    for s in np.unique(shifts).tolist():
+        sel = np.flatnonzero(shifts == s)
+        src = snippets[sel]
+        s = max(-(n_times - 1), min(n_times - 1, int(s)))
+        if s >= 0:
+            out[sel, : n_times - s] = src[:, s:]
+            out[sel, n_times - s :] = src[:, -1:]
+        else:
+            out[sel, -s:] = src[:, : n_times + s]
+            out[sel, :-s] = src[:, :1]
+    return out
 
 
 def _xcorr_shifts(snippets: np.ndarray, ref: np.ndarray, max_shift: int) -> np.ndarray:

@@ -36,6 +36,24 @@ def test_snippets_equal_slices_in_input_order(tmp_path, order):
         np.testing.assert_array_equal(snips[i], full[t - 10 : t + 10].astype(np.float32))
 
 
+@pytest.mark.parametrize("order", ["samples", "channels"])
+def test_snippets_after_a_header(tmp_path, order):
+    """A file whose data starts at an odd byte offset (a header), either layout."""
+    rng = np.random.default_rng(2)
+    data = rng.integers(-30000, 30000, size=(5000, N_CH)).astype(np.int16)
+    path = tmp_path / "h.bin"
+    path.write_bytes(b"x" * 4099 + (data if order == "samples" else data.T).tobytes())
+    rec = Recording(files=[SourceFile(path=path, n_samples=5000, offset_bytes=4099)], dtype=np.int16,
+                    n_channels=N_CH, sampling_rate=30000.0, gain_to_uV=np.ones(N_CH),
+                    offset_to_uV=np.zeros(N_CH), channel_positions=np.zeros((N_CH, 2)),
+                    neural=np.ones(N_CH, bool), order=order)
+    times = rng.integers(5, 4990, size=60)
+    chans = np.array([7, 0, 3])
+    snips = gather_snippets(rec, times, 5, 9, chans)
+    for i, t in enumerate(times):
+        np.testing.assert_array_equal(snips[i], data[t - 5 : t + 9][:, chans])
+
+
 def test_snippets_channel_subset_keeps_order(tmp_path):
     rec, full = _recording(tmp_path)
     chans = np.array([5, 1, 8])

@@ -223,3 +223,14 @@ def test_nan_is_a_template_error():
         sparsify(np.full((40, 3), np.nan), np.ones(3), pos, 0, unit_id=4)
     with pytest.raises(TemplateError, match=r"unit 9: need snippets of shape"):
         build_template(np.zeros((0, 40, 3)), unit_id=9)
+
+
+def test_shift_take_equals_a_clamped_gather():
+    """Per-spike shifts with edge replication, including shifts beyond the window."""
+    from hybridkit.engine.templates import _shift_take
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 20, 3)).astype(np.float32)
+    shifts = rng.integers(-25, 25, 50)
+    idx = np.clip(np.arange(20)[None, :] + shifts[:, None], 0, 19)
+    np.testing.assert_array_equal(_shift_take(x, shifts), np.take_along_axis(x, idx[:, :, None], axis=1))
