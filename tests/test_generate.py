@@ -127,6 +127,20 @@ def test_csv_tables_agree_with_firings(run):
     assert gains.min() >= 0.8 and gains.max() <= 1.2 and gains.std() > 0.05
 
 
+def test_template_provenance_file(run):
+    import json
+
+    out, truth = run["out"], run["result"].truth
+    prov = json.loads((out / "templates-demo.json").read_text())
+    assert prov["session"] == "demo"
+    assert sorted(map(int, prov["units"])) == [u.new_unit_id for u in truth.plan.units]
+    for u in truth.plan.units:
+        row = prov["units"][str(u.new_unit_id)]
+        assert row["source_unit"] == u.source_unit_id and row["template_source"] == "local"
+        assert row["peak_channel"] == u.template.peak_channel
+        assert row["provenance"]["rank"] == 6 and row["n_template_spikes"] == u.template.n_spikes
+
+
 def test_new_unit_ids_follow_the_sorting(run):
     truth = run["result"].truth
     max_src = int(truth.sorting.unit_ids.max())

@@ -11,6 +11,7 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
   ``hybrid_units-<session>.csv``; ``annotations-<session>.csv`` (source sorting + hybrid spikes);
   ``metadata-<session>.csv``; ``clipped-<session>.csv``;
 * ``probe-<session>.npz`` (+ ``probe-<session>.json`` in probeinterface format when known),
+  ``templates-<session>.json`` (each injected template's origin),
   ``dtype-<session>.npy``, ``templates-<session>.npz`` (the placed templates, uV).
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each

@@ -13,16 +13,24 @@ import numpy as np
 from ..model import GroundTruth
 
 
-def _csv(path: Path, header: list[str], columns: list[np.ndarray], fmts: list[str]) -> Path:
+def _csv(path: Path, header: list[str], columns: list, fmts: list[str]) -> Path:
+    """Write columns as CSV, formatting each column at once (np.savetxt formats row by row, which
+    takes seconds for the millions of rows of a long sorting's annotations)."""
     n = len(columns[0]) if columns else 0
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(",".join(header) + "\n")
         if n:
-            table = np.empty((n, len(columns)), dtype=object)
-            for j, col in enumerate(columns):
-                table[:, j] = np.asarray(col).tolist()
-            np.savetxt(fh, table, fmt=fmts, delimiter=",")
+            texts = [_format_column(col, fmt) for col, fmt in zip(columns, fmts)]
+            fh.write("\n".join(map(",".join, zip(*texts))) + "\n")
     return path
+
+
+def _format_column(col, fmt: str) -> list[str]:
+    if fmt == "%d":
+        return np.asarray(col, np.int64).astype(str).tolist()
+    if fmt == "%s":
+        return [str(v) for v in col]
+    return np.char.mod(fmt, np.asarray(col, np.float64)).tolist()
 
 
 def firings_true(truth: GroundTruth) -> np.ndarray:
@@ -107,4 +115,34 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
         arrays[f"{k}_source_unit"] = np.array(u.source_unit_id)
     np.savez(out / f"templates-{s}.npz", **arrays)
     files.append(out / f"templates-{s}.npz")
+    files.append(_write_provenance(truth, out / f"templates-{s}.json"))
     return files
+
+
+def _write_provenance(truth: GroundTruth, path: Path) -> Path:
+    """Where each injected template came from (source unit, template source and its details:
+    a database's dataset, row and unit id, a synthetic template's parameters, ...), by new unit id."""
+    import json
+
+    def plain(v):
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    units = {
+        str(u.new_unit_id): {
+            "source_unit": int(u.source_unit_id), "template_source": u.template.source,
+            "peak_channel": int(u.template.peak_channel),
+            "position_um": [float(x) for x in u.template.position],
+            "shift_um": [float(x) for x in u.shift_um], "n_template_spikes": int(u.template.n_spikes),
+            "provenance": plain(u.template.provenance),
+        } for u in truth.plan.units}
+    path.write_text(json.dumps({"session": truth.session, "units": units}, indent=2) + "\n",
+                    encoding="utf-8")
+    return path
