@@ -1,0 +1,156 @@
+"""Unit quality metrics used to choose ground-truth units: rate, ISI contamination, presence, SNR.
+
+Definitions (times are int64 0-based samples, ``fs`` in Hz, ``n_samples`` the recording's length):
+
+* firing rate (Hz) = n_spikes / (n_samples / fs).
+* ISI violations: inter-spike intervals (of the sorted train) strictly shorter than the refractory
+  period ``r`` (``isi < r * fs`` samples). ``isi_violations_ratio`` is SpikeInterface's
+  (UMS2000/Hill) ratio ``(v / (2 N (r - c))) / (N / T)``; ``contamination`` is Hill, Mehta &
+  Kleinfeld (2011, J Neurosci 31:8699) solved for the contaminating fraction:
+  ``v = 2 (r - c) N^2 f (1 - f) / T`` -> ``f = (1 - sqrt(1 - 4 k)) / 2`` with
+  ``k = v T / (2 (r - c) N^2)``; when ``4 k > 1`` no fraction explains that many violations and
+  the contamination is 1. ``c`` is the censored period (the sorter's dead time) and ``T`` the
+  duration in s.
+* presence ratio: the recording is cut into ``floor(T / bin)`` bins of ``bin_s`` (at least one; the
+  remainder joins the last bin), and the ratio is the fraction of bins holding a spike.
+* amplitude (uV): the peak |value| of the unit's mean waveform (from at most ``max_spikes`` spikes,
+  each window's per-channel median removed) over the neural channels; its channel is the peak
+  channel. SNR = amplitude / noise std (MAD estimate) of the peak channel, as SpikeInterface's snr.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..model import Recording
+from .snippets import gather_snippets
+from .templates import estimate_noise_uV
+
+
+@dataclass
+class UnitMetrics:
+    """Quality metrics of one unit (NaN where not computed)."""
+
+    unit_id: int
+    n_spikes: int
+    firing_rate_hz: float
+    isi_violations: int
+    isi_violations_ratio: float
+    contamination: float
+    presence_ratio: float
+    amplitude_uV: float = float("nan")
+    snr: float = float("nan")
+    peak_channel: int = -1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def firing_rate(times: np.ndarray, n_samples: int, fs: float) -> float:
+    """Spikes per second over the whole recording."""
+    if n_samples <= 0:
+        raise ValueError(f"n_samples must be positive, got {n_samples}")
+    return float(np.size(times) / (n_samples / fs))
+
+
+def isi_violations(times: np.ndarray, fs: float, refractory_ms: float) -> int:
+    """Number of inter-spike intervals shorter than ``refractory_ms`` (times in samples, any order)."""
+    t = np.sort(np.asarray(times, np.int64))
+    if t.size < 2:
+        return 0
+    return int(np.count_nonzero(np.diff(t) < refractory_ms * 1e-3 * fs))
+
+
+def isi_violations_ratio(n_violations: int, n_spikes: int, duration_s: float,
+                         refractory_ms: float, censored_ms: float = 0.0) -> float:
+    """SpikeInterface's ``isi_violations_ratio``: violation rate over the unit's mean rate."""
+    window_s = (refractory_ms - censored_ms) * 1e-3
+    if n_spikes == 0 or window_s <= 0:
+        return float("nan")
+    violation_rate = n_violations / (2.0 * n_spikes * window_s)
+    return float(violation_rate / (n_spikes / duration_s))
+
+
+def hill_contamination(n_violations: int, n_spikes: int, duration_s: float,
+                       refractory_ms: float, censored_ms: float = 0.0) -> float:
+    """Fraction of spikes from other neurons (Hill et al. 2011), in [0, 1]; 1 when unexplainable."""
+    window_s = (refractory_ms - censored_ms) * 1e-3
+    if n_spikes == 0 or window_s <= 0:
+        return float("nan")
+    k = n_violations * duration_s / (2.0 * window_s * n_spikes**2)
+    if 4.0 * k > 1.0:
+        return 1.0
+    return float((1.0 - np.sqrt(1.0 - 4.0 * k)) / 2.0)
+
+
+def presence_ratio(times: np.ndarray, n_samples: int, fs: float, bin_s: float) -> float:
+    """Fraction of ``bin_s`` bins (floor(T / bin), at least 1; remainder in the last) with a spike."""
+    bin_samples = bin_s * fs
+    n_bins = max(1, int(n_samples // bin_samples))
+    t = np.asarray(times, np.int64)
+    t = t[(t >= 0) & (t < n_samples)]
+    idx = np.minimum((t // bin_samples).astype(np.int64), n_bins - 1)
+    return float(np.unique(idx).size / n_bins)
+
+
+def amplitude_and_snr(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
+                      noise_uV: np.ndarray, rng: np.random.Generator,
+                      max_spikes: int = 100) -> tuple[float, float, int]:
+    """(amplitude uV, SNR, peak file column) of one unit's mean waveform on the neural channels.
+
+    ``noise_uV`` is (n_neural,) noise std per neural channel (:func:`estimate_noise_uV`). Spikes
+    whose window leaves the recording are ignored; with none left, (NaN, NaN, -1).
+    """
+    neural = recording.neural_channels
+    t = np.asarray(times, np.int64)
+    t = t[(t - n_before >= 0) & (t + n_after <= recording.n_samples)]
+    if t.size == 0 or neural.size == 0:
+        return float("nan"), float("nan"), -1
+    if t.size > max_spikes:
+        t = np.sort(rng.choice(t, size=max_spikes, replace=False))
+    snips = gather_snippets(recording, t, n_before, n_after, neural)
+    snips -= np.median(snips, axis=1, keepdims=True)  # per-spike, per-channel baseline
+    mean = snips.mean(axis=0) * recording.gain_to_uV[neural].astype(np.float32)
+    peak = int(np.argmax(np.abs(mean).max(axis=0)))
+    amp = float(np.abs(mean[:, peak]).max())
+    noise = float(noise_uV[peak])
+    snr = amp / noise if noise > 0 else float("inf")
+    return amp, snr, int(neural[peak])
+
+
+def compute_metrics(
+    trains: dict[int, np.ndarray], fs: float, n_samples: int, *, refractory_ms: float = 1.5,
+    censored_ms: float = 0.0, presence_bin_s: float = 60.0, recording: Recording | None = None,
+    ms_before: float = 1.0, ms_after: float = 2.0, max_spikes: int = 100,
+    rng: np.random.Generator | None = None, units_for_amplitude: list[int] | None = None,
+) -> dict[int, UnitMetrics]:
+    """Metrics of every unit in ``trains`` (unit id -> spike samples).
+
+    Amplitude and SNR need ``recording``; they are computed for ``units_for_amplitude`` (default:
+    every unit) and NaN for the others.
+    """
+    duration_s = n_samples / fs
+    out: dict[int, UnitMetrics] = {}
+    for uid, times in trains.items():
+        n = int(np.size(times))
+        v = isi_violations(times, fs, refractory_ms)
+        out[int(uid)] = UnitMetrics(
+            unit_id=int(uid), n_spikes=n, firing_rate_hz=firing_rate(times, n_samples, fs),
+            isi_violations=v,
+            isi_violations_ratio=isi_violations_ratio(v, n, duration_s, refractory_ms, censored_ms),
+            contamination=hill_contamination(v, n, duration_s, refractory_ms, censored_ms),
+            presence_ratio=presence_ratio(times, n_samples, fs, presence_bin_s),
+        )
+    if recording is not None:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        wanted = list(trains) if units_for_amplitude is None else units_for_amplitude
+        if wanted:
+            noise = estimate_noise_uV(recording, recording.neural_channels, rng)
+            n_before = max(1, int(round(ms_before * 1e-3 * recording.sampling_rate)))
+            n_after = max(1, int(round(ms_after * 1e-3 * recording.sampling_rate)))
+            for uid in wanted:
+                m = out[int(uid)]
+                m.amplitude_uV, m.snr, m.peak_channel = amplitude_and_snr(
+                    recording, trains[uid], n_before, n_after, noise, rng, max_spikes)
+    return out
