@@ -1,0 +1,344 @@
+"""Template source ``template_database`` against a copy of the database replica served on 127.0.0.1.
+
+The server (GET, HEAD, Range, S3-style MD5 ETags) is started and stopped by the tests and logs
+every request, so the tests can state exactly which objects were fetched.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pytest
+
+from hybridkit.cli import main as cli_main
+from hybridkit.config import load_config
+from hybridkit.errors import TemplateError
+from hybridkit.example import np1_positions, write_example
+from hybridkit.pipeline import generate
+from hybridkit.plugins.template_database import (
+    CACHE_ENV, DatabaseOptions, TemplateDatabase, default_cache_dir, list_templates,
+)
+from hybridkit.plugins.zarr_http import HttpCache
+from tests.helpers import make_recording
+
+REPLICA = Path(__file__).parents[1] / "data" / "template_database" / "spikeinterface-template-database"
+KS042 = ("000409_sub-KS042_ses-5f82c2d9-cfeb-4fa3-a1d7-d982f8bd1045_behavior+ecephys+image_"
+         "b8e8cd4e-a93d-4d0a-9df0-4213b6273b04.zarr")
+NPU = "steinmetz_ye_np_ultra_2022_figshare19493588v2_0.zarr"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Static files with GET, HEAD, Range and an MD5 ETag; ``tamper`` serves other bytes."""
+
+    def __init__(self, *args, root: Path, log: list, tamper: dict, **kw):
+        self.root, self.reqlog, self.tamper = root, log, tamper
+        super().__init__(*args, **kw)
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def _serve(self, with_body: bool) -> None:
+        rel = unquote(urlsplit(self.path).path).lstrip("/")
+        self.reqlog.append((self.command, rel))
+        path = self.root / rel
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
+        data = self.tamper.get(rel, data)
+        status, start, part = 200, 0, data
+        spec = self.headers.get("Range", "")
+        if spec.startswith("bytes="):
+            a, b = spec[6:].split("-")
+            start = int(a) if a else len(data) - int(b)
+            stop = int(b) + 1 if a and b else len(data)
+            status, part = 206, data[start:stop]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(part)))
+        self.send_header("ETag", etag)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{start + len(part) - 1}/{len(data)}")
+        self.end_headers()
+        if with_body:
+            self.wfile.write(part)
+
+    def do_GET(self):
+        self._serve(True)
+
+    def do_HEAD(self):
+        self._serve(False)
+
+
+class Server:
+    def __init__(self, root: Path) -> None:
+        self.log: list[tuple[str, str]] = []
+        self.tamper: dict[str, bytes] = {}
+        handler = partial(_Handler, root=root, log=self.log, tamper=self.tamper)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.thread.join()
+
+
+@pytest.fixture
+def replica(tmp_path) -> Path:
+    root = tmp_path / "bucket"
+    shutil.copytree(REPLICA, root)
+    return root
+
+
+@pytest.fixture
+def server(replica):
+    srv = Server(replica)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def np1_recording(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("np1")
+    return make_recording(tmp, np.zeros((600, 384), np.int16), positions=np1_positions())
+
+
+def _options(server, tmp_path, **kw) -> DatabaseOptions:
+    return DatabaseOptions(base_url=server.url, cache_dir=tmp_path / "cache", **kw)
+
+
+def _reference(dataset: str, index: int):
+    """The template and probe as the zarr library reads them from the test copy (independent)."""
+    import zarr
+
+    g = zarr.open_consolidated(str(REPLICA / dataset), mode="r")
+    return (np.asarray(g["templates_array"][index]), np.c_[g["probe/x"][:], g["probe/y"][:]],
+            int(g["unit_ids"][index]))
+
+
+# -- query -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("filters, rows", [
+    ({"brain_areas": ["PO"]}, [5, 11, 16, 21]),
+    ({"brain_areas": ["PO"], "depth_um": (600, 700)}, [5]),
+    ({"brain_areas": ["VISp*"]}, [0, 2, 4, 7, 9, 18, 19, 25, 28, 30, 34, 35]),
+    ({"brain_areas": ["visp"]}, [25, 28, 30, 34, 35]),
+    ({"snr": (100, 200)}, [5, 7, 17]),  # NP-Ultra rows have no SNR: never in an SNR range
+    ({"probes": ["Neuropixels Ultra"], "amplitude_uV": (0, 120)}, [28, 30]),
+    ({"datasets": ["000409_sub-KS043*"], "min_spikes": 15000}, [14, 22]),
+])
+def test_query_filters(server, tmp_path, filters, rows):
+    got = list_templates(base_url=server.url, cache_dir=tmp_path / "c", **filters)
+    assert [r["row"] for r in got] == rows
+    assert server.log == [("GET", "templates.csv")]  # a query reads the index only
+
+
+def test_query_row_values(server, tmp_path):
+    (row,) = list_templates(base_url=server.url, cache_dir=tmp_path / "c", rows=[28])
+    assert row["dataset"] == NPU and row["template_index"] == 4 and row["brain_area"] == "VISp"
+    assert row["noise_level_uv"] is None and row["signal_to_noise_ratio"] is None
+    assert row["amplitude_uv"] == pytest.approx(86.47924) and row["spikes_per_unit"] == 1896
+
+
+# -- fetch ---------------------------------------------------------------------------------------
+def test_fetch_reads_only_the_chosen_chunks(server, tmp_path, np1_recording):
+    opt = _options(server, tmp_path, rows=[5, 28])
+    bank = TemplateDatabase(opt).build(np1_recording, None, [])
+    assert list(bank.templates) == [5, 28]
+    chunks = sorted(p for _, p in server.log if "/templates_array/" in p)
+    assert chunks == [f"{KS042}/templates_array/5.0.0", f"{NPU}/templates_array/4.0.0"]
+    # the index, then per dataset: consolidated metadata, probe x and y, unit ids, one chunk per unit
+    assert len(server.log) == 1 + 2 * 5 and all(m == "GET" for m, _ in server.log)
+    assert not any(p.endswith((".zarray", ".zattrs", "peak_to_peak/0.0")) for _, p in server.log)
+
+    ref, ref_pos, unit_id = _reference(KS042, 5)
+    tpl = bank.templates[5]
+    assert tpl.peak_amplitude_uV == pytest.approx(np.abs(ref).max(), rel=1e-6)
+    # the source peak contact's trace, unchanged, on the target contact at the unit's own depth
+    src_peak = int(np.argmax(np.abs(ref).max(axis=0)))
+    assert np.allclose(tpl.position, ref_pos[src_peak])
+    col = list(tpl.channels).index(tpl.peak_channel)
+    assert np.allclose(tpl.waveform[:, col], ref[:, src_peak], atol=1e-4)
+    assert tpl.peak_index == 90 and tpl.n_times == 240 and tpl.source == "template_database"
+    p = tpl.provenance
+    assert (p["dataset"], p["template_index"], p["unit_id"], p["brain_area"], p["csv_row"]) == (
+        KS042, 5, unit_id, "PO", 5)
+    assert unit_id == 561
+    assert bank.templates[28].provenance["probe"] == "Neuropixels Ultra"
+
+
+def test_cache_reused_then_offline_with_server_stopped(server, tmp_path, np1_recording):
+    opt = _options(server, tmp_path, rows=[5])
+    first = TemplateDatabase(opt).build(np1_recording, None, []).templates[5]
+    server.log.clear()
+    TemplateDatabase(opt).build(np1_recording, None, [])
+    assert server.log == [("HEAD", "templates.csv")]  # everything else from the cache
+    server.stop()
+    again = TemplateDatabase(opt).build(np1_recording, None, []).templates[5]
+    assert np.array_equal(first.waveform, again.waveform)
+    offline = DatabaseOptions(base_url=server.url, cache_dir=tmp_path / "cache", offline=True, rows=[5])
+    assert np.array_equal(TemplateDatabase(offline).build(np1_recording, None, []).templates[5].waveform,
+                          first.waveform)
+    with pytest.raises(TemplateError, match=r"not in the cache .* offline"):
+        TemplateDatabase(offline.model_copy(update={"rows": [28]})).build(np1_recording, None, [])
+
+
+def test_changed_index_drops_cached_datasets(server, replica, tmp_path, np1_recording):
+    opt = _options(server, tmp_path, rows=[5])
+    TemplateDatabase(opt).build(np1_recording, None, [])
+    csv_path = replica / "templates.csv"
+    csv_path.write_bytes(csv_path.read_bytes() + b"\n")  # same rows, new ETag and size
+    server.log.clear()
+    TemplateDatabase(opt).build(np1_recording, None, [])
+    assert server.log[:2] == [("HEAD", "templates.csv"), ("GET", "templates.csv")]
+    assert ("GET", f"{KS042}/templates_array/5.0.0") in server.log  # refetched, not trusted
+
+
+def test_corrupt_cache_entry_is_fetched_again(server, tmp_path, np1_recording):
+    opt = _options(server, tmp_path, rows=[5])
+    first = TemplateDatabase(opt).build(np1_recording, None, []).templates[5]
+    store = HttpCache(server.url, tmp_path / "cache")
+    key = f"{KS042}/templates_array/5.0.0"
+    path = store.path(key)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")  # same size, other bytes
+    server.log.clear()
+    again = TemplateDatabase(opt).build(np1_recording, None, []).templates[5]
+    assert ("GET", key) in server.log
+    assert np.array_equal(first.waveform, again.waveform)
+
+
+def test_corrupt_chunk_on_server_is_a_clear_error(server, replica, tmp_path, np1_recording):
+    chunk = replica / KS042 / "templates_array" / "5.0.0"
+    chunk.write_bytes(b"\x00" * 64)
+    with pytest.raises(TemplateError, match=r"templates_array/5\.0\.0 is corrupt"):
+        TemplateDatabase(_options(server, tmp_path, rows=[5])).build(np1_recording, None, [])
+
+
+def test_bytes_not_matching_the_etag_are_rejected(server, tmp_path, np1_recording):
+    key = f"{KS042}/templates_array/5.0.0"
+    good = (REPLICA / key).read_bytes()
+    server.tamper[key] = good[:100] + bytes([good[100] ^ 1]) + good[101:]
+    with pytest.raises(TemplateError, match="do not match the server's checksum"):
+        TemplateDatabase(_options(server, tmp_path, rows=[5])).build(np1_recording, None, [])
+    assert not HttpCache(server.url, tmp_path / "cache").path(key).exists()  # nothing cached
+
+
+@pytest.mark.parametrize("row, missing", [(0, f"{KS042}/templates_array/0.0.0"),  # chunk absent
+                                          (12, "000409_sub-KS043")])  # dataset absent
+def test_missing_object_is_a_clear_error(server, tmp_path, np1_recording, row, missing):
+    with pytest.raises(TemplateError, match=r"not found \(HTTP 404\)") as info:
+        TemplateDatabase(_options(server, tmp_path, rows=[row])).build(np1_recording, None, [])
+    assert missing.replace("+", "%2B") in str(info.value)
+
+
+def test_unreachable_without_cache(server, tmp_path, np1_recording):
+    server.stop()
+    with pytest.raises(TemplateError, match=r"cannot reach .*templates\.csv"):
+        TemplateDatabase(_options(server, tmp_path, rows=[5])).build(np1_recording, None, [])
+
+
+def _set_scale_attr(root: Path, name: str, value: bool) -> None:
+    for rel in (".zattrs", ".zmetadata"):
+        path = root / KS042 / rel
+        doc = json.loads(path.read_text())
+        attrs = doc["metadata"][".zattrs"] if rel == ".zmetadata" else doc
+        attrs.pop("is_scaled", None)
+        attrs[name] = value
+        path.write_text(json.dumps(doc))
+
+
+def test_is_in_uV_accepted_and_raw_units_refused(server, replica, tmp_path, np1_recording):
+    _set_scale_attr(replica, "is_in_uV", True)
+    bank = TemplateDatabase(_options(server, tmp_path, rows=[5])).build(np1_recording, None, [])
+    ref, _, _ = _reference(KS042, 5)
+    assert bank.templates[5].peak_amplitude_uV == pytest.approx(np.abs(ref).max(), rel=1e-6)
+    _set_scale_attr(replica, "is_in_uV", False)
+    with pytest.raises(TemplateError, match="is_in_uV=false"):
+        TemplateDatabase(_options(server, tmp_path / "fresh", rows=[5])).build(np1_recording, None, [])
+
+
+def test_seeded_choice_and_too_few_matches(server, tmp_path):
+    opt = _options(server, tmp_path, brain_areas=["CA1"], n_units=3)
+    rows = list_templates(base_url=server.url, cache_dir=tmp_path / "cache", brain_areas=["CA1"])
+    src = TemplateDatabase(opt)
+    picks = [[r["row"] for r in src.choose(rows, np.random.default_rng(s))] for s in (1, 1, 2)]
+    assert picks[0] == picks[1] and len(set(picks[0])) == 3 and picks[0] == sorted(picks[0])
+    assert set(picks[0]) <= {12, 22, 24, 27, 31, 32, 33}
+    with pytest.raises(TemplateError, match="7 database templates match the query, n_units is 8"):
+        TemplateDatabase(_options(server, tmp_path, n_units=8)).choose(rows, np.random.default_rng(0))
+    with pytest.raises(TemplateError, match=r"rows \[5\] do not match"):
+        TemplateDatabase(_options(server, tmp_path, rows=[5, 12], brain_areas=["CA1"])).choose(
+            [r for r in rows if r["row"] == 12], np.random.default_rng(0))
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "hybridkit" / "template_database"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+def test_cli_templates_list(server, tmp_path, capsys):
+    code = cli_main(["templates", "list", "--brain-area", "PO", "--depth", "0", "2000",
+                     "--base-url", server.url, "--cache-dir", str(tmp_path / "c")])
+    out = capsys.readouterr()
+    assert code == 0
+    lines = out.out.strip().splitlines()
+    assert lines[0].split()[:3] == ["row", "probe", "brain_area"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["5", "11"]
+    assert "2 templates match" in out.err
+    code = cli_main(["templates", "list", "--snr", "9", "3", "--base-url", server.url,
+                     "--cache-dir", str(tmp_path / "c")])
+    assert code == 2 and "snr" in capsys.readouterr().err
+
+
+# -- end to end ----------------------------------------------------------------------------------
+def test_generate_with_database_templates(server, tmp_path):
+    write_example(tmp_path / "demo", seed=3, duration_s=2.0)
+    cfg = json.loads((tmp_path / "demo" / "config.json").read_text())
+    for key in ("sorting", "units"):
+        cfg.pop(key)
+    cfg["templates"] = {"type": "template_database", "base_url": server.url,
+                        "cache_dir": str(tmp_path / "cache"), "rows": [5, 28],
+                        "scaling": {"mode": "snr", "min": 8, "max": 12}}
+    cfg["injection"]["trains"] = {"mode": "poisson", "rate_hz": 8.0}
+    cfg["engine"] = {"progress": False, "chunk_duration_s": 0.1}
+    (tmp_path / "demo" / "config.json").write_text(json.dumps(cfg))
+    result = generate(load_config(tmp_path / "demo" / "config.json"))
+    truth = result.truth
+    plan, rec = truth.plan, truth.recording
+    assert [u.source_unit_id for u in plan.units] == [5, 28]
+    assert [u.new_unit_id for u in plan.units] == [0, 1]
+    for u, (dataset, index) in zip(plan.units, [(KS042, 5), (NPU, 4)]):
+        p = u.template.provenance
+        assert (p["dataset"], p["template_index"]) == (dataset, index)
+        snr = u.template.peak_amplitude_uV / p["noise_uV"]
+        assert 8 <= snr <= 12 and snr == pytest.approx(p["target_snr"], rel=1e-5)
+    n_ch = rec.n_channels
+    src = np.fromfile(rec.files[0].path, np.int16).reshape(-1, n_ch)
+    hyb = np.fromfile(result.output_dir / "demo_g0_t0.imec0.ap.GT.bin", np.int16).reshape(-1, n_ch)
+    touched = np.unique(np.concatenate([u.template.channels for u in plan.units]))
+    assert np.array_equal(np.delete(src, touched, axis=1), np.delete(hyb, touched, axis=1))
+    planned = np.zeros((src.shape[0], touched.size))
+    for t, k, g in zip(plan.times, plan.unit_index, plan.gains):
+        tpl = plan.units[k].template
+        a = t - tpl.peak_index
+        planned[a:a + tpl.n_times, np.searchsorted(touched, tpl.channels)] += (
+            float(g) * tpl.waveform / rec.gain_to_uV[tpl.channels])
+    diff = hyb[:, touched].astype(float) - src[:, touched]
+    assert truth.clipped_samples == 0 and plan.n_events > 10
+    assert np.abs(diff - planned).max() <= 0.5 + 1e-3
+    ft = np.load(result.output_dir / "firings_true.npy")
+    assert set(np.unique(ft[2]).tolist()) == {5, 28}  # the database rows are the source units
