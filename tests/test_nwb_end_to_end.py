@@ -1,0 +1,163 @@
+"""``generate`` with NWB in and out, on the example dataset, checked with the clients users open it with.
+
+Run A: the SpikeGLX example -> writers legacy + nwb: the NWB traces equal the legacy hybrid binary,
+the Units spike times equal firings_true / rate to the sample (SpikeInterface), nwbinspector (DANDI
+config) finds nothing, and ``dandi validate`` passes after ``dandi organize``.
+Run B: the same recording converted to NWB -> writers nwb (traces) + nwb (ground truth only): the
+same plan, so the same hybrid traces and ground truth as run A.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from hybridkit.config import load_config
+from hybridkit.example import write_example
+from hybridkit.pipeline import generate
+from hybridkit.plugins.legacy_tables import firings_true
+
+from .plugins.nwb_testutil import example_to_nwb
+
+N_CH = 385
+NWB_META = {"session_start_time": "2024-03-04T12:00:00+00:00", "experimenter": ["Doe, Jane"],
+            "institution": "Test University", "electrode_location": "CA1", "compression_level": 1,
+            "subject": {"subject_id": "mouse01", "species": "Mus musculus", "sex": "U", "age": "P90D"}}
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("nwb_example")
+    write_example(root / "demo", seed=3, duration_s=4.0)
+    return root / "demo"
+
+
+def run_config(example: Path, out: Path, recording: dict, writers: list) -> Path:
+    cfg = json.loads((example / "config.json").read_text())
+    cfg["recording"] = recording
+    cfg["sorting"]["path"] = str(example / cfg["sorting"]["path"])
+    cfg.update(engine={"progress": False, "chunk_duration_s": 0.3}, writers=writers,
+               output={"directory": str(out / "hybrid")})
+    path = out / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_a(example, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_a")
+    rec = {"type": "spikeglx", "path": str(example / "demo_g0" / "demo_g0_t0.imec0.ap.bin")}
+    # inspect: error -> the run fails on any nwbinspector issue (DANDI config) at BEST_PRACTICE_VIOLATION+
+    writers = [{"type": "legacy"}, {"type": "nwb", **NWB_META, "inspect": "error"}]
+    result = generate(load_config(run_config(example, out, rec, writers)))
+    return result
+
+
+@pytest.fixture(scope="module")
+def run_b(example, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_b")
+    src = example_to_nwb(example, out / "source.nwb")
+    writers = [{"type": "nwb", **NWB_META, "inspect": "off"},
+               {"type": "nwb", **NWB_META, "inspect": "off", "traces": False, "file_name": "ground_truth.nwb"}]
+    return generate(load_config(run_config(example, out, {"type": "nwb", "path": str(src)}, writers)))
+
+
+def hybrid_bin(result) -> np.ndarray:
+    return np.fromfile(result.output_dir / "demo_g0_t0.imec0.ap.GT.bin", np.int16).reshape(-1, N_CH)
+
+
+def test_nwb_traces_equal_legacy_binary(run_a):
+    gt = hybrid_bin(run_a)
+    with h5py.File(run_a.output_dir / "demo.nwb", "r") as f:
+        np.testing.assert_array_equal(f["acquisition/ElectricalSeries/data"][()], gt[:, :384])
+        np.testing.assert_array_equal(f["acquisition/NonNeuralChannels/data"][()], gt[:, 384:])
+    assert run_a.truth.plan.n_events > 50
+
+
+def test_spikeinterface_reads_recording_and_truth(run_a):
+    import spikeinterface.extractors as se
+
+    path = str(run_a.output_dir / "demo.nwb")
+    rec = se.read_nwb_recording(path)
+    assert rec.get_num_channels() == 384 and rec.get_sampling_frequency() == run_a.truth.recording.sampling_rate
+    gt = hybrid_bin(run_a)
+    np.testing.assert_array_equal(rec.get_traces(start_frame=30000, end_frame=36000), gt[30000:36000, :384])
+    np.testing.assert_allclose(rec.get_channel_locations(), run_a.truth.recording.channel_positions[:384])
+    sorting = se.read_nwb_sorting(path, electrical_series_path="acquisition/ElectricalSeries")
+    ft = firings_true(run_a.truth)
+    plan = run_a.truth.plan
+    new_of_event = np.array([u.new_unit_id for u in plan.units])[plan.unit_index]
+    assert sorted(int(u) for u in sorting.unit_ids) == [u.new_unit_id for u in plan.units]
+    for uid in sorting.unit_ids:
+        np.testing.assert_array_equal(sorting.get_unit_spike_train(uid),
+                                      ft[1][new_of_event == int(uid)].astype(np.int64))
+    peak = dict(zip(sorting.unit_ids, sorting.get_property("peak_channel")))
+    for uid in sorting.unit_ids:  # firings_true row 0 = the unit's peak channel on every event
+        assert set(ft[0][new_of_event == int(uid)].tolist()) == {int(peak[uid])}
+    with h5py.File(path, "r") as f:  # seconds exactly = samples / rate, not just to the sample
+        st, idx = f["units/spike_times"][()], f["units/spike_times_index"][()]
+        ids = f["units/id"][()]
+    fs = run_a.truth.recording.sampling_rate
+    for k, uid in enumerate(ids):
+        lo = 0 if k == 0 else idx[k - 1]
+        np.testing.assert_array_equal(st[lo:idx[k]], ft[1][new_of_event == uid].astype(np.float64) / fs)
+
+
+def test_dandi_organize_and_validate(run_a, tmp_path, monkeypatch):
+    """The dandi CLI, in process (its import costs seconds per subprocess); offline with DANDI_NO_ET."""
+    from click.testing import CliRunner
+    from dandi.cli.command import main as dandi
+
+    monkeypatch.setenv("DANDI_NO_ET", "1")  # no etelemetry version check: the only network use here
+    ds = tmp_path / "dandiset"
+    ds.mkdir()
+    (ds / "dandiset.yaml").write_text("identifier: '000999'\nname: hybridkit test\n"
+                                      "description: hybrid ground truth written by the tests\n")
+    org = CliRunner().invoke(dandi, ["organize", "-f", "copy", "-d", str(ds), str(run_a.output_dir / "demo.nwb")])
+    assert org.exit_code == 0, org.output
+    organized = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*.nwb"))
+    assert organized == ["sub-mouse01/sub-mouse01_ecephys.nwb"]
+    val = CliRunner().invoke(dandi, ["validate", str(ds)])
+    assert val.exit_code == 0, val.output
+    assert "No errors found" in val.output
+
+
+def test_nwb_source_to_nwb_output(run_a, run_b):
+    """Same recording, same seed -> same plan -> the same hybrid traces and truth as from SpikeGLX."""
+    pa, pb = run_a.truth.plan, run_b.truth.plan
+    np.testing.assert_array_equal(pa.times, pb.times)
+    np.testing.assert_array_equal(pa.event_channels(), pb.event_channels())
+    with h5py.File(run_a.output_dir / "demo.nwb", "r") as fa, h5py.File(run_b.output_dir / "demo.nwb", "r") as fb:
+        np.testing.assert_array_equal(fa["acquisition/ElectricalSeries/data"][()],
+                                      fb["acquisition/ElectricalSeries/data"][()])
+        assert "NonNeuralChannels" not in fb["acquisition"]  # the NWB source had no sync column
+        np.testing.assert_array_equal(fa["units/spike_times"][()], fb["units/spike_times"][()])
+        names = [n.decode() for n in fb["general/extracellular_ephys/electrodes/channel_name"][()][:3]]
+        assert names == ["AP0", "AP1", "AP2"]  # the source's channel names carry over
+    with h5py.File(run_b.output_dir / "ground_truth.nwb", "r") as fg, \
+            h5py.File(run_b.output_dir / "demo.nwb", "r") as fb:
+        assert "ElectricalSeries" not in fg["acquisition"]
+        for col in ("spike_times", "spike_times_index", "peak_channel", "source_unit", "amplitude_scale"):
+            np.testing.assert_array_equal(fg[f"units/{col}"][()], fb[f"units/{col}"][()])
+    manifest = json.loads((run_b.output_dir / "manifest.json").read_text())
+    assert {"demo.nwb", "ground_truth.nwb"} <= {f["path"] for f in manifest["files"]}
+
+
+def test_nwb_source_with_legacy_writer_fails_before_any_copy(example, tmp_path):
+    """The legacy writer copies a flat binary: with an NWB source that is one clear line, exit 2,
+    said when the writer begins (not after the source was copied), and no output folder."""
+    import subprocess
+    import sys
+
+    src = example_to_nwb(example, tmp_path / "source.nwb")
+    cfg = run_config(example, tmp_path, {"type": "nwb", "path": str(src)}, [{"type": "legacy"}])
+    out = subprocess.run([sys.executable, "-m", "hybridkit", "generate", str(cfg)],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a flat binary file" in lines[0] and '"nwb"' in lines[0]
+    assert not (tmp_path / "hybrid").exists()
+    assert not any(p.name.startswith(".hybrid") for p in tmp_path.iterdir())
