@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -56,6 +56,10 @@ class Recording:
             columns, or None when the reader has no geometry beyond channel_positions.
         meta: reader-specific extras (e.g. the parsed SpikeGLX meta), written out for provenance.
     """
+
+    #: False for recordings that are not flat binary files (an NWB dataset): writers that copy
+    #: the source's file layout cannot write those
+    flat_binary: ClassVar[bool] = True
 
     files: list[SourceFile]
     dtype: np.dtype
@@ -281,17 +285,48 @@ class TemplateBank:
 
 
 @dataclass
+class DriftVariants:
+    """A placed template precomputed at a grid of y offsets, for drift-aware injection.
+
+    Attributes:
+        offsets_um: (n_grid,) float64 increasing y offsets, um (> 0 = larger probe y); one is 0.0.
+        templates: (n_grid,) the template at each offset; ``templates[zero]`` is the placed
+            (static) template object itself. The others are float32 and sparse over the contacts
+            their signal reaches, with ``position`` = placed position + (0, offset) (the unit's
+            position, not necessarily a contact) and ``peak_channel`` their largest column.
+        zero: index of offset 0.
+    """
+
+    offsets_um: np.ndarray
+    templates: list[Template]
+    zero: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the precomputed waveforms (the static one excluded)."""
+        return int(sum(t.waveform.nbytes for i, t in enumerate(self.templates) if i != self.zero))
+
+
+@dataclass
 class PlacedUnit:
     """An injected (hybrid) unit: a template moved to its place on the target probe.
 
     ``template`` is the placed template (its channels and peak channel are where it is injected);
-    ``shift_um`` is the (dx, dy) displacement applied to the source template.
+    ``shift_um`` is the (dx, dy) displacement applied to the source template. ``variants`` is
+    None for a static unit, or the template precomputed across depth when the unit drifts
+    (hybridkit.engine.drift); each event then uses the variant ``Plan.variant_index`` names.
     """
 
     new_unit_id: int
     source_unit_id: int
     template: Template
     shift_um: np.ndarray
+    variants: DriftVariants | None = None
+
+    @property
+    def variant_templates(self) -> list[Template]:
+        """The templates events may use: the variants, or just ``[template]`` when static."""
+        return self.variants.templates if self.variants is not None else [self.template]
 
 
 @dataclass
@@ -303,30 +338,56 @@ class Plan:
         times: (n_events,) int64 sample of each event (aligned to the template's peak_index).
         unit_index: (n_events,) int64.
         gains: (n_events,) float32 amplitude scale of each event (multiplies the whole waveform).
+        variant_index: (n_events,) int64 index into the event's unit's ``variant_templates``
+            (drift-aware injection); default all 0, the placed template of a static unit.
     """
 
     units: list[PlacedUnit]
     times: np.ndarray
     unit_index: np.ndarray
     gains: np.ndarray
+    variant_index: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.times = np.asarray(self.times, dtype=np.int64)
         self.unit_index = np.asarray(self.unit_index, dtype=np.int64)
         self.gains = np.asarray(self.gains, dtype=np.float32)
+        self.variant_index = (np.zeros(self.times.shape, np.int64) if self.variant_index is None
+                              else np.asarray(self.variant_index, dtype=np.int64))
         order = np.argsort(self.times, kind="stable")
-        self.times, self.unit_index, self.gains = (
-            self.times[order], self.unit_index[order], self.gains[order]
+        self.times, self.unit_index, self.gains, self.variant_index = (
+            self.times[order], self.unit_index[order], self.gains[order], self.variant_index[order]
         )
 
     @property
     def n_events(self) -> int:
         return int(self.times.size)
 
+    @property
+    def drifting(self) -> bool:
+        """True when some unit has drift variants."""
+        return any(u.variants is not None for u in self.units)
+
+    def _per_variant(self, value) -> np.ndarray:
+        """``value(template)`` of each event's template: a per-unit lookup when static."""
+        if not self.units:
+            return np.zeros(0)
+        if not self.drifting:
+            return np.array([value(u.template) for u in self.units])[self.unit_index]
+        tables = [np.array([value(t) for t in u.variant_templates]) for u in self.units]
+        base = np.cumsum([0] + [len(t) for t in tables])[:-1]
+        return np.concatenate(tables)[base[self.unit_index] + self.variant_index]
+
     def event_channels(self) -> np.ndarray:
-        """(n_events,) int64 peak channel of each event's injected template."""
-        peaks = np.array([u.template.peak_channel for u in self.units], dtype=np.int64)
-        return peaks[self.unit_index] if self.units else np.zeros(0, np.int64)
+        """(n_events,) int64 peak channel of each event's injected template (its drift variant)."""
+        return self._per_variant(lambda t: t.peak_channel).astype(np.int64)
+
+    def event_positions(self) -> np.ndarray:
+        """(n_events, 2) float64 um: (x, y) position of each injected event's unit at its time
+        (the placed template's position, moved by the event's drift offset)."""
+        if not self.units:
+            return np.zeros((0, 2))
+        return self._per_variant(lambda t: t.position).astype(np.float64).reshape(-1, 2)
 
 
 @dataclass

@@ -111,7 +111,9 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         "sampling_rate_hz": recording.sampling_rate,
         "dtype": recording.dtype.str,
         "n_channels": recording.n_channels,
-        "sources": [{"path": str(f.path), "bytes": f.path.stat().st_size, "n_samples": f.n_samples,
+        # remote sources (URL, DANDI asset) have no local file to measure
+        "sources": [{"path": str(f.path), "bytes": f.path.stat().st_size if f.path.is_file() else None,
+                     "n_samples": f.n_samples,
                      "first_sample": f.first_sample} for f in recording.files],
         "injected_units": len(truth.plan.units),
         "injected_events": truth.plan.n_events,

@@ -58,6 +58,11 @@ class LegacyWriter(Writer):
         self.targets: list[Path] = []
         self.fds: list[int] = []
         self.copy: BackgroundCopy | None = None
+        if not recording.flat_binary:  # say so now, not after copying the source
+            raise OutputError(
+                f"recording {recording.name} is not a flat binary file (an NWB ElectricalSeries): the "
+                "legacy writer (and phy, which needs it) copies the source's binary layout; use "
+                "writers [{\"type\": \"nwb\"}]")
         names = [hybrid_file_name(f.path) for f in recording.files]
         if len(set(names)) != len(names):
             raise OutputError(f"source files share a name ({', '.join(sorted(names))}); the legacy "
