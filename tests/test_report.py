@@ -1,0 +1,109 @@
+"""``hybridkit report``: the HTML page, opened in headless Chromium.
+
+End to end: example -> generate -> perturbed sorting -> score -> report --score; the page must
+render in a real browser with every figure decoded and no console message. Chromium is Debian's
+``chromium`` package (.ci/run installs it); where it cannot be found the browser test skips and
+says so.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from hybridkit.report import build_report
+from tests.test_score import generated, main, perturbed, scored  # noqa: F401 (fixtures)
+
+SCORE_FIGURES = ["fig-accuracy", "fig-agreement", "fig-snr"]
+
+
+def chromium() -> str | None:
+    for name in (os.environ.get("HYBRIDKIT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def figures_in(html: str) -> dict[str, bytes]:
+    """figure id -> decoded PNG bytes."""
+    found = re.findall(r'<figure id="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', html)
+    return {fid: base64.b64decode(data) for fid, data in found}
+
+
+def expected_figures(unit_ids, with_score: bool) -> list[str]:
+    ids = ["fig-probe"] + [f"fig-template-{u}" for u in unit_ids] + \
+          ["fig-traces", "fig-raster", "fig-gains", "fig-clipped"]
+    return ids + (SCORE_FIGURES if with_score else [])
+
+
+@pytest.fixture(scope="module")
+def report(generated, scored, tmp_path_factory):  # noqa: F811
+    out, _, _ = scored
+    page = tmp_path_factory.mktemp("report") / "report.html"
+    from hybridkit.cli import main as cli_main
+
+    assert cli_main(["report", str(generated), "--score", str(out / "score.json"), "-o", str(page)]) == 0
+    return page
+
+
+def test_report_is_self_contained_with_every_figure(report, generated):  # noqa: F811
+    from PIL import Image
+
+    from hybridkit.truth_io import load_truth
+
+    html = report.read_text()
+    units = load_truth(generated).unit_ids.tolist()
+    figs = figures_in(html)
+    assert list(figs) == expected_figures(units, with_score=True)
+    for fid, png in figs.items():
+        img = Image.open(io.BytesIO(png))
+        img.load()
+        assert img.format == "PNG" and img.width > 200 and img.height > 100, fid
+    # nothing is fetched: no external URL in any src/href, one inline script only
+    assert not re.search(r'(src|href)="(https?:|//)', html)
+    assert html.count("<script") == 1
+    assert '<table id="table-accuracy">' in html and html.count("<tr>") == len(units) + 1
+
+
+def test_report_renders_in_headless_chromium(report, generated, tmp_path):  # noqa: F811
+    browser = chromium()
+    if browser is None:
+        pytest.skip("Chromium not found (install Debian's 'chromium' package, as .ci/run does, or "
+                    "set HYBRIDKIT_CHROMIUM); the report's browser test cannot run here")
+    from hybridkit.truth_io import load_truth
+
+    res = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=5000", "--dump-dom", report.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    dom = res.stdout
+    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console                       # no error, warning or log from the page
+    wanted = expected_figures(load_truth(generated).unit_ids.tolist(), with_score=True)
+    for fid in wanted:
+        assert f'id="{fid}"' in dom, fid
+    # the page's own load handler counts the images that decoded (naturalWidth > 0)
+    assert f'data-figures-rendered="{len(wanted)}"' in dom
+
+
+def test_report_without_score_and_from_nwb(generated, tmp_path, capsys):  # noqa: F811
+    from hybridkit.truth_io import load_truth
+
+    code, out, err = main(capsys, "report", generated)
+    assert code == 0, err
+    page = generated / "report.html"
+    assert out.strip() == f"wrote {page}"
+    units = load_truth(generated).unit_ids.tolist()
+    assert list(figures_in(page.read_text())) == expected_figures(units, with_score=False)
+    # the NWB file alone (written without traces): no trace figure, and the page says why
+    html = build_report(next(generated.glob("*.nwb")))
+    figs = figures_in(html)
+    assert "fig-traces" not in figs and "fig-raster" in figs and "fig-probe" in figs
+    assert "could not be opened" in html

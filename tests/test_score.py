@@ -1,0 +1,255 @@
+"""``hybridkit score`` end to end: example -> generate -> a perturbed sorting -> score.
+
+The sorting is made from the ground truth with known perturbations (dropped, added and shifted
+spikes, a split, a merge) plus the source sorting's own units, so the expected numbers are known
+exactly; the tables are also checked against SpikeInterface's compare_sorter_to_ground_truth run
+on the same spikes. The ground truth is read back from every writer's output (legacy, phy, NWB).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridkit.truth_io import load_truth, open_traces
+
+#: the example's sampling rate gives floor(0.4 ms * 29999.97 Hz) = 11 samples
+DELTA = 11
+
+
+def run_cli(*args):
+    """The real command line, in a subprocess (as a user runs it)."""
+    return subprocess.run([sys.executable, "-m", "hybridkit", *map(str, args)],
+                          capture_output=True, text=True, check=False)
+
+
+def main(capsys, *args) -> tuple[int, str, str]:
+    """The command line in-process (fast): exit code, stdout, stderr."""
+    from hybridkit.cli import main as cli_main
+
+    capsys.readouterr()
+    code = cli_main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {r[next(iter(r))]: r for r in rows}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """``hybridkit example`` (4 s) and ``hybridkit generate`` with the legacy, phy and NWB writers.
+
+    Made once per test session (test_report.py imports these fixtures and finds it on disk).
+    """
+    root = tmp_path_factory.getbasetemp() / "score-shared"
+    if (root / "out" / "manifest.json").is_file():
+        return root / "out"
+    res = run_cli("example", root / "demo", "--duration", "4", "--seed", "3")
+    assert res.returncode == 0, res.stderr
+    config = root / "demo" / "config.json"
+    cfg = json.loads(config.read_text())
+    cfg["output"] = {"directory": str(root / "out")}
+    cfg["engine"] = {"progress": False}
+    cfg["writers"] = [{"type": "legacy"}, {"type": "phy"},
+                      {"type": "nwb", "traces": False, "dandi": False, "inspect": "off"}]
+    config.write_text(json.dumps(cfg))
+    res = run_cli("generate", config)
+    assert res.returncode == 0, res.stderr
+    return root / "out"
+
+
+def write_phy(folder: Path, times: np.ndarray, clusters: np.ndarray, fs: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    order = np.argsort(times, kind="stable")
+    np.save(folder / "spike_times.npy", np.asarray(times, np.int64)[order])
+    np.save(folder / "spike_clusters.npy", np.asarray(clusters, np.int32)[order])
+    (folder / "params.py").write_text(f"sample_rate = {fs!r}\nn_channels_dat = 385\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def perturbed(generated, tmp_path_factory):
+    """A phy sorting of the hybrid recording built from the truth; returns (folder, expected)."""
+    truth = load_truth(generated)
+    fs = truth.sampling_rate
+    u = truth.unit_ids.tolist()
+    assert len(u) == 4
+    a, b, c, d = u
+    times, clusters = [], []
+    # unit a -> cluster 500: every 5th spike dropped, the rest shifted by exactly the tolerance,
+    # except 3 shifted one sample further (missed and false), and 5 spikes added far from any a
+    ta = truth.times_of(a)
+    kept = np.delete(ta, np.arange(0, ta.size, 5))
+    moved = kept + DELTA
+    moved[:3] += 1
+    gaps = np.flatnonzero(np.diff(ta) > 400)[:5]
+    added = ta[gaps] + 200
+    times += [moved, added]
+    clusters += [np.full(moved.size + added.size, 500)]
+    # unit b split 70 / 30 into clusters 600 / 601
+    tb = truth.times_of(b)
+    first = np.arange(tb.size) % 10 < 7
+    times += [tb[first], tb[~first]]
+    clusters += [np.full(first.sum(), 600), np.full((~first).sum(), 601)]
+    # units c and d merged into cluster 700
+    tcd = np.concatenate([truth.times_of(c), truth.times_of(d)])
+    times.append(tcd)
+    clusters.append(np.full(tcd.size, 700))
+    # and the source sorting's own units, as a sorter would find them in the hybrid recording
+    src = json.loads((generated / "config.resolved.json").read_text())["sorting"]["path"]
+    st = np.load(Path(src) / "spike_times.npy").ravel()
+    sc = np.load(Path(src) / "spike_clusters.npy").ravel()
+    times.append(st)
+    clusters.append(sc)
+    folder = write_phy(generated.parent / "sorting" / "ks_hybrid", np.concatenate(times),
+                       np.concatenate(clusters), fs)
+    tp = kept.size - 3
+    expected = {
+        "a": a, "b": b, "c": c, "d": d,
+        "a_tp": tp, "a_fn": ta.size - tp, "a_fp": 3 + added.size, "a_n_sorted": moved.size + added.size,
+        "b_first": int(first.sum()), "b_n": tb.size, "nc": truth.times_of(c).size, "nd": truth.times_of(d).size,
+    }
+    return folder, expected
+
+
+@pytest.fixture(scope="module")
+def scored(generated, perturbed, tmp_path_factory):
+    folder, expected = perturbed
+    out = generated.parent / "scores"
+    if not (out / "stdout.txt").is_file():  # once per session, through the real command line
+        res = run_cli("score", generated, folder, "-o", out)
+        assert res.returncode == 0, res.stderr
+        (out / "stdout.txt").write_text(res.stdout)
+    return out, expected, (out / "stdout.txt").read_text()
+
+
+def test_known_answers(scored):
+    out, e, stdout = scored
+    units = read_csv(out / "units.csv")
+    ra = units[str(e["a"])]
+    tp, fn, fp = e["a_tp"], e["a_fn"], e["a_fp"]
+    assert (int(ra["tp"]), int(ra["fn"]), int(ra["fp"])) == (tp, fn, fp)
+    assert ra["matched_unit"] == "500" and int(ra["n_sorted_spikes"]) == e["a_n_sorted"]
+    assert float(ra["recall"]) == pytest.approx(tp / (tp + fn), abs=5e-7)
+    assert float(ra["precision"]) == pytest.approx(tp / (tp + fp), abs=5e-7)
+    assert float(ra["accuracy"]) == pytest.approx(tp / (tp + fn + fp), abs=5e-7)
+    doc = json.loads((out / "score.json").read_text())
+    ja = next(r for r in doc["units"] if r["gt_unit"] == e["a"])
+    assert ja["recall"] == tp / (tp + fn) and ja["precision"] == tp / (tp + fp)  # exact in JSON
+    assert doc["settings"]["tolerance_samples"] == DELTA
+
+    rb = units[str(e["b"])]
+    assert rb["matched_unit"] == "600"
+    assert ja["template_correlation"] > 0.95                  # matched unit's waveform = the template
+    assert float(rb["template_correlation"]) > 0.95 and float(rb["snr"]) > 3
+    assert float(rb["agreement"]) == pytest.approx(e["b_first"] / e["b_n"], abs=5e-7)
+    big, small = (e["c"], e["d"]) if e["nc"] >= e["nd"] else (e["d"], e["c"])
+    assert units[str(big)]["matched_unit"] == "700" and units[str(small)]["matched_unit"] == ""
+    assert units[str(small)]["precision"] == "" and units[str(small)]["accuracy"] == "0"
+
+    srt = read_csv(out / "sorted_units.csv")
+    assert srt["601"]["category"] == "redundant" and srt["601"]["best_gt_unit"] == str(e["b"])
+    smaller = min(e["nc"], e["nd"]) / (e["nc"] + e["nd"])
+    assert srt["700"]["overmerged"] == ("true" if smaller > 0.2 else "false")
+    assert srt["500"]["category"] == "matched"   # agreement below 0.8
+    assert srt["600"]["category"] == "matched"
+    assert "tolerance 0.4 ms = 11 samples" in stdout and "wrote" in stdout
+    agr = list(csv.reader(open(out / "agreement.csv")))
+    assert agr[0][0] == "gt_unit" and len(agr) == 5
+
+
+def test_tables_agree_with_spikeinterface(generated, perturbed, scored):
+    pytest.importorskip("numba", reason="SpikeInterface's comparison needs numba (test extra)")
+    from spikeinterface.comparison import compare_sorter_to_ground_truth
+    from spikeinterface.core import NumpySorting
+
+    folder, _ = perturbed
+    out, _, _ = scored
+    truth = load_truth(generated)
+    st, sc = np.load(folder / "spike_times.npy"), np.load(folder / "spike_clusters.npy")
+    gt = {int(u): truth.times_of(u) for u in truth.unit_ids}
+    srt = {int(u): st[sc == u] for u in np.unique(sc)}
+    fs = truth.sampling_rate
+    ref = compare_sorter_to_ground_truth(NumpySorting.from_unit_dict([gt], fs),
+                                         NumpySorting.from_unit_dict([srt], fs),
+                                         delta_time=0.4, exhaustive_gt=True)
+    perf = ref.get_performance()
+    doc = json.loads((out / "score.json").read_text())
+    for r in doc["units"]:
+        u = r["gt_unit"]
+        assert r["accuracy"] == float(perf.loc[u, "accuracy"])
+        assert r["recall"] == float(perf.loc[u, "recall"])
+        if r["matched_unit"] is not None:
+            assert r["precision"] == float(perf.loc[u, "precision"])
+        assert (r["matched_unit"] if r["matched_unit"] is not None else -1) == int(ref.hungarian_match_12[u])
+    counts = ref.count_units_categories()
+    s = doc["summary"]
+    assert (s["n_well_detected"], s["n_redundant"], s["n_overmerged"], s["n_false_positive"], s["n_bad"]) == \
+        (counts["num_well_detected"], counts["num_redundant"], counts["num_overmerged"],
+         counts["num_false_positive"], counts["num_bad"])
+
+
+def test_ground_truth_reads_the_same_from_every_writer(generated):
+    legacy = load_truth(generated)
+    phy = load_truth(generated / "phy")
+    nwb = load_truth(next(generated.glob("*.nwb")))
+    assert (legacy.format, phy.format, nwb.format) == ("legacy", "phy", "nwb")
+    ft = np.load(generated / "firings_true.npy")
+    assert np.array_equal(legacy.times, ft[1].astype(np.int64))
+    for other in (phy, nwb):
+        assert np.array_equal(other.times, legacy.times) and np.array_equal(other.units, legacy.units)
+        assert other.sampling_rate == legacy.sampling_rate
+        assert other.source_units == legacy.source_units
+        np.testing.assert_allclose(other.gains, legacy.gains, atol=1e-6)
+        for u, t in legacy.templates.items():
+            o = other.templates[u]
+            assert o.peak_index == t.peak_index and o.peak_channel == t.peak_channel
+            np.testing.assert_array_equal(o.channels, t.channels)
+            np.testing.assert_allclose(o.waveform, t.waveform, atol=1e-4)
+    for u, s in legacy.shifts_um.items():
+        np.testing.assert_array_equal(nwb.shifts_um[u], s)
+    assert legacy.clipped == {} and legacy.n_samples == 4 * 30000 or legacy.n_samples > 0
+    tr = open_traces(legacy)
+    assert tr is not None and tr.n_samples == legacy.n_samples
+
+
+def test_perfect_sorting_through_every_truth_format(generated, tmp_path, capsys):
+    for i, gt in enumerate([generated, generated / "phy", next(generated.glob("*.nwb"))]):
+        code, _, err = main(capsys, "score", gt, generated / "phy", "--type", "phy", "-o", tmp_path / str(i),
+                            "--no-signal")
+        assert code == 0, err
+        doc = json.loads((tmp_path / str(i) / "score.json").read_text())
+        assert doc["summary"]["n_well_detected"] == 4 and doc["summary"]["mean_accuracy"] == 1.0
+        assert all(r["accuracy"] == r["precision"] == r["recall"] == 1.0 for r in doc["units"])
+        assert all(r["template_correlation"] is None for r in doc["units"])  # --no-signal
+
+
+def test_default_output_folder_and_detection(generated, capsys):
+    code, _, err = main(capsys, "score", generated, generated / "phy")
+    assert code == 0, err
+    assert (generated / "scores" / "phy" / "score.json").is_file()
+
+
+def test_user_errors_are_one_line_exit_2(generated, tmp_path, capsys):
+    cases = [
+        (("score", tmp_path / "nope", generated / "phy"), "does not exist"),
+        (("score", generated, generated / "phy", "--type", "nosuch"), "no sorter adapter named 'nosuch'"),
+        (("score", generated, tmp_path), "give --type"),
+        (("score", generated, generated / "phy", "--tolerance-ms", "0"), "--tolerance-ms"),
+        (("report", generated, "--score", tmp_path / "missing.json"), "--score"),
+    ]
+    wrong_rate = write_phy(tmp_path / "rate", np.array([10, 20]), np.array([1, 1]), 20000.0)
+    cases.append((("score", generated, wrong_rate), "sampling rate 20000.0 Hz"))
+    for args, text in cases:
+        code, _, err = main(capsys, *args)
+        assert code == 2, (args, err)
+        assert text in err and err.count("\n") == 1, err
