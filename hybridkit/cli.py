@@ -79,6 +79,69 @@ def _cmd_example(args) -> int:
     return 0
 
 
+def _cmd_units(args) -> int:
+    from .selection import format_table, units_report, write_table
+
+    criteria = {"label": args.label, "min_firing_rate_hz": args.min_rate,
+                "max_contamination": args.max_contamination, "min_presence_ratio": args.min_presence,
+                "min_amplitude_uV": args.min_amplitude, "min_snr": args.min_snr,
+                "max_count": args.max_count, "rank_by": args.rank_by,
+                "refractory_ms": args.refractory_ms, "censored_ms": args.censored_ms,
+                "presence_bin_s": args.presence_bin_s}
+    report = units_report(args.sorting, args.type, args.recording, args.sampling_rate, criteria)
+    n_sel = sum(r.selected for r in report.rows)
+    print(f"# {report.sorting.path} ({report.sorting_type}): {len(report.rows)} units, "
+          f"{report.fs:.10g} Hz, {report.n_samples / report.fs:.3f} s (duration from the "
+          f"{report.duration_from}); {n_sel} pass")
+    print(format_table(report.rows))
+    if args.csv:
+        write_table(report.rows, args.csv)
+    return 0
+
+
+def _cmd_templates_list(args) -> int:
+    from .plugins.template_database import list_templates
+
+    rows = list_templates(brain_areas=args.brain_area, probes=args.probe, datasets=args.dataset,
+                          depth_um=args.depth, amplitude_uV=args.amplitude, snr=args.snr,
+                          min_spikes=args.min_spikes, base_url=args.base_url,
+                          cache_dir=args.cache_dir, offline=args.offline)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    headers = ("row", "probe", "brain_area", "depth_um", "amplitude_uV", "snr", "spikes",
+               "template_index", "dataset")
+    keys = ("row", "probe", "brain_area", "depth_along_probe", "amplitude_uv",
+            "signal_to_noise_ratio", "spikes_per_unit", "template_index", "dataset")
+    table = [headers] + [tuple("" if r[k] is None else f"{r[k]:.1f}" if isinstance(r[k], float)
+                               else str(r[k]) for k in keys) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(f"{len(rows)} templates match", file=sys.stderr)
+    return 0
+
+
+def _cmd_score(args) -> int:
+    from .scoring import ScoreSettings, score, summary_text
+
+    settings = ScoreSettings(tolerance_ms=args.tolerance_ms, match_score=args.match_score,
+                             well_detected_score=args.well_detected_score)
+    result = score(args.output_dir, args.sorting, args.type, settings, out_dir=args.out,
+                   signal_metrics=not args.no_signal)
+    print(summary_text(result))
+    print(f"wrote {', '.join(str(f) for f in result.files)}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.output_dir, score=args.score, out=args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridkit",
@@ -111,6 +174,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failures", action="store_true",
                    help="with --json: also list plugins that failed to load")
     p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("units", help="print every sorted unit's quality metrics, to choose "
+                       "ground-truth units (what units.* criteria would select)")
+    p.add_argument("sorting", type=Path, help="the sorter's output (phy folder, rez.mat, "
+                   "*_res.mat, YASS folder, ...)")
+    p.add_argument("--type", help="sorter adapter (default: detected from the path)")
+    p.add_argument("--recording", type=Path, metavar="CONFIG_OR_BIN",
+                   help="a run config (its recording, units criteria and seed are used) or a "
+                   "SpikeGLX .bin; needed for amplitude/SNR and the true duration")
+    p.add_argument("--sampling-rate", type=float, metavar="HZ",
+                   help="for formats that do not state it, when no --recording is given")
+    p.add_argument("--label", nargs="+", help="keep units with this sorter label (e.g. good)")
+    p.add_argument("--min-rate", type=float, metavar="HZ", help="minimum firing rate")
+    p.add_argument("--max-contamination", type=float, metavar="F",
+                   help="maximum ISI contamination fraction (Hill et al. 2011), 0-1")
+    p.add_argument("--min-presence", type=float, metavar="F", help="minimum presence ratio, 0-1")
+    p.add_argument("--min-amplitude", type=float, metavar="UV", help="minimum amplitude (uV)")
+    p.add_argument("--min-snr", type=float, help="minimum SNR")
+    p.add_argument("--max-count", type=int, help="keep at most this many, best by --rank-by")
+    p.add_argument("--rank-by", choices=["snr", "amplitude_uV", "firing_rate_hz", "presence_ratio",
+                                         "contamination"])
+    p.add_argument("--refractory-ms", type=float, help="refractory period (default 1.5 ms)")
+    p.add_argument("--censored-ms", type=float, help="censored period (default 0 ms)")
+    p.add_argument("--presence-bin-s", type=float, help="presence-ratio bin (default 60 s)")
+    p.add_argument("--csv", type=Path, help="also write the table as CSV to this file")
+    p.set_defaults(func=_cmd_units)
+
+    p = sub.add_parser("templates", help="query the public template database")
+    tsub = p.add_subparsers(dest="templates_command", metavar="SUBCOMMAND")
+    tsub.required = True
+    t = tsub.add_parser("list", help="print the database templates matching the filters")
+    t.add_argument("--brain-area", action="append", default=[], metavar="AREA",
+                   help="Allen acronym or pattern ('VISp*'); repeat for several")
+    t.add_argument("--probe", action="append", default=[], help="probe model, e.g. 'Neuropixels 1.0'")
+    t.add_argument("--dataset", action="append", default=[], help="dataset name or pattern")
+    t.add_argument("--depth", nargs=2, type=float, metavar=("MIN", "MAX"), help="depth range, um")
+    t.add_argument("--amplitude", nargs=2, type=float, metavar=("MIN", "MAX"),
+                   help="peak-to-peak amplitude range, uV")
+    t.add_argument("--snr", nargs=2, type=float, metavar=("MIN", "MAX"), help="SNR range")
+    t.add_argument("--min-spikes", type=int, default=0, help="at least this many spikes")
+    t.add_argument("--base-url", help="database root URL (default: the public bucket)")
+    t.add_argument("--cache-dir", type=Path, help="cache folder (default: the user cache)")
+    t.add_argument("--offline", action="store_true", help="use only the cache")
+    t.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    t.set_defaults(func=_cmd_templates_list)
+
+    p = sub.add_parser("score", help="score a sorter's output on the hybrid recording against the "
+                       "ground truth (CSV + JSON and a printed summary)")
+    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR",
+                   help="the output of generate (folder, its phy folder, or its .nwb file)")
+    p.add_argument("sorting", type=Path, metavar="SORTING", help="the sorter's output on the hybrid data")
+    p.add_argument("--type", help="sorter adapter (default: detected from the path)")
+    p.add_argument("--tolerance-ms", type=float, default=0.4,
+                   help="spikes match within this many ms (default 0.4, as SpikeInterface)")
+    p.add_argument("--match-score", type=float, default=0.5,
+                   help="minimum agreement for a ground-truth unit to be matched (default 0.5)")
+    p.add_argument("--well-detected-score", type=float, default=0.8,
+                   help="agreement above which a unit is well detected (default 0.8)")
+    p.add_argument("--no-signal", action="store_true",
+                   help="skip template similarity and SNR (they read the hybrid recording)")
+    p.add_argument("-o", "--out", type=Path,
+                   help="folder for the tables (default OUTPUT_DIR/scores/<sorting name>)")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of the injected units")
+    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR",
+                   help="the output of generate (folder, its phy folder, or its .nwb file)")
+    p.add_argument("--score", type=Path, metavar="SCORE",
+                   help="a score.json from `hybridkit score` (or its folder) to add the accuracy "
+                   "table, agreement matrix and accuracy against SNR")
+    p.add_argument("-o", "--out", type=Path, help="HTML file to write (default OUTPUT_DIR/report.html)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("example", help="write a small SpikeGLX + Kilosort example dataset")
     p.add_argument("dir", help="folder to write (must be empty or absent unless --force)")

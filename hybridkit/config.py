@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
 
 from .errors import ConfigError
+from .motion import MotionConfig
 from .options import ConfigPath, StrictModel
 from .registry import Registry, get_registry
 
@@ -24,18 +25,54 @@ from .registry import Registry, get_registry
 
 
 class UnitsConfig(StrictModel):
-    """Which sorted units become ground-truth units."""
+    """Which sorted units become ground-truth units: explicit ids and/or quality criteria.
 
-    ids: list[int] = Field(
-        min_length=1,
+    With ids, only those units are candidates (each must exist); without, every unit with spikes.
+    Candidates must pass every criterion given; max_count then keeps the best by rank_by. Every
+    run writes units_selection-<session>.csv: each candidate, its metrics, and the first
+    criterion it failed. `hybridkit units` prints the same table before a run.
+    """
+
+    ids: list[int] | None = Field(
+        None, min_length=1,
         description="Unit ids exactly as the sorter shows them (phy cluster ids; no hidden +1).",
     )
+    label: str | list[str] | None = Field(
+        None, description="Keep units whose sorter label is this (or one of these), e.g. \"good\" "
+        "(phy/Kilosort group or KSLabel, JRCLUST note); case-insensitive.")
+    min_firing_rate_hz: float | None = Field(None, ge=0, description="Minimum firing rate, Hz.")
+    max_contamination: float | None = Field(
+        None, ge=0, le=1, description="Maximum contamination, the fraction of spikes from other "
+        "neurons estimated from refractory-period violations (Hill et al. 2011); 0-1.")
+    refractory_ms: float = Field(1.5, gt=0, description="Refractory period for ISI violations, ms.")
+    censored_ms: float = Field(0.0, ge=0, description="Censored period (the sorter's dead time, "
+                               "no ISI can be shorter), ms; below refractory_ms.")
+    min_presence_ratio: float | None = Field(
+        None, ge=0, le=1, description="Minimum fraction of presence_bin_s bins holding a spike; 0-1.")
+    presence_bin_s: float = Field(60.0, gt=0, description="Bin length for the presence ratio, s.")
+    min_amplitude_uV: float | None = Field(
+        None, ge=0, description="Minimum peak amplitude of the unit's mean waveform in the "
+        "recording, uV.")
+    min_snr: float | None = Field(None, ge=0, description="Minimum peak amplitude over the peak "
+                                  "channel's noise standard deviation (MAD estimate); ratio.")
+    max_count: int | None = Field(None, ge=1, description="Keep at most this many units passing "
+                                  "the criteria, the best by rank_by; count.")
+    rank_by: Literal["snr", "amplitude_uV", "firing_rate_hz", "presence_ratio", "contamination"] = Field(
+        "snr", description="Order for max_count: highest first (lowest first for contamination).")
 
     @model_validator(mode="after")
     def _unique(self):
-        dupes = sorted({i for i in self.ids if self.ids.count(i) > 1})
+        ids = self.ids or []
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"unit ids listed twice: {dupes}")
+        criteria = ("label", "min_firing_rate_hz", "max_contamination", "min_presence_ratio",
+                    "min_amplitude_uV", "min_snr", "max_count")
+        if self.ids is None and all(getattr(self, c) is None for c in criteria):
+            raise ValueError("give ids or at least one criterion: " + ", ".join(criteria))
+        if self.censored_ms >= self.refractory_ms:
+            raise ValueError(f"censored_ms ({self.censored_ms}) must be below refractory_ms "
+                             f"({self.refractory_ms})")
         return self
 
 
@@ -150,6 +187,9 @@ class RunConfigBase(StrictModel):
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    motion: MotionConfig | None = Field(
+        None, description="Drift-aware injection: injected units follow the probe's motion "
+        "(docs/drift.md); absent = static units.")
 
     #: folder of the config file (relative paths were resolved against it)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -2,7 +2,7 @@
 
     recording = reader.open()
     sorting   = adapter.load(recording)
-    units     = select_units(...)
+    units     = choose_units(...)     explicit ids and/or quality criteria (selection.py)
     bank      = template_source.build(...)
     plan      = planning.build_plan(...)
     stream blocks through the injection engine into every writer
@@ -20,16 +20,16 @@ import numpy as np
 
 from . import provenance
 from .engine import chunks, inject
-from .errors import UnitSelectionError
+from .selection import choose_units, select_units, write_table  # noqa: F401 (select_units re-exported)
 from .hookspecs import RunContext, Writer
-from .model import GroundTruth, Plan, Recording, Sorting
+from .model import GroundTruth, Plan, Recording
 from .planning import build_plan
 from .registry import Registry, get_registry
 
 log = logging.getLogger(__name__)
 
 #: child generators spawned from the run seed, one per stage, in this fixed order
-RNG_STREAMS = ("templates", "placement", "trains", "amplitude")
+RNG_STREAMS = ("templates", "placement", "trains", "amplitude", "motion")
 
 
 @dataclass
@@ -37,22 +37,6 @@ class GenerateResult:
     output_dir: Path
     truth: GroundTruth
     files: list[Path]
-
-
-def select_units(sorting: Sorting, ids: list[int]) -> list[int]:
-    """Check that the requested ids exist in the sorting, exactly as the sorter names them."""
-    known = set(sorting.unit_ids.tolist())
-    missing = [i for i in ids if i not in known]
-    if missing:
-        shown = sorted(known)
-        listing = ", ".join(map(str, shown[:40])) + (f", ... ({len(shown)} units)" if len(shown) > 40 else "")
-        raise UnitSelectionError(
-            f"units.ids: unit(s) {missing} not in the sorting {sorting.path or ''}; units that "
-            f"exist: {listing}")
-    empty = [i for i in ids if not np.any(sorting.spike_units == i)]
-    if empty:
-        raise UnitSelectionError(f"units.ids: unit(s) {empty} have no spikes in the sorting")
-    return list(ids)
 
 
 def stream_hybrid(
@@ -76,14 +60,18 @@ def stream_hybrid(
         ranges = chunks.event_blocks(kernel.window_starts, kernel.window_stops, n, block)
     clipped = np.zeros(recording.n_channels, np.int64)
 
+    # Samples-major files are read as whole rows whatever the channels, so the block is handed on
+    # as whole rows too: a layout-keeping writer then writes them without reading its copy back.
+    rows = full or recording.order == "samples"
+
     def compute(rng_: tuple[int, int]):
         start, stop = rng_
         events = inject.events_overlapping(kernel, start, stop)
         channels, acc = inject.accumulate(kernel, start, stop, events)
-        whole = recording.read(start, stop) if full else None  # one read serves both
-        source = whole[:, channels] if full else recording.read(start, stop, channels)
+        whole = recording.read(start, stop) if rows else None  # one read serves both
+        source = whole[:, channels] if rows else recording.read(start, stop, channels)
         hybrid, clip = inject.add_rounded(source, acc)
-        if full:
+        if rows:
             whole[:, channels] = hybrid
         return start, stop, channels, hybrid, clip, whole
 
@@ -94,7 +82,7 @@ def stream_hybrid(
         for start, stop, channels, hybrid, clip, whole in results:
             clipped[channels] += clip
             for w in writers:
-                if w.needs_every_sample:
+                if w.needs_every_sample or (whole is not None and channels.size):
                     w.write(start, whole, None)
                 elif channels.size:
                     w.write(start, hybrid, channels)
@@ -110,6 +98,20 @@ def _progress(total: int, enabled: bool, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="block", disable=not enabled, leave=False)
+
+
+def _drifting(plan: Plan, motion_cfg, recording: Recording, rng: np.random.Generator) -> Plan:
+    """The plan with every event moved by the configured motion (docs/drift.md)."""
+    from .engine import drift
+    from .motion import build_motion
+
+    motion = build_motion(motion_cfg, recording, rng)
+    mover = drift.ProbeDepthMover(recording.channel_positions, recording.neural, motion_cfg.decay_um)
+    plan = drift.apply_motion(plan, motion, mover, recording.sampling_rate, motion_cfg.grid_um)
+    log.info("motion: %d of %d units drift; precomputed templates %.1f MB",
+             sum(u.variants is not None for u in plan.units), len(plan.units),
+             sum(u.variants.nbytes for u in plan.units if u.variants is not None) / 1e6)
+    return plan
 
 
 def _instantiate(reg: Registry, kind: str, options, ctx: RunContext):
@@ -128,13 +130,27 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
 
     out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
     staging = provenance.open_staging(out_dir, cfg.output.overwrite)
+    begun: list[Writer] = []
+    # One BLAS thread: the matrices here are small (90 x 90 Gram matrices), and a multi-threaded
+    # BLAS competing with the background copy for 2 cores ran template building 25x slower.
+    from threadpoolctl import threadpool_limits
+
+    blas = threadpool_limits(limits=1, user_api="blas")
     try:
         recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
+        # Writers begin first: the legacy writer's copy of the source then runs in the background
+        # while templates and the plan are built (it is the longest step of a run).
+        writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
+        for w in writers:
+            w.begin(recording, staging)
+            begun.append(w)
         sorting = (_instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
                    if cfg.sorting is not None else None)
         source = _instantiate(reg, "template_source", cfg.templates, ctx)
+        selection_files: list[Path] = []
         if source.uses_sorting_units:
-            unit_ids = select_units(sorting, cfg.units.ids)
+            unit_ids, selection = choose_units(sorting, cfg.units, recording, seed)
+            selection_files.append(write_table(selection, staging / f"units_selection-{session}.csv"))
             bank = source.build(recording, sorting, unit_ids)
         else:  # the source chooses its own templates; their ids are the injected units' sources
             bank = source.build(recording, sorting, [])
@@ -142,15 +158,14 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         # new ids never collide with the source sorting's clusters (annotations table)
         first_new = int(sorting.unit_ids.max(initial=-1)) + 1 if sorting is not None else 0
         plan, skipped = build_plan(bank, unit_ids, recording, sorting, cfg.injection, rngs, first_new)
+        if cfg.motion is not None:  # absent: the static plan, untouched
+            plan = _drifting(plan, cfg.motion, recording, rngs["motion"])
         log.info("plan: %d units, %d events", len(plan.units), plan.n_events)
 
-        writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
-        for w in writers:
-            w.begin(recording, staging)
         clipped = stream_hybrid(recording, plan, writers, cfg.engine)
         truth = GroundTruth(plan=plan, recording=recording, clipped_per_channel=clipped,
                             skipped_units=skipped, seed=seed, session=session, sorting=sorting)
-        files: list[Path] = []
+        files: list[Path] = list(selection_files)
         for w in writers:
             files.extend(w.finish(truth, staging))
         files.append(provenance.write_resolved_config(resolved, staging))
@@ -158,8 +173,15 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
                                                cfg.output.checksums, reg))
         provenance.commit_staging(staging, out_dir, cfg.output.overwrite)
     except BaseException:
+        for w in begun:
+            try:
+                w.abort()
+            except Exception:  # the original error is the one to report
+                log.debug("abort of writer %s failed", w.name, exc_info=True)
         provenance.discard_staging(staging)
         raise
+    finally:
+        blas.restore_original_limits()
     final = [out_dir / f.relative_to(staging) for f in files]
     return GenerateResult(output_dir=out_dir, truth=truth, files=final)
 

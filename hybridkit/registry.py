@@ -32,9 +32,15 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hybridkit.plugins.spikeglx",
     "hybridkit.plugins.binary",
     "hybridkit.plugins.phy",
+    "hybridkit.plugins.kilosort",
+    "hybridkit.plugins.jrclust",
+    "hybridkit.plugins.yass",
     "hybridkit.plugins.local_templates",
+    "hybridkit.plugins.template_database",
+    "hybridkit.plugins.synthetic_templates",
     "hybridkit.plugins.legacy",
     "hybridkit.plugins.phy_writer",
+    "hybridkit.plugins.nwb",
 )
 
 KINDS = tuple(kind for kind, _ in HOOKS.values())

@@ -44,7 +44,7 @@ def test_check_valid_and_invalid(tmp_path, minimal_config):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert "Traceback" not in out.stderr
-    assert "recording.type" in lines[0] and "'spikeglks'" in lines[0] and "binary, spikeglx" in lines[0]
+    assert "recording.type" in lines[0] and "'spikeglks'" in lines[0] and "binary, nwb, spikeglx" in lines[0]
 
 
 def test_debug_shows_traceback(tmp_path, minimal_config):

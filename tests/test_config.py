@@ -34,7 +34,7 @@ def test_yaml_config(tmp_path, minimal_config):
     "mutate, expected",
     [
         (lambda c: c["recording"].update(type="spikeglks"),
-         "recording.type: no source reader named 'spikeglks'; installed: binary, spikeglx"),
+         "recording.type: no source reader named 'spikeglks'; installed: binary, nwb, spikeglx"),
         (lambda c: c.update(sessoin="x"), "unknown key 'sessoin'; valid keys: "),
         (lambda c: c["recording"].update(n_chanels=4), "unknown key 'recording.n_chanels'; valid keys in recording: "),
         (lambda c: c.setdefault("injection", {}).setdefault("trains", {}).update(jitter="1"),
@@ -44,10 +44,13 @@ def test_yaml_config(tmp_path, minimal_config):
         (lambda c: c.pop("sorting"), "missing required field sorting (template source 'local'"),
         (lambda c: c["recording"].pop("sampling_rate"), "missing required field recording.sampling_rate"),
         (lambda c: c.update(writers=[{"type": "phy"}]), "writer 'phy' needs writer 'legacy'"),
-        (lambda c: c.update(writers=[{"type": "nwbx"}]), "writers[0].type: no writer named 'nwbx'; installed: legacy, phy"),
+        (lambda c: c.update(writers=[{"type": "nwbx"}]), "writers[0].type: no writer named 'nwbx'; installed: legacy, nwb, phy"),
         (lambda c: c.update(injection={"trains": {"mode": "poisson"}}), "needs rate_hz"),
         (lambda c: c.update(injection={"amplitude": {"min": 2, "max": 1}}), "min (2.0) is larger than max (1.0)"),
         (lambda c: c["units"].update(ids=[]), "units.ids = []"),
+        (lambda c: c.update(units={}), "units = {}: give ids or at least one criterion: label, "),
+        (lambda c: c.update(units={"label": "good", "max_contamination": 2}), "units.max_contamination = 2: "),
+        (lambda c: c.update(units={"min_snr": 3, "censored_ms": 2}), "censored_ms (2.0) must be below refractory_ms (1.5)"),
     ],
 )
 def test_bad_configs_give_one_line(tmp_path, minimal_config, mutate, expected):

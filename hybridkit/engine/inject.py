@@ -23,9 +23,12 @@ class Kernel:
     """A plan prepared for block injection.
 
     Attributes:
-        raw: per unit, (n_times, n_sparse) float32 template in raw file units (uV / gain).
-        cols: per unit, (n_sparse,) int64 file columns of ``raw``'s columns.
-        times, unit_index, gains: the plan's events (sorted by time).
+        raw: per template, (n_times, n_sparse) float32 in raw file units (uV / gain); one template
+            per unit, or per drift variant of a drifting unit (units' variants in order).
+        cols: per template, (n_sparse,) int64 file columns of ``raw``'s columns.
+        times, gains: the plan's events (sorted by time).
+        unit_index: (n_events,) int64 index into ``raw``/``cols`` of each event's template (the
+            plan's unit_index when nothing drifts).
         window_starts, window_stops: (n_events,) int64 first and one-past-last sample each event touches.
         max_before, max_after: the largest samples before/after the aligned sample over units.
     """
@@ -42,10 +45,11 @@ class Kernel:
 
 
 def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
-    """Convert the plan's placed templates to raw units and precompute event windows."""
+    """Convert the plan's placed templates (every drift variant) to raw units and precompute
+    event windows."""
     raw, cols, before, length = [], [], [], []
-    for unit in plan.units:
-        t = unit.template
+    first = np.cumsum([0] + [len(u.variant_templates) for u in plan.units])[:-1].astype(np.int64)
+    for unit, t in [(u, t) for u in plan.units for t in u.variant_templates]:
         gains = np.asarray(gain_to_uV, np.float64)[t.channels]
         if np.any(gains == 0) or not np.all(np.isfinite(gains)):
             bad = t.channels[(gains == 0) | ~np.isfinite(gains)]
@@ -57,13 +61,15 @@ def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
         length.append(t.n_times)
     before_a = np.asarray(before, np.int64)
     length_a = np.asarray(length, np.int64)
+    # a static plan's template index is its unit index (variant_index is all 0)
+    template_index = first[plan.unit_index] + plan.variant_index if plan.drifting else plan.unit_index
     if plan.n_events:
-        ws = plan.times - before_a[plan.unit_index]
-        we = ws + length_a[plan.unit_index]
+        ws = plan.times - before_a[template_index]
+        we = ws + length_a[template_index]
     else:
         ws = we = np.zeros(0, np.int64)
     return Kernel(
-        raw=raw, cols=cols, times=plan.times, unit_index=plan.unit_index, gains=plan.gains,
+        raw=raw, cols=cols, times=plan.times, unit_index=template_index, gains=plan.gains,
         window_starts=ws, window_stops=we,
         max_before=int(before_a.max(initial=0)),
         max_after=int((length_a - before_a).max(initial=0)),

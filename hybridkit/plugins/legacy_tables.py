@@ -50,7 +50,7 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
     new_ids = np.array([u.new_unit_id for u in plan.units], np.int64)
     src_ids = np.array([u.source_unit_id for u in plan.units], np.int64)
     ev_new, ev_src, ev_ch = new_ids[plan.unit_index], src_ids[plan.unit_index], plan.event_channels()
-    pos = np.array([u.template.position for u in plan.units], float).reshape(-1, 2)[plan.unit_index]
+    pos = plan.event_positions()  # per event: follows the drift when the units move
     files.append(_csv(out / f"artificial_units-{s}.csv",
                       ["timestep", "true_unit", "new_unit", "center_channel"],
                       [plan.times, ev_src, ev_new, ev_ch], ["%d"] * 4))
