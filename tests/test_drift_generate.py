@@ -40,13 +40,13 @@ def example(tmp_path_factory) -> Path:
     return root / "demo"
 
 
-def run(example: Path, tmp: Path, motion: dict | None):
+def run(example: Path, tmp: Path, motion: dict | None, writers: list | None = None):
     cfg = json.loads((example / "config.json").read_text())
     cfg["recording"]["path"] = str(example / cfg["recording"]["path"])
     cfg["sorting"]["path"] = str(example / cfg["sorting"]["path"])
     cfg["engine"] = {"progress": False, "chunk_duration_s": 0.05}
     cfg["output"] = {"directory": str(tmp / "out")}
-    cfg["writers"] = [{"type": "legacy"}]
+    cfg["writers"] = writers or [{"type": "legacy"}]
     if motion is not None:
         cfg["motion"] = motion
     (tmp / "config.json").write_text(json.dumps(cfg))
@@ -65,7 +65,11 @@ def static(example, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stepped(example, tmp_path_factory):
-    return run(example, tmp_path_factory.mktemp("step"), step_motion(20.0))
+    from .test_nwb_end_to_end import NWB_META
+
+    # with a ground-truth-only NWB file: its per-spike position columns must follow the motion too
+    nwb = {"type": "nwb", **NWB_META, "inspect": "off", "traces": False, "file_name": "truth.nwb"}
+    return run(example, tmp_path_factory.mktemp("step"), step_motion(20.0), [{"type": "legacy"}, nwb])
 
 
 def read_bin(result) -> np.ndarray:
@@ -112,6 +116,29 @@ def test_step_moves_firings_true_channel_and_positions_one_row(static, stepped):
         ys_static = np.array([float(r["y_um"]) for r in csv.DictReader(fh)])
     assert np.array_equal(ys[late], ys_static[late] + 20.0) and np.array_equal(ys[~late], ys_static[~late])
     assert np.allclose(stepped.truth.plan.event_positions()[:, 1], ys, atol=5e-4)
+
+
+def test_nwb_units_per_spike_positions_follow_the_motion(stepped):
+    """The NWB units table says where each unit was at each spike: x/y and peak channel per spike,
+    equal to the legacy tables (which follow the motion), per unit in spike order."""
+    from pynwb import NWBHDF5IO
+
+    plan = stepped.truth.plan
+    ft = np.load(stepped.output_dir / "firings_true.npy").astype(np.int64)
+    pos = plan.event_positions()
+    with NWBHDF5IO(str(stepped.output_dir / "truth.nwb"), "r") as io:
+        units = io.read().units
+        ids = list(units.id[:])
+        for k, u in enumerate(plan.units):
+            row = ids.index(u.new_unit_id)
+            mine = plan.unit_index == k
+            np.testing.assert_array_equal(units["spike_y_um"][row], pos[mine, 1])
+            np.testing.assert_array_equal(units["spike_x_um"][row], pos[mine, 0])
+            np.testing.assert_array_equal(units["spike_peak_channel"][row], ft[0, mine])
+            late = plan.times[mine] >= STEP_S * 30000
+            assert late.any() and (~late).any()
+            assert np.array_equal(units["spike_y_um"][row][late] - units["spike_y_um"][row][~late][0],
+                                  np.full(late.sum(), 20.0))
 
 
 def _centre(tpl, positions: np.ndarray) -> np.ndarray:

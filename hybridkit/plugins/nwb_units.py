@@ -10,7 +10,9 @@ Columns (documented in docs/nwb.md; ``hybridkit score`` reads them):
 * hybrid columns: ``gt_unit_id``, ``is_injected``, ``source_unit``, ``template_source``,
   ``template_id``, ``peak_channel`` (file column, = firings_true row 0), ``peak_electrode``,
   ``location_um_x/y``, ``shift_um_x/y``, ``amplitude_uv``, ``amplitude_scale`` (one per spike),
-  ``amplitude_scale_min/max``, ``noise_uv``, ``snr``, ``firing_rate_hz``, ``n_template_spikes``.
+  ``amplitude_scale_min/max``, ``noise_uv``, ``snr``, ``firing_rate_hz``, ``n_template_spikes``;
+* per spike (ragged, like ``amplitude_scale``): ``spike_x_um``, ``spike_y_um``,
+  ``spike_peak_channel`` - where the unit was at each spike, which moves with drift-aware injection.
 """
 from __future__ import annotations
 
@@ -43,6 +45,17 @@ COLUMNS = [
 ]
 
 
+#: (name, description) of the per-spike (ragged) columns besides amplitude_scale
+PER_SPIKE_COLUMNS = [
+    ("spike_x_um", "x (um, probe coordinates) of the unit's peak at each spike; with motion "
+                   "(drift-aware injection) it follows the probe's motion, else it is location_um_x"),
+    ("spike_y_um", "y (um, probe coordinates) of the unit's peak at each spike; with motion it "
+                   "follows the probe's motion, else it is location_um_y"),
+    ("spike_peak_channel", "File column of the injected waveform's peak at each spike (the "
+                           "legacy firings_true row 0); follows the motion like spike_y_um"),
+]
+
+
 def _template_uri(template) -> str:
     prov = template.provenance or {}
     return str(prov.get("uri") or prov.get("template_source") or template.source or "unknown")
@@ -57,6 +70,8 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
     peaks = np.array([u.template.peak_channel for u in plan.units], np.int64)
     noise = dict(zip(np.unique(peaks).tolist(), estimate_noise_uV(
         rec, np.unique(peaks), np.random.default_rng(truth.seed)).tolist())) if peaks.size else {}
+    positions = plan.event_positions()  # per event: follows the probe's motion (docs/drift.md)
+    event_channels = plan.event_channels()
     rows = []
     for k, u in enumerate(plan.units):
         t = u.template
@@ -71,6 +86,8 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
             "spike_samples": samples,
             "spike_times": samples / fs,
             "amplitude_scale": gains,
+            "spike_x_um": positions[mine, 0], "spike_y_um": positions[mine, 1],
+            "spike_peak_channel": event_channels[mine],
             "electrodes": np.searchsorted(neural, chans).tolist(),
             "gt_unit_id": str(u.new_unit_id), "is_injected": True,
             "source_unit": int(u.source_unit_id), "template_source": _template_uri(t),
@@ -127,9 +144,12 @@ def build_units(truth: GroundTruth, electrodes_table, name: str = "units"):
         units.add_column(name=col, description=desc)
     units.add_column(name="amplitude_scale", index=True,
                      description="Amplitude scale of each spike (same order as spike_times)")
+    for col, desc in PER_SPIKE_COLUMNS:
+        units.add_column(name=col, description=desc, index=True)
     for k, r in enumerate(rows):
         units.add_unit(id=r["id"], spike_times=r["spike_times"], obs_intervals=r["obs_intervals"],
                        electrodes=r["electrodes"], waveform_mean=waveforms[k],
                        amplitude_scale=r["amplitude_scale"],
+                       **{col: r[col] for col, _ in PER_SPIKE_COLUMNS},
                        **{col: r[col] for col, _ in COLUMNS})
     return units
