@@ -11,6 +11,7 @@ Conventions (see docs/architecture.md):
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -34,6 +35,10 @@ class SourceFile:
     offset_bytes: int = 0
     first_sample: int = 0
     meta_path: Path | None = None
+
+
+#: guards the lazy opening of recording files
+_OPEN_LOCK = threading.Lock()
 
 
 @dataclass
@@ -170,7 +175,10 @@ class Recording:
     def _fd(self, index: int) -> int:
         fd = self._fds[index]
         if fd is None:
-            fd = self._fds[index] = os.open(self.files[index].path, os.O_RDONLY)
+            with _OPEN_LOCK:  # threads (template building, workers) may read at once
+                fd = self._fds[index]
+                if fd is None:
+                    fd = self._fds[index] = os.open(self.files[index].path, os.O_RDONLY)
         return fd
 
     def close(self) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -101,7 +103,10 @@ class LocalTemplates(TemplateSource):
         offset = recording.offset_to_uV[neural].astype(np.float32)
         n_total = recording.n_samples
 
-        templates: dict[int, Template] = {}
+        # Draw every unit's spikes first, in unit order (the seeded choices do not depend on how
+        # the units are then built), then build the units on a few threads: reads and the large
+        # numpy steps release the GIL, and after the source copy ends a core is free.
+        chosen: list[tuple[int, np.ndarray, int]] = []
         for unit in unit_ids:
             unit = int(unit)
             times = sorting.times_of(unit)
@@ -113,6 +118,10 @@ class LocalTemplates(TemplateSource):
                 )
             if usable.size > opt.max_spikes:
                 usable = np.sort(rng.choice(usable, size=opt.max_spikes, replace=False))
+            chosen.append((unit, usable, int(times.size)))
+
+        def one(item: tuple[int, np.ndarray, int]) -> Template:
+            unit, usable, n_available = item
             # Only channels near the unit can carry its signal (sparsify keeps those within
             # sparsity_radius_um of the peak): find the peak on a few spikes over all channels,
             # then do the full work on the channels near it (10x less on a 384-channel probe).
@@ -135,7 +144,7 @@ class LocalTemplates(TemplateSource):
             if snr < opt.sparsity_threshold:
                 log.warning("unit %d: template peak is %.2f x the noise std on channel %d; "
                             "its template is mostly noise", unit, snr, peak_channel)
-            templates[unit] = Template(
+            tpl = Template(
                 unit_id=unit,
                 waveform=waveform[:, mask],
                 channels=chans[mask],
@@ -146,7 +155,7 @@ class LocalTemplates(TemplateSource):
                 n_spikes=int(n_used),
                 provenance={
                     "rank": opt.rank, "align_ms": opt.align_ms, "ms_before": opt.ms_before,
-                    "ms_after": opt.ms_after, "n_spikes_available": int(times.size),
+                    "ms_after": opt.ms_after, "n_spikes_available": n_available,
                     "sparsity_threshold": opt.sparsity_threshold,
                     "sparsity_radius_um": opt.sparsity_radius_um,
                     "peak_snr": round(snr, 3),
@@ -154,10 +163,21 @@ class LocalTemplates(TemplateSource):
                 },
             )
             log.info("unit %d: template from %d spikes on %d channels, peak channel %d (%.1f uV)",
-                     unit, n_used, int(mask.sum()), peak_channel, templates[unit].peak_amplitude_uV)
+                     unit, n_used, int(mask.sum()), peak_channel, tpl.peak_amplitude_uV)
+            return tpl
+
+        n_threads = min(_MAX_THREADS, os.cpu_count() or 1, len(chosen))
+        if n_threads > 1:
+            with ThreadPoolExecutor(n_threads) as pool:
+                built = list(pool.map(one, chosen))
+        else:
+            built = [one(item) for item in chosen]
+        templates: dict[int, Template] = {t.unit_id: t for t in built}
         return TemplateBank(templates=templates, sampling_rate=fs)
 
 
+#: threads building templates (units are independent; results do not depend on the count)
+_MAX_THREADS = 2
 #: spikes used to find a unit's rough peak channel before the full template is built
 _PROBE_SPIKES = 50
 #: extra radius (um) around the rough peak, in case the final peak is a neighbouring contact
