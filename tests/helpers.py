@@ -79,3 +79,18 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two arrays, flattened."""
     a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
     return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+def assert_generate_invariant(result, hybrid_name: str = "demo_g0_t0.imec0.ap.GT.bin") -> None:
+    """For a one-file int16 run of ``generate``: channels no template touches are the source's
+    exactly, and hybrid - source equals the planned scaled templates within one rounding."""
+    plan, rec = result.truth.plan, result.truth.recording
+    n_ch = rec.n_channels
+    src = np.fromfile(rec.files[0].path, np.int16).reshape(-1, n_ch)
+    hyb = np.fromfile(result.output_dir / hybrid_name, np.int16).reshape(-1, n_ch)
+    touched = np.unique(np.concatenate([u.template.channels for u in plan.units]))
+    assert np.array_equal(np.delete(src, touched, axis=1), np.delete(hyb, touched, axis=1))
+    expected = planned_sum(plan, src.shape[0], n_ch, rec.gain_to_uV)
+    assert result.truth.clipped_samples == 0
+    diff = hyb[:, touched].astype(np.float64) - src[:, touched]
+    assert np.abs(diff - expected[:, touched]).max() <= 0.5 + 1e-3
