@@ -20,7 +20,7 @@ import numpy as np
 
 from . import provenance
 from .engine import chunks, inject
-from .selection import choose_units, select_units, write_table  # noqa: F401 (select_units re-exported)
+from .selection import choose_units, write_table
 from .hookspecs import RunContext, Writer
 from .model import GroundTruth, Plan, Recording
 from .planning import build_plan

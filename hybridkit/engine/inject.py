@@ -93,7 +93,6 @@ def accumulate(k: Kernel, start: int, stop: int, events: np.ndarray) -> tuple[np
     """
     if events.size == 0:
         return np.zeros(0, np.int64), np.zeros((stop - start, 0), np.float32)
-    ev = events.tolist()
     unit_of = k.unit_index[events].tolist()
     units = sorted(set(unit_of))
     if len(units) == 1:  # the common case in short blocks: the unit's own (sorted) columns

@@ -96,7 +96,7 @@ def test_generate_with_synthetic_templates(tmp_path):
     cfg["engine"] = {"progress": False}
     cfg_path.write_text(json.dumps(cfg))
     result = generate(load_config(cfg_path))
-    plan, rec = result.truth.plan, result.truth.recording
+    plan = result.truth.plan
     assert [u.source_unit_id for u in plan.units] == [0, 1, 2]
     assert all(u.template.provenance["generator"] == "hybridkit synthetic" for u in plan.units)
     assert plan.n_events > 20

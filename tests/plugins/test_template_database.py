@@ -318,7 +318,7 @@ def test_generate_with_database_templates(server, tmp_path):
     (tmp_path / "demo" / "config.json").write_text(json.dumps(cfg))
     result = generate(load_config(tmp_path / "demo" / "config.json"))
     truth = result.truth
-    plan, rec = truth.plan, truth.recording
+    plan = truth.plan
     assert [u.source_unit_id for u in plan.units] == [5, 28]
     assert [u.new_unit_id for u in plan.units] == [0, 1]
     for u, (dataset, index) in zip(plan.units, [(KS042, 5), (NPU, 4)]):
