@@ -11,7 +11,9 @@ run (the machines are noisy, so only ratios mean anything):
   injection, tables, manifest), with its peak RSS;
 * SpikeInterface's ``InjectTemplatesRecording`` over the same binary with the same templates,
   spike trains and amplitude factors, saved to binary with ``n_jobs=1``;
-* the peak RSS of ``generate`` on a recording ``--long`` times longer.
+* the peak RSS of ``generate`` on a recording ``--long`` times longer;
+* with ``--cold``, cp and generate again, each from an empty page cache (reads from disk, as for a
+  recording larger than memory; needs root to drop the cache).
 
 Targets (issue: generate): wall time <= 1.5 x cp; >= 3 x faster than SpikeInterface; peak RSS
 <= 600 MB and within +-10 % on the longer recording. Prints a JSON report and writes it to
@@ -100,6 +102,34 @@ def run_spikeinterface(src: Path, out_dir: Path, fs: float, n_channels: int) -> 
     return time.perf_counter() - t0
 
 
+def drop_page_cache() -> bool:
+    """Empty the page cache (Linux, root): the next reads come from the disk, as they do for a
+    recording far larger than memory. False where that is not permitted."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def time_cold(src: Path, config: Path, work: Path, repeat: int) -> dict | None:
+    """cp and generate each started with an empty page cache; None when it cannot be emptied."""
+    cp_t, gen_t = [], []
+    for _ in range(repeat):
+        dst = work / "copy.bin"
+        if not drop_page_cache():
+            return None
+        t0 = time.perf_counter()
+        subprocess.run(["cp", str(src), str(dst)], check=True)
+        cp_t.append(time.perf_counter() - t0)
+        dst.unlink()
+        shutil.rmtree(work / "out", ignore_errors=True)
+        drop_page_cache()
+        gen_t.append(run_generate(config, work / "out")[0])
+    return {"cp_s": min(cp_t), "generate_s": min(gen_t), "generate_over_cp": min(gen_t) / min(cp_t)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=60.0)
@@ -108,6 +138,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--long", type=float, default=4.0, help="factor for the memory check (0 to skip)")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--cold", action="store_true",
+                    help="also time cp and generate from an empty page cache (needs root)")
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="hk-bench-"))
@@ -136,6 +168,8 @@ def main() -> int:
             "spikeinterface_over_generate": si_t / min(gen_t),
             "generate_peak_rss_mb": max(gen_rss) / 1024,
         }
+        if args.cold:
+            report["cold_cache"] = time_cold(src, config, work, args.repeat) or "unavailable (not root)"
         if args.long > 0:
             long_cfg = make_dataset(work / "long", args.duration * args.long, args.units, args.rate)
             _, rss_long = run_generate(long_cfg, work / "out_long")

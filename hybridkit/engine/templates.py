@@ -38,12 +38,25 @@ def _unit_label(unit_id) -> str:
     return "template" if unit_id is None else f"unit {unit_id}"
 
 
+def noise_chunk_starts(recording: Recording, rng: np.random.Generator, n_chunks: int = 20,
+                       chunk_samples: int = 1000) -> np.ndarray:
+    """The sorted random chunk starts :func:`estimate_noise_uV` reads (drawn from ``rng``), so a
+    caller can draw them in a fixed order and estimate the noise later, e.g. on another thread."""
+    n_total = recording.n_samples
+    if n_total == 0:
+        raise TemplateError(f"recording {recording.name}: no samples to estimate the noise from")
+    length = min(int(chunk_samples), n_total)
+    return np.sort(rng.integers(0, n_total - length + 1, size=max(int(n_chunks), 1)))
+
+
 def estimate_noise_uV(
     recording: Recording,
     channels: np.ndarray,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     n_chunks: int = 20,
     chunk_samples: int = 1000,
+    *,
+    starts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Robust per-channel noise standard deviation in microvolts.
 
@@ -55,18 +68,17 @@ def estimate_noise_uV(
     spikes barely affect. The default 20 x 1000 samples (0.7 s at 30 kHz) gives a standard error
     of about 1 % of the noise level, ample for sparsity thresholds and SNR reports.
 
+    ``starts`` (from :func:`noise_chunk_starts`, same ``chunk_samples``) replaces the draw.
+
     Returns:
         (len(channels),) float64, uV.
     """
     channels = np.asarray(channels, dtype=np.int64).ravel()
-    n_total = recording.n_samples
     if channels.size == 0:
         return np.zeros(0, dtype=np.float64)
-    if n_total == 0:
-        raise TemplateError(f"recording {recording.name}: no samples to estimate the noise from")
-    length = min(int(chunk_samples), n_total)
-    n_chunks = max(int(n_chunks), 1)
-    starts = np.sort(rng.integers(0, n_total - length + 1, size=n_chunks))
+    if starts is None:
+        starts = noise_chunk_starts(recording, rng, n_chunks, chunk_samples)
+    length = min(int(chunk_samples), recording.n_samples)
     gain = recording.gain_to_uV[channels]
     small_int = recording.dtype.kind in "iu" and recording.dtype.itemsize <= 2
     parts = []

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from ..engine.snippets import gather_snippets
 from ..engine.templates import (
     DEFAULT_SPARSITY_RADIUS_UM, DEFAULT_SPARSITY_THRESHOLD, build_template, estimate_noise_uV,
-    sparsify,
+    noise_chunk_starts, sparsify,
 )
 from ..errors import TemplateError
 from ..hookspecs import TemplateSource, hookimpl
@@ -97,7 +97,7 @@ class LocalTemplates(TemplateSource):
         if neural.size == 0:
             raise TemplateError(f"recording {recording.name}: no neural channels to build templates on")
         rng = self._rng()
-        noise = estimate_noise_uV(recording, neural, rng, n_chunks=opt.noise_chunks)
+        noise_starts = noise_chunk_starts(recording, rng, opt.noise_chunks)
         positions = recording.channel_positions[neural]
         gain = recording.gain_to_uV[neural].astype(np.float32)
         offset = recording.offset_to_uV[neural].astype(np.float32)
@@ -120,6 +120,8 @@ class LocalTemplates(TemplateSource):
                 usable = np.sort(rng.choice(usable, size=opt.max_spikes, replace=False))
             chosen.append((unit, usable, int(times.size)))
 
+        noise_box: list = []  # the noise future, set below; units need it only to sparsify
+
         def one(item: tuple[int, np.ndarray, int]) -> Template:
             unit, usable, n_available = item
             # Only channels near the unit can carry its signal (sparsify keeps those within
@@ -134,6 +136,7 @@ class LocalTemplates(TemplateSource):
                                               peak_index=n_before, unit_id=unit)
             del snippets
             peak_idx = int(np.argmax(np.abs(waveform).max(axis=0)))
+            noise = noise_box[0].result()
             mask = sparsify(waveform, noise[cand], positions[cand], peak_idx,
                             threshold=opt.sparsity_threshold, radius_um=opt.sparsity_radius_um,
                             unit_id=unit)
@@ -166,12 +169,12 @@ class LocalTemplates(TemplateSource):
                      unit, n_used, int(mask.sum()), peak_channel, tpl.peak_amplitude_uV)
             return tpl
 
-        n_threads = min(_MAX_THREADS, os.cpu_count() or 1, len(chosen))
-        if n_threads > 1:
-            with ThreadPoolExecutor(n_threads) as pool:
-                built = list(pool.map(one, chosen))
-        else:
-            built = [one(item) for item in chosen]
+        # the noise estimate runs beside the first units (its chunks were drawn above, in order)
+        n_threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1, len(chosen) + 1))
+        with ThreadPoolExecutor(n_threads) as pool:
+            noise_box.append(pool.submit(estimate_noise_uV, recording, neural, None,
+                                         starts=noise_starts))
+            built = list(pool.map(one, chosen))
         templates: dict[int, Template] = {t.unit_id: t for t in built}
         return TemplateBank(templates=templates, sampling_rate=fs)
 
