@@ -43,3 +43,7 @@ class PlacementError(HybridkitError):
 
 class OutputError(HybridkitError):
     """The output cannot be written (exists, not writable, disk full)."""
+
+
+class TruthError(HybridkitError):
+    """The ground truth cannot be read back from a run's output (score, report)."""

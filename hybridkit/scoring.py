@@ -24,7 +24,8 @@ import numpy as np
 from .engine import matching
 from .errors import OutputError, SortingError
 from .model import Sorting, Template
-from .truth_io import Traces, Truth, load_truth, open_traces
+from .truth_io import Truth, load_truth
+from .truth_traces import Traces, open_traces
 
 log = logging.getLogger(__name__)
 

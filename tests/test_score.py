@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridkit.truth_io import load_truth, open_traces
+from hybridkit.truth_io import load_truth
+from hybridkit.truth_traces import open_traces
 
 #: the example's sampling rate gives floor(0.4 ms * 29999.97 Hz) = 11 samples
 DELTA = 11

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
-from ..truth_io import Traces, Truth, load_truth, open_traces
+from ..truth_io import Truth, load_truth
+from ..truth_traces import Traces, open_traces
 from . import figures as F
 from .html import Page
 
