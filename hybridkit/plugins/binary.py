@@ -20,62 +20,65 @@ from .geometry import build_probe, load_geometry
 FIELD = "recording"  # the config section these options live in, for error messages
 
 
+class BinaryOptions(PluginOptions):
+    type: Literal["binary"]
+    path: ConfigPath = Field(description="The headerless binary recording file.")
+    dtype: str = Field(
+        description="numpy dtype of one value, e.g. 'int16', '<i2', 'float32', 'uint16'."
+    )
+    n_channels: int = Field(
+        gt=0, description="Values per sample in the file (all columns, sync/aux included)."
+    )
+    sampling_rate: float = Field(gt=0, description="Sampling rate in Hz.")
+    offset_bytes: int = Field(
+        0, ge=0, description="Bytes to skip at the start of the file (a header), in bytes."
+    )
+    gain_to_uV: float | list[float] = Field(
+        1.0,
+        description="Microvolts per raw unit: one value for all channels, or one per file "
+        "column (n_channels values). Columns without a contact get 0.",
+    )
+    offset_to_uV: float = Field(
+        0.0, description="Microvolts added after the gain (uV = raw * gain + offset)."
+    )
+    order: Literal["samples", "channels"] = Field(
+        "samples",
+        description="'samples': time x channel (each sample's channels together, the usual "
+        "layout); 'channels': channel x time (each channel's whole trace in turn).",
+    )
+    geometry: ConfigPath = Field(
+        description="Contact positions in um: a probeinterface JSON, a .prb, a .txt with one "
+        "'x y' per line (whitespace-separated), or a .npy (n, 2) array."
+    )
+    channels: list[int] | None = Field(
+        None,
+        description="File column (0-based) of each geometry row/contact. Default: the "
+        "geometry file's own wiring if it has one (probeinterface/PRB), else row i = column i. "
+        "Columns not listed carry no contact (sync, aux) and are never injected into.",
+    )
+
+    @field_validator("dtype")
+    @classmethod
+    def _valid_dtype(cls, value: str) -> str:
+        try:
+            dt = np.dtype(value)
+        except TypeError:
+            raise ValueError(
+                f"{value!r} is not a numpy dtype; use e.g. int16, uint16, int32, float32"
+            ) from None
+        if dt.kind not in "iuf":
+            raise ValueError(
+                f"{value!r} is not an integer or float dtype; use e.g. int16, float32"
+            )
+        return value
+
+
 class BinaryReader(SourceReader):
     """Reads one headerless binary file (``.bin``/``.dat``/``.raw``) of interleaved samples."""
 
     name: ClassVar[str] = "binary"
 
-    class Options(PluginOptions):
-        type: Literal["binary"]
-        path: ConfigPath = Field(description="The headerless binary recording file.")
-        dtype: str = Field(
-            description="numpy dtype of one value, e.g. 'int16', '<i2', 'float32', 'uint16'."
-        )
-        n_channels: int = Field(
-            gt=0, description="Values per sample in the file (all columns, sync/aux included)."
-        )
-        sampling_rate: float = Field(gt=0, description="Sampling rate in Hz.")
-        offset_bytes: int = Field(
-            0, ge=0, description="Bytes to skip at the start of the file (a header), in bytes."
-        )
-        gain_to_uV: float | list[float] = Field(
-            1.0,
-            description="Microvolts per raw unit: one value for all channels, or one per file "
-            "column (n_channels values). Columns without a contact get 0.",
-        )
-        offset_to_uV: float = Field(
-            0.0, description="Microvolts added after the gain (uV = raw * gain + offset)."
-        )
-        order: Literal["samples", "channels"] = Field(
-            "samples",
-            description="'samples': time x channel (each sample's channels together, the usual "
-            "layout); 'channels': channel x time (each channel's whole trace in turn).",
-        )
-        geometry: ConfigPath = Field(
-            description="Contact positions in um: a probeinterface JSON, a .prb, a .txt with one "
-            "'x y' per line (whitespace-separated), or a .npy (n, 2) array."
-        )
-        channels: list[int] | None = Field(
-            None,
-            description="File column (0-based) of each geometry row/contact. Default: the "
-            "geometry file's own wiring if it has one (probeinterface/PRB), else row i = column i. "
-            "Columns not listed carry no contact (sync, aux) and are never injected into.",
-        )
-
-        @field_validator("dtype")
-        @classmethod
-        def _valid_dtype(cls, value: str) -> str:
-            try:
-                dt = np.dtype(value)
-            except TypeError:
-                raise ValueError(
-                    f"{value!r} is not a numpy dtype; use e.g. int16, uint16, int32, float32"
-                ) from None
-            if dt.kind not in "iuf":
-                raise ValueError(
-                    f"{value!r} is not an integer or float dtype; use e.g. int16, float32"
-                )
-            return value
+    Options: ClassVar[type[PluginOptions]] = BinaryOptions
 
     def open(self) -> Recording:
         """Describe and memory-map the file; raise SourceError on any inconsistency."""

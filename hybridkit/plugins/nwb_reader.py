@@ -82,54 +82,57 @@ class NwbRecording(Recording):
             remote.close()
 
 
+class NwbReaderOptions(PluginOptions):
+    type: Literal["nwb"]
+    path: ConfigPath | None = Field(None, description="A local NWB HDF5 file (.nwb). Give "
+                                    "exactly one of path, url or dandiset.")
+    url: str | None = Field(None, description="An http(s) URL of an NWB HDF5 file, streamed: only "
+                            "the bytes read are fetched (the server must answer Range requests).")
+    dandiset: str | None = Field(None, description="A DANDI dandiset id (six digits, e.g. "
+                                 "'000409'); with asset_path, the asset is streamed.")
+    asset_path: str | None = Field(None, description="Path of the asset in the dandiset, e.g. "
+                                   "'sub-1/sub-1_ses-2_ecephys.nwb'.")
+    dandiset_version: str | None = Field(None, description="'draft' or a published version; "
+                                         "default: the most recent published version, else the draft.")
+    dandi_instance: str = Field("dandi", description="DANDI instance name ('dandi', "
+                                "'dandi-sandbox') or the base URL of a DANDI API ending in /api.")
+    electrical_series_path: str | None = Field(
+        None, description="HDF5 path of the ElectricalSeries, e.g. "
+        "'acquisition/ElectricalSeriesAP'; needed when the file holds several.")
+    geometry: ConfigPath | None = Field(
+        None, description="Contact positions in um when the electrodes table has none (or to "
+        "override it): probeinterface JSON, .prb, .txt 'x y' per line, or .npy (n, 2); row i = "
+        "column i of the series unless the probe file gives device channel indices.")
+    cache_mb: float = Field(64.0, gt=0, description="h5py chunk cache (MB) holding recently "
+                            "decompressed chunks; should hold a few chunks of the series.")
+    stream_block_mb: float = Field(2.0, gt=0, description="Bytes fetched per HTTP request when "
+                                   "streaming (MB).")
+
+    @field_validator("dandiset")
+    @classmethod
+    def _dandiset_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{6}", value.strip()):
+            raise ValueError(f"a dandiset id is six digits, e.g. '000409', got {value!r}")
+        return value.strip() if value else value
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("path", "url", "dandiset") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of path, url or dandiset (got "
+                             f"{', '.join(given) or 'none'})")
+        if (self.dandiset is None) != (self.asset_path is None):
+            raise ValueError("dandiset and asset_path go together: the dandiset id and the "
+                             "asset's path in it")
+        return self
+
+
 class NwbReader(SourceReader):
     """Reads one ElectricalSeries of an NWB HDF5 file (a path, an http(s) URL, or a DANDI asset)."""
 
     name: ClassVar[str] = "nwb"
 
-    class Options(PluginOptions):
-        type: Literal["nwb"]
-        path: ConfigPath | None = Field(None, description="A local NWB HDF5 file (.nwb). Give "
-                                        "exactly one of path, url or dandiset.")
-        url: str | None = Field(None, description="An http(s) URL of an NWB HDF5 file, streamed: only "
-                                "the bytes read are fetched (the server must answer Range requests).")
-        dandiset: str | None = Field(None, description="A DANDI dandiset id (six digits, e.g. "
-                                     "'000409'); with asset_path, the asset is streamed.")
-        asset_path: str | None = Field(None, description="Path of the asset in the dandiset, e.g. "
-                                       "'sub-1/sub-1_ses-2_ecephys.nwb'.")
-        dandiset_version: str | None = Field(None, description="'draft' or a published version; "
-                                             "default: the most recent published version, else the draft.")
-        dandi_instance: str = Field("dandi", description="DANDI instance name ('dandi', "
-                                    "'dandi-sandbox') or the base URL of a DANDI API ending in /api.")
-        electrical_series_path: str | None = Field(
-            None, description="HDF5 path of the ElectricalSeries, e.g. "
-            "'acquisition/ElectricalSeriesAP'; needed when the file holds several.")
-        geometry: ConfigPath | None = Field(
-            None, description="Contact positions in um when the electrodes table has none (or to "
-            "override it): probeinterface JSON, .prb, .txt 'x y' per line, or .npy (n, 2); row i = "
-            "column i of the series unless the probe file gives device channel indices.")
-        cache_mb: float = Field(64.0, gt=0, description="h5py chunk cache (MB) holding recently "
-                                "decompressed chunks; should hold a few chunks of the series.")
-        stream_block_mb: float = Field(2.0, gt=0, description="Bytes fetched per HTTP request when "
-                                       "streaming (MB).")
-
-        @field_validator("dandiset")
-        @classmethod
-        def _dandiset_id(cls, value: str | None) -> str | None:
-            if value is not None and not re.fullmatch(r"\d{6}", value.strip()):
-                raise ValueError(f"a dandiset id is six digits, e.g. '000409', got {value!r}")
-            return value.strip() if value else value
-
-        @model_validator(mode="after")
-        def _one_source(self):
-            given = [k for k in ("path", "url", "dandiset") if getattr(self, k) is not None]
-            if len(given) != 1:
-                raise ValueError(f"give exactly one of path, url or dandiset (got "
-                                 f"{', '.join(given) or 'none'})")
-            if (self.dandiset is None) != (self.asset_path is None):
-                raise ValueError("dandiset and asset_path go together: the dandiset id and the "
-                                 "asset's path in it")
-            return self
+    Options: ClassVar[type[PluginOptions]] = NwbReaderOptions
 
     # ------------------------------------------------------------------------------------------
     def _source(self) -> tuple[str, Any]:

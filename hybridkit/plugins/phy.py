@@ -141,17 +141,20 @@ def _load_vector(path: Path, what: str) -> np.ndarray:
 
 
 # -- the adapter ---------------------------------------------------------------------------------------
+class PhyOptions(PluginOptions):
+    type: Literal["phy"]
+    path: ConfigPath = Field(
+        description="The phy folder (holding spike_times.npy, spike_clusters.npy, params.py, ...); "
+        "relative paths are taken from the config file's folder."
+    )
+
+
 class PhyAdapter(SorterAdapter):
     """Reads a phy folder (Kilosort 2, 2.5, 3, 4 and other phy exporters) into a Sorting."""
 
     name: ClassVar[str] = "phy"
 
-    class Options(PluginOptions):
-        type: Literal["phy"]
-        path: ConfigPath = Field(
-            description="The phy folder (holding spike_times.npy, spike_clusters.npy, params.py, ...); "
-            "relative paths are taken from the config file's folder."
-        )
+    Options: ClassVar[type[PluginOptions]] = PhyOptions
 
     # ------------------------------------------------------------------------------------------
     @classmethod

@@ -66,29 +66,32 @@ def _dtype_name(dtype: np.dtype) -> str:
     return dtype.name if dtype.isnative or dtype.itemsize == 1 else dtype.str
 
 
+class PhyWriterOptions(PluginOptions):
+    type: Literal["phy"]
+    folder: str = Field(
+        "phy",
+        description="Subfolder of the output folder that receives the phy files; its params.py "
+        "points at the legacy writer's hybrid binaries through relative paths.",
+    )
+
+    @field_validator("folder")
+    @classmethod
+    def _relative_inside(cls, value: str) -> str:
+        p = PurePosixPath(value.replace("\\", "/"))
+        if not value.strip() or p.is_absolute() or ".." in p.parts or str(p) == ".":
+            raise ValueError(
+                f"folder {value!r} must be a relative subfolder of the output folder, e.g. 'phy'"
+            )
+        return value
+
+
 class PhyWriter(Writer):
     """Writes ``<out>/<folder>/`` so that ``phy template-gui <folder>/params.py`` shows the truth."""
 
     name: ClassVar[str] = "phy"
     requires: ClassVar[tuple[str, ...]] = ("legacy",)
 
-    class Options(PluginOptions):
-        type: Literal["phy"]
-        folder: str = Field(
-            "phy",
-            description="Subfolder of the output folder that receives the phy files; its params.py "
-            "points at the legacy writer's hybrid binaries through relative paths.",
-        )
-
-        @field_validator("folder")
-        @classmethod
-        def _relative_inside(cls, value: str) -> str:
-            p = PurePosixPath(value.replace("\\", "/"))
-            if not value.strip() or p.is_absolute() or ".." in p.parts or str(p) == ".":
-                raise ValueError(
-                    f"folder {value!r} must be a relative subfolder of the output folder, e.g. 'phy'"
-                )
-            return value
+    Options: ClassVar[type[PluginOptions]] = PhyWriterOptions
 
     def __init__(self, options, context=None) -> None:
         super().__init__(options, context)

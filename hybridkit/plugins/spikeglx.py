@@ -341,18 +341,21 @@ def _expand(path: Path) -> list[Path]:
     return [path]
 
 
+class SpikeGLXOptions(PluginOptions):
+    type: Literal["spikeglx"]
+    path: ConfigPath = Field(
+        description="The SpikeGLX .bin file (its .meta beside it), or a glob pattern such as "
+        "'run_g0_t*.imec0.ap.bin' matching several files of one stream, concatenated in "
+        "firstSample order."
+    )
+
+
 class SpikeGLXReader(SourceReader):
     """Reads one SpikeGLX imec stream (``*.ap.bin`` or ``*.lf.bin``, one file or a glob of files)."""
 
     name: ClassVar[str] = "spikeglx"
 
-    class Options(PluginOptions):
-        type: Literal["spikeglx"]
-        path: ConfigPath = Field(
-            description="The SpikeGLX .bin file (its .meta beside it), or a glob pattern such as "
-            "'run_g0_t*.imec0.ap.bin' matching several files of one stream, concatenated in "
-            "firstSample order."
-        )
+    Options: ClassVar[type[PluginOptions]] = SpikeGLXOptions
 
     def _describe(self, bin_path: Path) -> tuple[SourceFile, dict]:
         meta_path = bin_path.with_suffix(".meta")
