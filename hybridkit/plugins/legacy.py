@@ -132,7 +132,7 @@ class LegacyWriter(Writer):
         for f, target in zip(self.recording.files, self.targets):
             if f.meta_path is None:
                 continue
-            from .spikeglx import rewrite_meta
+            from .spikeglx_meta import rewrite_meta
 
             meta_out = out_dir / hybrid_file_name(f.meta_path)
             rewrite_meta(f.meta_path, meta_out, {
