@@ -9,10 +9,14 @@ contact to empty space while 40 um maps it to a contact; gaps and reference chan
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..errors import PlacementError
 from ..model import Template
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TOL_UM = 0.5
 
@@ -230,7 +234,9 @@ def choose_places(templates: list[Template], channel_positions: np.ndarray, neur
     """A shift for each template: random, valid, and away from the source and other placed units.
 
     ``fixed`` maps a template index to a shift chosen by the user; those are checked for
-    validity (PlacementError otherwise) and placed first, so random places keep away from them.
+    validity (PlacementError otherwise) and placed first, so random places keep away from them;
+    a fixed place closer than ``min_distance_um`` to its source or another fixed place is kept,
+    with a warning.
     Each other template, in list order, gets a shift drawn uniformly (from ``rng``) among its
     valid shifts whose placed peak position is at least ``min_distance_um`` from its own source
     position and from every unit placed before it (fixed ones included).
@@ -257,8 +263,16 @@ def choose_places(templates: list[Template], channel_positions: np.ndarray, neur
                 f"unit {t.unit_id}: shift {shift.tolist()} um moves channels off the probe's "
                 f"neural contacts; nearest valid shifts: {near.tolist() or '(none)'}"
             )
+        here = _peak_position(t) + shift
+        # the user's choice stands, but say when it breaks the distance the random places keep
+        near = [float(np.hypot(*(here - p))) for p in placed]
+        if np.hypot(*shift) < min_distance_um or any(d < min_distance_um for d in near):
+            log.warning("unit %s: its fixed place is closer than min_distance_um (%g um) to its "
+                        "source or to another fixed unit (%s um); kept as configured",
+                        t.unit_id, min_distance_um,
+                        ", ".join(f"{d:.0f}" for d in [float(np.hypot(*shift))] + near))
         out[i] = shift
-        placed.append(_peak_position(t) + shift)
+        placed.append(here)
     for i, t in enumerate(templates):
         if i in fixed:
             continue

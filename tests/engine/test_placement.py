@@ -192,3 +192,18 @@ def test_contact_lookup_matches_brute_force(tol):
     np.testing.assert_array_equal(got, expected)
     assert (got[-12:-7] >= 0).all() and (got[-7:-2] == -1).all()
     assert 10 not in contacts.channels[got[got >= 0]]  # the reference channel is never a target
+
+
+def test_fixed_places_too_close_are_kept_with_a_warning(caplog):
+    positions, neural = np1_layout()
+    a = make_template([20, 21, 22, 23], positions, unit_id=1)
+    b = make_template([40, 41, 42, 43], positions, unit_id=2)
+    # b moved 20 rows (400 um) down onto a's rows: 0 um apart; a stays at its source (0 um)
+    shift_b = positions[20] - positions[40]
+    with caplog.at_level("WARNING", logger="hybridkit.engine.placement"):
+        out = choose_places([a, b], positions, neural, np.random.default_rng(0), 60.0,
+                            fixed={0: np.zeros(2), 1: shift_b})
+    assert np.array_equal(out[0], [0, 0]) and np.array_equal(out[1], shift_b)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("unit 1: its fixed place") for m in msgs)
+    assert any(m.startswith("unit 2: its fixed place") and "(400, 0 um)" in m for m in msgs)
