@@ -198,7 +198,7 @@ def test_fixed_places_too_close_are_kept_with_a_warning(caplog):
     positions, neural = np1_layout()
     a = make_template([20, 21, 22, 23], positions, unit_id=1)
     b = make_template([40, 41, 42, 43], positions, unit_id=2)
-    # b moved 20 rows (400 um) down onto a's rows: 0 um apart; a stays at its source (0 um)
+    # b moved 10 rows (200 um) down onto a's rows: 0 um apart; a stays at its source (0 um)
     shift_b = positions[20] - positions[40]
     with caplog.at_level("WARNING", logger="hybridkit.engine.placement"):
         out = choose_places([a, b], positions, neural, np.random.default_rng(0), 60.0,
@@ -206,4 +206,4 @@ def test_fixed_places_too_close_are_kept_with_a_warning(caplog):
     assert np.array_equal(out[0], [0, 0]) and np.array_equal(out[1], shift_b)
     msgs = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("unit 1: its fixed place") for m in msgs)
-    assert any(m.startswith("unit 2: its fixed place") and "(400, 0 um)" in m for m in msgs)
+    assert any(m.startswith("unit 2: its fixed place") and "(200, 0 um)" in m for m in msgs)
