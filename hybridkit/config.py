@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
 
+from .config_errors import PLUGIN_TAGS, explain
 from .errors import ConfigError
 from .motion import MotionConfig
 from .options import ConfigPath, StrictModel
@@ -356,104 +357,6 @@ def _detect_sorting(path: Any, reg: Registry, source: str, base_dir: Path) -> st
                       f"{', '.join(hits)}; set sorting.type to one of them")
 
 
-def _loc(loc: tuple) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif isinstance(item, str) and (item.startswith("function-") or "[" in item or item in _PLUGIN_TAGS):
-            continue  # pydantic's union/validator tags, not config keys
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
-
-
-_PLUGIN_TAGS: set[str] = set()
-
-
-def _unwrap_model(ann):
-    from typing import get_args
-
-    from pydantic import BaseModel
-
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in get_args(ann):
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _explain(exc: ValidationError, source: str, model, data: dict) -> str:
-    """One line from pydantic's first error: file, field, bad value, what is valid."""
-    err = exc.errors(include_url=False)[0]
-    loc = tuple(err["loc"])
-    field = _loc(loc)
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        parent = _section_model(model, loc, data)
-        valid = sorted(parent.model_fields) if parent is not None else []
-        where = _loc(loc[:-1])
-        hint = f"; valid keys{' in ' + where if loc[:-1] else ''}: {', '.join(valid)}" if valid else ""
-        return f"{source}: unknown key {field!r}{hint}"
-    if kind == "missing":
-        return f"{source}: missing required field {field}"
-    value = err.get("input")
-    shown = json.dumps(value) if isinstance(value, (str, int, float, bool, list, type(None))) else repr(value)
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{source}: {field} must be an object, got {shown}"
-    return f"{source}: {field} = {shown}: {msg}"
-
-
-def _section_model(model, loc: tuple, data: dict):
-    """The model class the error location's parent points to, resolving plugin unions by ``type``."""
-    cur, node = model, data
-    for item in loc[:-1]:
-        if isinstance(node, dict):
-            node_next = node.get(item) if not isinstance(item, int) else None
-        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
-            node_next = node[item]
-        else:
-            node_next = None
-        if isinstance(item, int):
-            node = node_next
-            continue
-        if item in _PLUGIN_TAGS:
-            continue
-        fields = getattr(cur, "model_fields", None)
-        if not fields or item not in fields:
-            return None
-        ann = fields[item].annotation
-        cur = _pick_member(ann, node_next) or _unwrap_model(ann)
-        node = node_next
-    return cur
-
-
-def _pick_member(ann, node):
-    from typing import get_args
-
-    from pydantic import BaseModel
-
-    if isinstance(node, list):
-        node = node[0] if node else None
-    if not isinstance(node, dict) or "type" not in node:
-        return None
-    stack = [ann]
-    while stack:
-        a = stack.pop()
-        if isinstance(a, type) and issubclass(a, BaseModel):
-            t = a.model_fields.get("type")
-            if t is not None and node["type"] in get_args(t.annotation):
-                return a
-        else:
-            stack.extend(get_args(a))
-    return None
-
-
 def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Registry | None = None):
     """Validate a config dict (paths resolved against ``base_dir``) into a RunConfig instance."""
     reg = reg or get_registry()
@@ -461,11 +364,11 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     _check_plugin_types(data, reg, source, Path(base_dir))
     model = run_config_model(reg)
     for kind in SECTIONS.values():
-        _PLUGIN_TAGS.update(reg.names(kind))
+        PLUGIN_TAGS.update(reg.names(kind))
     try:
         cfg = model.model_validate(data, context={"base_dir": Path(base_dir)})
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, source, model, data)) from exc
+        raise ConfigError(explain(exc, source, model, data)) from exc
     _check_sorting_needs(cfg, reg, source)
     cfg._base_dir = Path(base_dir)  # type: ignore[attr-defined]
     cfg._source = source  # type: ignore[attr-defined]
