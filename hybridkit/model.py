@@ -376,15 +376,22 @@ class Plan:
         """True when some unit has drift variants."""
         return any(u.variants is not None for u in self.units)
 
+    def all_templates(self) -> list[Template]:
+        """Every template an event may use, unit by unit (each unit's ``variant_templates``)."""
+        return [t for u in self.units for t in u.variant_templates]
+
+    def event_template_index(self) -> np.ndarray:
+        """(n_events,) int64 index into :meth:`all_templates` of each event's template; equal to
+        ``unit_index`` when no unit drifts (one template per unit, variant 0)."""
+        counts = [len(u.variant_templates) for u in self.units]
+        first = np.cumsum([0] + counts)[:-1].astype(np.int64)
+        return first[self.unit_index] + self.variant_index if self.units else np.zeros(0, np.int64)
+
     def _per_variant(self, value) -> np.ndarray:
-        """``value(template)`` of each event's template: a per-unit lookup when static."""
+        """``value(template)`` of each event's template."""
         if not self.units:
             return np.zeros(0)
-        if not self.drifting:
-            return np.array([value(u.template) for u in self.units])[self.unit_index]
-        tables = [np.array([value(t) for t in u.variant_templates]) for u in self.units]
-        base = np.cumsum([0] + [len(t) for t in tables])[:-1]
-        return np.concatenate(tables)[base[self.unit_index] + self.variant_index]
+        return np.array([value(t) for t in self.all_templates()])[self.event_template_index()]
 
     def event_channels(self) -> np.ndarray:
         """(n_events,) int64 peak channel of each event's injected template (its drift variant)."""

@@ -48,7 +48,6 @@ def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
     """Convert the plan's placed templates (every drift variant) to raw units and precompute
     event windows."""
     raw, cols, before, length = [], [], [], []
-    first = np.cumsum([0] + [len(u.variant_templates) for u in plan.units])[:-1].astype(np.int64)
     for unit, t in [(u, t) for u in plan.units for t in u.variant_templates]:
         gains = np.asarray(gain_to_uV, np.float64)[t.channels]
         if np.any(gains == 0) or not np.all(np.isfinite(gains)):
@@ -61,8 +60,7 @@ def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
         length.append(t.n_times)
     before_a = np.asarray(before, np.int64)
     length_a = np.asarray(length, np.int64)
-    # a static plan's template index is its unit index (variant_index is all 0)
-    template_index = first[plan.unit_index] + plan.variant_index if plan.drifting else plan.unit_index
+    template_index = plan.event_template_index()  # the unit index itself when nothing drifts
     if plan.n_events:
         ws = plan.times - before_a[template_index]
         we = ws + length_a[template_index]
