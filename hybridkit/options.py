@@ -35,3 +35,13 @@ def _resolve_against_config(value: Path, info: ValidationInfo) -> Path:
 
 #: A path in a config; relative paths are taken relative to the config file's folder.
 ConfigPath = Annotated[Path, AfterValidator(_resolve_against_config)]
+
+
+def _ordered_range(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError(f"[min, max] range {list(value)} has min > max")
+    return value
+
+
+#: A [min, max] pair of floats in a config; min > max is an error.
+Range = Annotated[tuple[float, float], AfterValidator(_ordered_range)]

@@ -22,10 +22,9 @@ from pydantic import Field, field_validator
 from ..errors import TemplateError
 from ..hookspecs import TemplateSource, hookimpl
 from ..model import Recording, Sorting, TemplateBank
-from ..options import PluginOptions
+from ..options import PluginOptions, Range
 from . import template_targets as tt
 
-Range = tuple[float, float]
 
 #: fraction of the window at each end tapered to zero (no step at the template's edges)
 _TAPER_FRACTION = 0.1
@@ -73,13 +72,6 @@ class SyntheticOptions(PluginOptions):
                              "1 uV); use scaling.mode \"amplitude\" or \"snr\"")
         return value
 
-    @field_validator("depth_um", "distance_um", "spatial_decay_um", "propagation_um_per_ms",
-                     "depolarization_ms", "repolarization_ms", "recovery_ms", "positive_ratio")
-    @classmethod
-    def _ordered(cls, value):
-        if value is not None and value[0] > value[1]:
-            raise ValueError(f"[min, max] range {list(value)} has min > max")
-        return value
 
     @field_validator("distance_um", "spatial_decay_um", "propagation_um_per_ms",
                      "depolarization_ms", "repolarization_ms", "recovery_ms")

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..engine import relocate as rel
 from ..errors import TemplateError
 from ..hookspecs import TemplateSource, hookimpl
 from ..model import Recording, Sorting, TemplateBank
-from ..options import ConfigPath, PluginOptions
+from ..options import ConfigPath, PluginOptions, Range
 from . import template_targets as tt
 from .zarr_http import HttpCache, ZarrV2Group
 
@@ -54,7 +54,6 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "hybridkit" / "template_database"
 
 
-Range = tuple[float, float]
 
 
 class DatabaseQuery(PluginOptions):
@@ -82,12 +81,6 @@ class DatabaseQuery(PluginOptions):
         "exact templates.csv rows (0-based, as 'hybridkit templates list' shows them); when "
         "given, these templates are used in this order and n_units is ignored"))
 
-    @field_validator("depth_um", "amplitude_uV", "snr")
-    @classmethod
-    def _ordered(cls, value):
-        if value is not None and value[0] > value[1]:
-            raise ValueError(f"[min, max] range {list(value)} has min > max")
-        return value
 
 
 class DatabaseOptions(DatabaseQuery):
