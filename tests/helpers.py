@@ -1,6 +1,8 @@
-"""Builders for small in-test recordings, templates and plans (no files outside tmp_path)."""
+"""Builders for small in-test recordings, templates, plans and example-dataset configs (no files
+outside tmp_path), and the invariant checks shared by the tests."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,19 @@ def assert_generate_invariant(result, hybrid_name: str = "demo_g0_t0.imec0.ap.GT
     assert result.truth.clipped_samples == 0
     diff = hyb[:, touched].astype(np.float64) - src[:, touched]
     assert np.abs(diff - expected[:, touched]).max() <= 0.5 + 1e-3
+
+
+def config_with(example: Path, tmp: Path, **changes) -> Path:
+    """A copy of the example config (paths absolute) written to ``tmp``, with top-level changes."""
+    cfg = json.loads((example / "config.json").read_text())
+    cfg["recording"]["path"] = str(example / cfg["recording"]["path"])
+    cfg["sorting"]["path"] = str(example / cfg["sorting"]["path"])
+    cfg["engine"] = {"progress": False, "chunk_duration_s": 0.05}  # many blocks: edges get exercised
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path = tmp / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path

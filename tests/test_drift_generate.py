@@ -4,7 +4,6 @@ row, and the hybrid minus the source is exactly the planned per-event variant te
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,8 @@ from hybridkit.config import load_config
 from hybridkit.example import write_example
 from hybridkit.model import Plan
 from hybridkit.pipeline import generate
+
+from .helpers import config_with
 
 N_CH = 385
 STEP_S = 2.0  # the rigid step's time (the example is 4 s long)
@@ -41,16 +42,10 @@ def example(tmp_path_factory) -> Path:
 
 
 def run(example: Path, tmp: Path, motion: dict | None, writers: list | None = None):
-    cfg = json.loads((example / "config.json").read_text())
-    cfg["recording"]["path"] = str(example / cfg["recording"]["path"])
-    cfg["sorting"]["path"] = str(example / cfg["sorting"]["path"])
-    cfg["engine"] = {"progress": False, "chunk_duration_s": 0.05}
-    cfg["output"] = {"directory": str(tmp / "out")}
-    cfg["writers"] = writers or [{"type": "legacy"}]
-    if motion is not None:
-        cfg["motion"] = motion
-    (tmp / "config.json").write_text(json.dumps(cfg))
-    return generate(load_config(tmp / "config.json"))
+    extra = {"motion": motion} if motion is not None else {}
+    path = config_with(example, tmp, output={"directory": str(tmp / "out")},
+                       writers=writers or [{"type": "legacy"}], **extra)
+    return generate(load_config(path))
 
 
 def step_motion(step_um: float) -> dict:

@@ -20,6 +20,8 @@ from hybridkit.config import load_config
 from hybridkit.example import write_example
 from hybridkit.pipeline import generate
 
+from .helpers import config_with
+
 N_CH = 385
 
 
@@ -37,22 +39,6 @@ def example(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("example")
     write_example(root / "demo", seed=3, duration_s=4.0)
     return root / "demo"
-
-
-def config_with(example: Path, tmp: Path, **changes) -> Path:
-    """A copy of the example config (paths absolute) written to ``tmp``, with top-level changes."""
-    cfg = json.loads((example / "config.json").read_text())
-    cfg["recording"]["path"] = str(example / cfg["recording"]["path"])
-    cfg["sorting"]["path"] = str(example / cfg["sorting"]["path"])
-    cfg["engine"] = {"progress": False, "chunk_duration_s": 0.05}  # many blocks: edges get exercised
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
-            cfg[key] = {**cfg[key], **value}
-        else:
-            cfg[key] = value
-    path = tmp / "config.json"
-    path.write_text(json.dumps(cfg))
-    return path
 
 
 @pytest.fixture(scope="module")

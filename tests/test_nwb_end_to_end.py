@@ -20,6 +20,7 @@ from hybridkit.example import write_example
 from hybridkit.pipeline import generate
 from hybridkit.plugins.legacy_tables import firings_true
 
+from .helpers import config_with
 from .plugins.nwb_testutil import example_to_nwb
 
 N_CH = 385
@@ -36,14 +37,8 @@ def example(tmp_path_factory) -> Path:
 
 
 def run_config(example: Path, out: Path, recording: dict, writers: list) -> Path:
-    cfg = json.loads((example / "config.json").read_text())
-    cfg["recording"] = recording
-    cfg["sorting"]["path"] = str(example / cfg["sorting"]["path"])
-    cfg.update(engine={"progress": False, "chunk_duration_s": 0.3}, writers=writers,
-               output={"directory": str(out / "hybrid")})
-    path = out / "config.json"
-    path.write_text(json.dumps(cfg))
-    return path
+    return config_with(example, out, recording=recording, writers=writers,
+                       engine={"chunk_duration_s": 0.3}, output={"directory": str(out / "hybrid")})
 
 
 @pytest.fixture(scope="module")
