@@ -1,4 +1,4 @@
-"""Checks shared by the kilosort, jrclust and yass adapters (phy has its own, older ones)."""
+"""Checks shared by the sorter adapters (phy, kilosort, jrclust, yass)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,14 +27,20 @@ def check_times(times: np.ndarray, where: str, what: str) -> None:
 
 
 def check_against(sorting: Sorting, recording: Recording, where: str, *,
-                  n_channels_total: int | None = None, rate_source: str = "") -> None:
-    """Times inside the recording, channel map within its columns, rates and channel counts agree."""
+                  n_channels_total: int | None = None, rate_source: str = "",
+                  times_source: str = "", channels_source: str = "") -> None:
+    """Times inside the recording, channel map within its columns, rates and channel counts agree.
+
+    ``where`` names the sorting in messages; ``times_source``, ``channels_source`` and
+    ``rate_source`` name the file (or field) each value came from, when the format has one.
+    """
     n = recording.n_samples
     late = np.flatnonzero(sorting.spike_times >= n)
     if late.size:
         i = int(late[0])
-        raise SortingError(f"{where}: spike time {int(sorting.spike_times[i])} (0-based samples) is past "
-                           f"the end of recording {recording.name} ({n} samples); expected times < {n}")
+        raise SortingError(f"{times_source or where}: spike {i} at sample {int(sorting.spike_times[i])} "
+                           f"(0-based) is past the end of recording {recording.name} ({n} samples); "
+                           f"expected times < {n}")
     if n_channels_total is not None and n_channels_total != recording.n_channels:
         raise SortingError(f"{where}: the sorter read a file of {n_channels_total} channels but recording "
                            f"{recording.name} has {recording.n_channels}; the channel map would index the "
@@ -43,8 +49,9 @@ def check_against(sorting: Sorting, recording: Recording, where: str, *,
         bad = np.flatnonzero((sorting.channel_map < 0) | (sorting.channel_map >= recording.n_channels))
         if bad.size:
             i = int(bad[0])
-            raise SortingError(f"{where}: sorter channel {i} maps to file column {int(sorting.channel_map[i])} "
-                               f"but recording {recording.name} has columns 0..{recording.n_channels - 1}")
+            raise SortingError(f"{channels_source or where}: sorter channel {i} maps to file column "
+                               f"{int(sorting.channel_map[i])} but recording {recording.name} has "
+                               f"columns 0..{recording.n_channels - 1}")
     rate = sorting.sampling_rate
     if rate is not None and abs(rate - recording.sampling_rate) > RATE_TOLERANCE * recording.sampling_rate:
         raise SortingError(f"{rate_source or where}: sampling rate {rate:g} Hz but recording {recording.name} "

@@ -26,13 +26,10 @@ from pydantic import Field
 from ..errors import SortingError
 from ..hookspecs import SorterAdapter, hookimpl
 from ..model import Recording, Sorting
+from .adapter_common import check_against
 from ..options import ConfigPath, PluginOptions
 
 log = logging.getLogger(__name__)
-
-#: relative tolerance between the sorter's and the recording's sampling rates
-RATE_TOLERANCE = 0.01
-
 
 # -- small readers, shared with other adapters that sit on a phy folder ------------------------------
 def read_params_py(path: Path) -> dict:
@@ -309,29 +306,9 @@ class PhyAdapter(SorterAdapter):
 
     def _check_against(self, sorting: Sorting, recording: Recording, params: dict) -> None:
         folder = Path(self.options.path)
-        n = recording.n_samples
-        late = np.flatnonzero(sorting.spike_times >= n)
-        if late.size:
-            i = int(late[0])
-            raise SortingError(
-                f"{folder / 'spike_times.npy'}: spike_times[{i}] = {sorting.spike_times[i]} is past the "
-                f"end of recording {recording.name} ({n} samples); expected times < {n}"
-            )
-        if sorting.channel_map is not None and sorting.channel_map.size:
-            bad = np.flatnonzero(sorting.channel_map >= recording.n_channels)
-            if bad.size:
-                i = int(bad[0])
-                raise SortingError(
-                    f"{folder / 'channel_map.npy'}: channel_map[{i}] = {sorting.channel_map[i]} but "
-                    f"recording {recording.name} has {recording.n_channels} channels (0.."
-                    f"{recording.n_channels - 1})"
-                )
-        rate = sorting.sampling_rate
-        if rate is not None and abs(rate - recording.sampling_rate) > RATE_TOLERANCE * recording.sampling_rate:
-            raise SortingError(
-                f"{folder / 'params.py'}: sample_rate = {rate} Hz but recording {recording.name} is "
-                f"sampled at {recording.sampling_rate} Hz; they must agree within 1%"
-            )
+        check_against(sorting, recording, str(folder), times_source=str(folder / "spike_times.npy"),
+                      channels_source=str(folder / "channel_map.npy"),
+                      rate_source=f"{folder / 'params.py'} sample_rate")
         n_dat = params.get("n_channels_dat")
         if isinstance(n_dat, int) and n_dat != recording.n_channels:
             # Kilosort 2.5/3 point phy at temp_wh.dat, whose columns are the used channels only

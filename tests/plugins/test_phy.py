@@ -215,18 +215,18 @@ def test_error_spike_past_end_of_recording(tmp_path):
     with pytest.raises(SortingError) as err:
         adapter(KS4).load(rec)
     msg = str(err.value)
-    assert "spike_times.npy" in msg and f"spike_times[{N_SPIKES - 1}] = {LAST_TIME}" in msg
+    assert f"spike_times.npy: spike {N_SPIKES - 1} at sample {LAST_TIME} (0-based)" in msg
     assert f"({LAST_TIME} samples)" in msg
 
 
 def test_error_channel_map_outside_recording(tmp_path):
-    with pytest.raises(SortingError, match=r"channel_map.npy: channel_map\[31\] = 31 .* 31 channels"):
+    with pytest.raises(SortingError, match=r"channel_map.npy: sorter channel 31 maps to file column 31 .* columns 0..30"):
         adapter(KS4).load(make_recording(tmp_path, 300000, n_channels=31))
 
 
 def test_error_sampling_rate_mismatch(tmp_path):
     adapter(KS4).load(make_recording(tmp_path, 300000, fs=30290.0))  # 0.97 %: accepted
-    with pytest.raises(SortingError, match=r"params.py: sample_rate = 30000.0 Hz .* 30310.0 Hz"):
+    with pytest.raises(SortingError, match=r"params.py sample_rate: sampling rate 30000 Hz .* 30310 Hz"):
         adapter(KS4).load(make_recording(tmp_path, 300000, fs=30310.0))  # 1.03 %
 
 
