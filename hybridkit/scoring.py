@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import matching
+from .engine.templates import robust_std
 from .errors import OutputError, SortingError
 from .model import Sorting, Template
 from .truth_io import Truth, load_truth
@@ -145,11 +146,7 @@ def noise_uV(traces: Traces, channels: np.ndarray) -> np.ndarray:
     channels = np.asarray(channels, np.int64)
     length = min(NOISE_CHUNK, traces.n_samples)
     starts = np.linspace(0, traces.n_samples - length, NOISE_CHUNKS).astype(np.int64)
-    parts = []
-    for s in np.unique(starts).tolist():
-        x = traces.read_uV(s, s + length, channels)
-        parts.append(np.abs(x - np.median(x, axis=0)))
-    return np.median(np.concatenate(parts), axis=0) / 0.6745
+    return robust_std(traces.read_uV(s, s + length, channels) for s in np.unique(starts).tolist())
 
 
 def template_similarity(reference: np.ndarray, observed: np.ndarray, max_lag: int) -> tuple[float, float, int]:

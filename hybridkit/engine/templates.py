@@ -79,21 +79,27 @@ def estimate_noise_uV(
     if starts is None:
         starts = noise_chunk_starts(recording, rng, n_chunks, chunk_samples)
     length = min(int(chunk_samples), recording.n_samples)
-    gain = recording.gain_to_uV[channels]
-    small_int = recording.dtype.kind in "iu" and recording.dtype.itemsize <= 2
+    gain = np.abs(recording.gain_to_uV[channels])
+    chunks = (recording.read(int(start), int(start) + length, channels) for start in starts)
+    if recording.dtype.kind in "iu" and recording.dtype.itemsize <= 2:
+        dev = np.concatenate([_int_deviations(raw.T) for raw in chunks], axis=1)
+        return _median_rows(dev) / _MAD_TO_STD * gain
+    return robust_std(chunks).astype(np.float64) * gain
+
+
+def robust_std(chunks) -> np.ndarray:
+    """(n_ch,) MAD noise std over ``chunks`` of (n_samples_i, n_ch) samples, in their units.
+
+    Each chunk's per-channel median is removed first (offsets and slow drifts between chunks are
+    not noise); then ``median(|x|) / 0.6745`` per channel over all chunks.
+    """
     parts = []
-    for start in starts:
-        raw = recording.read(int(start), int(start) + length, channels).T  # (n_ch, length)
-        if small_int:
-            parts.append(_int_deviations(raw))
-        else:
-            # channel-major float32 copy: medians along the contiguous axis are ~10x faster
-            x = np.ascontiguousarray(raw, dtype=np.float32)
-            x -= np.median(x, axis=1, keepdims=True)
-            parts.append(np.abs(x))
-    dev = np.concatenate(parts, axis=1)
-    mad = _median_rows(dev) if small_int else np.median(dev, axis=1)
-    return mad.astype(np.float64) / _MAD_TO_STD * np.abs(gain)
+    for x in chunks:
+        # channel-major float32 copy: medians along the contiguous axis are ~10x faster
+        x = np.ascontiguousarray(np.asarray(x).T, dtype=np.float32)
+        x -= np.median(x, axis=1, keepdims=True)
+        parts.append(np.abs(x))
+    return np.median(np.concatenate(parts, axis=1), axis=1) / _MAD_TO_STD
 
 
 def _int_deviations(raw: np.ndarray) -> np.ndarray:
