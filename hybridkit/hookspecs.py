@@ -62,13 +62,14 @@ class Plugin(ABC):
 
 
 class SourceReader(Plugin):
-    """Opens a source recording (memory-mapped, read-only)."""
+    """Opens a source recording (described, read-only; read block by block)."""
 
     kind = "source_reader"
 
     @abstractmethod
     def open(self) -> "Recording":
-        """Describe and memory-map the recording; raise SourceError on inconsistent input."""
+        """Describe the recording (files, dtype, layout, gains, positions); raise SourceError on
+        inconsistent input."""
 
 
 class SorterAdapter(Plugin):

@@ -81,7 +81,7 @@ class BinaryReader(SourceReader):
     Options: ClassVar[type[PluginOptions]] = BinaryOptions
 
     def open(self) -> Recording:
-        """Describe and memory-map the file; raise SourceError on any inconsistency."""
+        """Describe the file (read block by block later); raise SourceError on any inconsistency."""
         opt = self.options
         path = Path(opt.path)
         try:
