@@ -109,3 +109,22 @@ def test_legacy_writer_reports_a_failed_copy_in_one_line(tmp_path, monkeypatch):
         w.write(100, np.ones((10, 4), np.int16))
     w.abort()
     assert w.fds == []
+
+
+def test_legacy_writer_reports_a_copy_failing_after_the_last_event(tmp_path, monkeypatch):
+    """The copy fails where no event block is: finish (not a write) reports it, in one line."""
+    def fails_late(src, dst, offset, n):
+        if offset >= 2000:
+            raise OSError(errno.EIO, "Input/output error")
+        return filecopy._read_write(src, dst, offset, n)
+
+    monkeypatch.setattr(filecopy, "SEGMENT_BYTES", 1000)
+    monkeypatch.setattr(filecopy, "_copy_file_range", fails_late)
+    rec = make_recording(tmp_path, np.zeros((3000, 4), np.int16))
+    out = tmp_path / "out"
+    out.mkdir()
+    w = LegacyWriter(LegacyWriter.Options())
+    w.begin(rec, out)
+    with pytest.raises(OutputError, match=r"cannot copy .* Input/output error"):
+        w.finish(None, out)
+    w.abort()

@@ -95,9 +95,13 @@ class LegacyWriter(Writer):
         """Block until the copy has passed sample ``stop`` of file ``i`` (the whole file when
         channels-major: a block touches every channel's row)."""
         if lay.order == "samples":
-            end = lay.offset + stop * lay.n_channels * lay.itemsize
+            self._wait_bytes(i, lay.offset + stop * lay.n_channels * lay.itemsize)
         else:
-            end = lay.offset + lay.n_samples * lay.n_channels * lay.itemsize
+            self._wait_bytes(i, lay.offset + lay.n_samples * lay.n_channels * lay.itemsize)
+
+    def _wait_bytes(self, i: int, end: int) -> None:
+        """Block until bytes ``[0, end)`` of hybrid file ``i`` are copied; a failed copy becomes
+        one OutputError line naming both files."""
         try:
             self.copy.wait_for(i, end)
         except OSError as exc:
@@ -116,8 +120,7 @@ class LegacyWriter(Writer):
 
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
         for i, job in enumerate(self.copy.jobs):  # events may end long before the files do
-            self._wait_copied(i, self.recording.layout(i), self.recording.files[i].n_samples)
-            self.copy.wait_for(i, job.size)  # trailing bytes, if any
+            self._wait_bytes(i, job.size)
         self.copy.join()
         self.close()
         files = list(self.targets)
