@@ -258,14 +258,23 @@ class NwbWriter(Writer):
             inspect_file(self.path, fail=self.options.inspect == "error")
         return [self.path]
 
-    def __del__(self) -> None:
-        # a run that failed mid-stream leaves the file open; its staging folder is removed anyway
-        h5 = getattr(self, "_h5", None)
+    def abort(self) -> None:
+        """The run failed after begin: stop the compression threads and close the file (the
+        pipeline removes the staging folder next)."""
+        for filler, _ in getattr(self, "_fillers", None) or []:
+            if filler.pool is not None:
+                filler.pool.shutdown(wait=True, cancel_futures=True)
+                filler.pool = None
+        self._fillers = []
+        h5, self._h5 = getattr(self, "_h5", None), None
         if h5 is not None:
             try:
                 h5.close()
-            except Exception:
+            except Exception:  # a half-written file; the folder is deleted anyway
                 pass
+
+    def __del__(self) -> None:
+        self.abort()
 
     def _add_units(self, nwbfile, units) -> None:
         if self.options.units_location == "units":
