@@ -61,6 +61,24 @@ def read_block(fd: int, lay: Layout, start: int, stop: int, channels=None) -> np
     return out.T
 
 
+def read_windows(fd: int, lay: Layout, starts: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out[i]`` with the rows ``[starts[i], starts[i] + length)`` of a samples-major file.
+
+    ``out`` is a C-contiguous (n, length, n_channels) array of the file's dtype. One positional
+    read per window with no other per-window work: gathering thousands of template snippets is
+    bound by this loop's overhead, not by the bytes.
+    """
+    if lay.order != "samples":
+        raise ValueError("read_windows needs a samples-major file")
+    row = lay.n_channels * lay.itemsize
+    size = out.shape[1] * row
+    view = memoryview(out).cast("B")
+    for i, s in enumerate(np.asarray(starts, np.int64).tolist()):
+        part = view[i * size : (i + 1) * size]
+        if os.preadv(fd, [part], lay.offset + s * row) != size:  # short read: finish or say EOF
+            _pread_into(fd, np.frombuffer(part, np.uint8), lay.offset + s * row)
+
+
 def write_block(fd: int, lay: Layout, start: int, block: np.ndarray, channels=None) -> None:
     """Write ``block`` (n, k) at samples ``[start, start+n)`` of ``channels`` (default all).
 

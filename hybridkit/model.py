@@ -152,7 +152,7 @@ class Recording:
             lo, hi = bounds[i], bounds[i + 1]
             a, b = max(start, lo), min(stop, hi)
             if a < b:
-                parts.append(read_block(self._fd(i), self.layout(i), int(a - lo), int(b - lo), channels))
+                parts.append(read_block(self.fd(i), self.layout(i), int(a - lo), int(b - lo), channels))
             i += 1
         if len(parts) == 1:
             return parts[0]
@@ -172,7 +172,8 @@ class Recording:
                                                 f.offset_bytes, self.order)
         return lay
 
-    def _fd(self, index: int) -> int:
+    def fd(self, index: int) -> int:
+        """A read-only descriptor of file ``index`` (opened on first use, shared by threads)."""
         fd = self._fds[index]
         if fd is None:
             with _OPEN_LOCK:  # threads (template building, workers) may read at once
