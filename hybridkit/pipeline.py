@@ -64,9 +64,12 @@ def stream_hybrid(
     # as whole rows too: a layout-keeping writer then writes them without reading its copy back.
     rows = full or recording.order == "samples"
 
-    def compute(rng_: tuple[int, int]):
-        start, stop = rng_
-        events = inject.events_overlapping(kernel, start, stop)
+    los, his = inject.candidate_ranges(kernel, [a for a, _ in ranges], [b for _, b in ranges])
+    jobs = list(zip(ranges, los.tolist(), his.tolist()))
+
+    def compute(job: tuple[tuple[int, int], int, int]):
+        (start, stop), lo, hi = job
+        events = inject.events_overlapping(kernel, start, stop, lo, hi)
         channels, acc = inject.accumulate(kernel, start, stop, events)
         whole = recording.read(start, stop) if rows else None  # one read serves both
         source = whole[:, channels] if rows else recording.read(start, stop, channels)
@@ -78,7 +81,7 @@ def stream_hybrid(
     progress = _progress(len(ranges), engine_cfg.progress, "injecting")
     pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
     try:
-        results = pool.map(compute, ranges) if pool else map(compute, ranges)
+        results = pool.map(compute, jobs) if pool else map(compute, jobs)
         for start, stop, channels, hybrid, clip, whole in results:
             clipped[channels] += clip
             for w in writers:
