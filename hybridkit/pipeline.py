@@ -10,8 +10,10 @@
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +83,7 @@ def stream_hybrid(
     progress = _progress(len(ranges), engine_cfg.progress, "injecting")
     pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
     try:
-        results = pool.map(compute, jobs) if pool else map(compute, jobs)
+        results = _bounded_map(pool, compute, jobs, 2 * engine_cfg.workers) if pool else map(compute, jobs)
         for start, stop, channels, hybrid, clip, whole in results:
             clipped[channels] += clip
             for w in writers:
@@ -95,6 +97,27 @@ def stream_hybrid(
         if pool:
             pool.shutdown()
     return clipped
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn, items: list, window: int):
+    """``pool.map(fn, items)`` in order with at most ``window`` results computed ahead.
+
+    ``Executor.map`` submits every item at once, so blocks computed faster than they are written
+    would pile up in memory with the recording's length; this keeps memory bounded by the window.
+    """
+    pending: deque = deque()
+    it = iter(items)
+    for item in itertools.islice(it, window):
+        pending.append(pool.submit(fn, item))
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(it, _DONE)
+        if nxt is not _DONE:
+            pending.append(pool.submit(fn, nxt))
+        yield result
+
+
+_DONE = object()
 
 
 def _progress(total: int, enabled: bool, desc: str):

@@ -118,3 +118,27 @@ def test_add_rounded_float_recording_not_rounded():
     acc = np.full((3, 1), 0.25, np.float32)
     out, clip = inject.add_rounded(src, acc)
     assert out.dtype == np.float32 and np.allclose(out, 0.25) and clip.sum() == 0
+
+
+def test_parallel_blocks_computed_ahead_are_bounded():
+    """Workers never run more than the window ahead of the writing thread (memory stays bounded
+    whatever the recording's length), and results come back in order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hybridkit.pipeline import _bounded_map
+
+    started, lock = [], threading.Lock()
+
+    def fn(i):
+        with lock:
+            started.append(i)
+        return i
+
+    with ThreadPoolExecutor(2) as pool:
+        out = []
+        for i in _bounded_map(pool, fn, list(range(50)), window=4):
+            with lock:
+                assert len(started) <= len(out) + 4 + 1  # consumed + window (+ the one just taken)
+            out.append(i)
+    assert out == list(range(50)) and sorted(started) == list(range(50))
