@@ -2,7 +2,10 @@
 outside tmp_path), and the invariant checks shared by the tests."""
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +115,39 @@ def config_with(example: Path, tmp: Path, **changes) -> Path:
     path = tmp / "config.json"
     path.write_text(json.dumps(cfg))
     return path
+
+
+# -- the score and report tests: the command line, and a phy folder from spike arrays ----------------
+#: the example's sampling rate gives floor(0.4 ms * 29999.97 Hz) = 11 samples
+DELTA = 11
+
+
+def run_cli(*args):
+    """The real command line, in a subprocess (as a user runs it)."""
+    return subprocess.run([sys.executable, "-m", "hybridkit", *map(str, args)],
+                          capture_output=True, text=True, check=False)
+
+
+def main(capsys, *args) -> tuple[int, str, str]:
+    """The command line in-process (fast): exit code, stdout, stderr."""
+    from hybridkit.cli import main as cli_main
+
+    capsys.readouterr()
+    code = cli_main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {r[next(iter(r))]: r for r in rows}
+
+
+def write_phy(folder: Path, times: np.ndarray, clusters: np.ndarray, fs: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    order = np.argsort(times, kind="stable")
+    np.save(folder / "spike_times.npy", np.asarray(times, np.int64)[order])
+    np.save(folder / "spike_clusters.npy", np.asarray(clusters, np.int32)[order])
+    (folder / "params.py").write_text(f"sample_rate = {fs!r}\nn_channels_dat = 385\n")
+    return folder

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from hybridkit.report import build_report
-from tests.test_score import generated, main, perturbed, scored  # noqa: F401 (fixtures)
+from tests.helpers import main
 
 SCORE_FIGURES = ["fig-accuracy", "fig-agreement", "fig-snr"]
 
