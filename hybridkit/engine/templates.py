@@ -57,6 +57,7 @@ def estimate_noise_uV(
     chunk_samples: int = 1000,
     *,
     starts: np.ndarray | None = None,
+    band=None,
 ) -> np.ndarray:
     """Robust per-channel noise standard deviation in microvolts.
 
@@ -69,6 +70,8 @@ def estimate_noise_uV(
     of about 1 % of the noise level, ample for sparsity thresholds and SNR reports.
 
     ``starts`` (from :func:`noise_chunk_starts`, same ``chunk_samples``) replaces the draw.
+    ``band`` (an :class:`hybridkit.engine.filtering.Highpass`) filters each chunk first, read
+    ``band.pad`` samples wider where the recording allows.
 
     Returns:
         (len(channels),) float64, uV.
@@ -80,11 +83,21 @@ def estimate_noise_uV(
         starts = noise_chunk_starts(recording, rng, n_chunks, chunk_samples)
     length = min(int(chunk_samples), recording.n_samples)
     gain = np.abs(recording.gain_to_uV[channels])
+    if band is not None:
+        return robust_std(_filtered_chunk(recording, int(s), length, channels, band)
+                          for s in starts).astype(np.float64) * gain
     chunks = (recording.read(int(start), int(start) + length, channels) for start in starts)
     if recording.dtype.kind in "iu" and recording.dtype.itemsize <= 2:
         dev = np.concatenate([_int_deviations(raw.T) for raw in chunks], axis=1)
         return _median_rows(dev) / _MAD_TO_STD * gain
     return robust_std(chunks).astype(np.float64) * gain
+
+
+def _filtered_chunk(recording: Recording, start: int, length: int, channels: np.ndarray, band) -> np.ndarray:
+    """Samples ``[start, start + length)`` high-passed by ``band``, raw units, float32."""
+    a, b = max(0, start - band.pad), min(recording.n_samples, start + length + band.pad)
+    x = band.apply(recording.read(a, b, channels).astype(np.float32), axis=0)
+    return x[start - a : start - a + length]
 
 
 def robust_std(chunks) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..engine.snippets import gather_snippets
+from ..engine.filtering import Highpass
 from ..engine.templates import (
     DEFAULT_SPARSITY_RADIUS_UM, DEFAULT_SPARSITY_THRESHOLD, build_template, estimate_noise_uV,
     noise_chunk_starts, sparsify,
@@ -44,6 +45,13 @@ class LocalTemplateOptions(PluginOptions):
         description="and when its contact is within this distance of the peak channel's, um")
     noise_chunks: int = Field(20, ge=1, description="random chunks of the recording read to "
                               "estimate each channel's noise level; count")
+    highpass_hz: float | None = Field(
+        None, gt=0,
+        description="high-pass each spike's snippet (and the noise chunks) with a zero-phase "
+                    "3rd-order Butterworth filter at this corner before averaging, Hz; for "
+                    "wideband recordings (e.g. Neuropixels 2.0 AP files, which carry the LFP), so "
+                    "slow potentials locked to spikes do not enter the templates. null: the "
+                    "recording's own band")
 
     @model_validator(mode="after")
     def _spike_counts(self):
@@ -64,9 +72,10 @@ class LocalTemplates(TemplateSource):
 
     @staticmethod
     def _candidates(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
-                    neural: np.ndarray, gain: np.ndarray, radius_um: float) -> np.ndarray:
+                    neural: np.ndarray, gain: np.ndarray, radius_um: float,
+                    band: "Highpass | None") -> np.ndarray:
         """Indices into ``neural`` of channels within radius_um + a margin of the rough peak."""
-        snips = gather_snippets(recording, times, n_before, n_after, neural) * gain
+        snips = _snippets_uV(recording, times, n_before, n_after, neural, gain, None, band)
         mean = snips.mean(axis=0)
         mean -= np.median(mean, axis=0, keepdims=True)
         peak = int(np.argmax(np.abs(mean).max(axis=0)))
@@ -96,6 +105,8 @@ class LocalTemplates(TemplateSource):
         neural = recording.neural_channels
         if neural.size == 0:
             raise TemplateError(f"recording {recording.name}: no neural channels to build templates on")
+        band = Highpass.for_recording(opt.highpass_hz, fs) if opt.highpass_hz else None
+        pad = band.pad if band else 0  # extra samples read each side, cut off after filtering
         rng = self._rng()
         noise_starts = noise_chunk_starts(recording, rng, opt.noise_chunks)
         positions = recording.channel_positions[neural]
@@ -110,7 +121,7 @@ class LocalTemplates(TemplateSource):
         for unit in unit_ids:
             unit = int(unit)
             times = sorting.times_of(unit)
-            usable = times[(times - n_before >= 0) & (times + n_after <= n_total)]
+            usable = times[(times - n_before - pad >= 0) & (times + n_after + pad <= n_total)]
             if usable.size < opt.min_spikes:
                 raise TemplateError(
                     f"unit {unit}: {usable.size} spikes with a full window in the recording "
@@ -128,10 +139,9 @@ class LocalTemplates(TemplateSource):
             # sparsity_radius_um of the peak): find the peak on a few spikes over all channels,
             # then do the full work on the channels near it (10x less on a 384-channel probe).
             cand = self._candidates(recording, usable[:: max(1, usable.size // _PROBE_SPIKES)],
-                                    n_before, n_after, neural, gain, opt.sparsity_radius_um)
-            snippets = gather_snippets(recording, usable, n_before, n_after, neural[cand])
-            snippets *= gain[cand]
-            snippets += offset[cand]
+                                    n_before, n_after, neural, gain, opt.sparsity_radius_um, band)
+            snippets = _snippets_uV(recording, usable, n_before, n_after, neural[cand], gain[cand],
+                                    offset[cand], band)
             waveform, n_used = build_template(snippets, rank=opt.rank, max_shift=max_shift,
                                               peak_index=n_before, unit_id=unit)
             del snippets
@@ -173,10 +183,33 @@ class LocalTemplates(TemplateSource):
         n_threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1, len(chosen) + 1))
         with ThreadPoolExecutor(n_threads) as pool:
             noise_box.append(pool.submit(estimate_noise_uV, recording, neural, None,
-                                         starts=noise_starts))
+                                         starts=noise_starts, band=band))
             built = list(pool.map(one, chosen))
         templates: dict[int, Template] = {t.unit_id: t for t in built}
         return TemplateBank(templates=templates, sampling_rate=fs)
+
+
+def _snippets_uV(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
+                 channels: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
+                 band: Highpass | None) -> np.ndarray:
+    """(n_spikes, n_before + n_after, n_ch) float32 uV snippets, high-passed when ``band`` is set
+    (read ``band.pad`` samples wider each side, filtered, then cut to the window)."""
+    if band is None:
+        snips = gather_snippets(recording, times, n_before, n_after, channels)
+    else:  # in batches: the padded windows are ~8x longer, and the filter works in float64
+        snips = np.empty((times.size, n_before + n_after, channels.size), np.float32)
+        for a in range(0, times.size, _FILTER_BATCH):
+            wide = gather_snippets(recording, times[a : a + _FILTER_BATCH], n_before + band.pad,
+                                   n_after + band.pad, channels)
+            snips[a : a + _FILTER_BATCH] = band.apply(wide, axis=1, crop=band.pad)
+    snips *= gain
+    if offset is not None and band is None:  # a high-passed snippet has no offset left
+        snips += offset
+    return snips
+
+
+#: spikes filtered at a time when templates.highpass_hz is set
+_FILTER_BATCH = 64
 
 
 #: threads building templates (units are independent; results do not depend on the count)

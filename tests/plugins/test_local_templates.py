@@ -134,3 +134,64 @@ def test_options():
 def test_registered_through_the_hook():
     assert hybridkit_template_sources() == [LocalTemplates]
     assert build_registry().get("template_source", "local") is LocalTemplates
+
+
+@pytest.fixture(scope="module")
+def wideband(tmp_path_factory):
+    """The known unit in a wideband recording: ongoing slow LFP on every channel (+-400 uV) and,
+    locked to each spike, a 25 Hz wave that adds a ~100 uV slope across the template window."""
+    rng = np.random.default_rng(12)
+    pos = np1_positions(N_NEURAL)
+    wf = true_waveform(pos)
+    t = np.arange(N_SAMPLES) / FS
+    lfp = 250 * np.sin(2 * np.pi * 7 * t) + 150 * np.sin(2 * np.pi * 13 * t + 1)
+    uV = rng.normal(0.0, NOISE_UV, size=(N_SAMPLES, N_NEURAL)) + lfp[:, None]
+    locked = 300 * np.sin(2 * np.pi * 25 * (np.arange(-330, 360) / FS))
+    for s in GOOD_TIMES:
+        uV[s - 30 : s + 60] += wf
+        uV[s - 330 : s + 360] += locked[:, None]
+    raw = np.zeros((N_SAMPLES, N_NEURAL + 1), np.int16)
+    raw[:, :N_NEURAL] = np.rint(uV / GAIN)
+    path = tmp_path_factory.mktemp("wideband") / "rec.bin"
+    raw.tofile(path)
+    rec = Recording(
+        files=[SourceFile(path=path, n_samples=N_SAMPLES)], dtype=np.int16, n_channels=N_NEURAL + 1,
+        sampling_rate=FS, gain_to_uV=np.r_[np.full(N_NEURAL, GAIN), 0.0],
+        offset_to_uV=np.zeros(N_NEURAL + 1), channel_positions=np.vstack([pos, [np.nan, np.nan]]),
+        neural=np.r_[np.ones(N_NEURAL, bool), False],
+    )
+    sorting = Sorting(spike_times=GOOD_TIMES, spike_units=np.full(GOOD_TIMES.size, 7),
+                      unit_ids=np.array([7]))
+    return rec, sorting, wf
+
+
+def test_highpass_keeps_spike_locked_slow_waves_out_of_templates(wideband, tmp_path):
+    from hybridkit.engine.filtering import Highpass
+
+    rec, sorting, wf = wideband
+    band = Highpass.for_recording(300.0, FS)
+    padded = np.pad(wf, ((band.pad, band.pad), (0, 0)))
+    truth = band.apply(padded, axis=0, crop=band.pad)[:, PEAK_CH]  # the spike as the filter sees it
+    truth -= truth[:15].mean()  # the builder's baseline: the first half of the 30 pre-peak samples
+
+    plain = _source(tmp_path).build(rec, sorting, [7]).templates[7]
+    hp = _source(tmp_path, highpass_hz=300.0).build(rec, sorting, [7]).templates[7]
+    assert hp.peak_channel == PEAK_CH and hp.peak_index == 30
+    got = hp.waveform[:, list(hp.channels).index(PEAK_CH)]
+    raw = plain.waveform[:, list(plain.channels).index(PEAK_CH)]
+    inner = slice(8, -8)  # the taper's ramps
+    err_hp = np.sqrt(np.mean((got - truth)[inner] ** 2))
+    err_plain = np.sqrt(np.mean((raw - truth)[inner] ** 2))
+    assert err_hp < 3.0 and err_plain > 10 * err_hp  # uV: the locked slope is gone with the filter
+    # the noise level (sparsity, SNR) is measured in the same band: the 10 uV noise plus the unit's
+    # own spikes (15 % of the samples here), not the LFP's +-400 uV swing
+    assert 9.0 < hp.provenance["noise_uV_peak_channel"] < 25.0
+    assert plain.provenance["noise_uV_peak_channel"] > 100.0
+
+
+def test_highpass_corner_must_be_below_nyquist(data, tmp_path):
+    rec, sorting, _, _ = data
+    with pytest.raises(TemplateError, match=r"highpass_hz = 16000.0 Hz.*Nyquist frequency \(15000 Hz"):
+        _source(tmp_path, highpass_hz=16000.0).build(rec, sorting, [7])
+    with pytest.raises(ValidationError, match="highpass_hz"):
+        LocalTemplateOptions(highpass_hz=0)
