@@ -57,20 +57,22 @@ def stream_hybrid(
                                                 engine_cfg.max_memory_mb, engine_cfg.workers))
     full = any(w.needs_every_sample for w in writers)
     if full:
-        ranges = list(chunks.iter_chunks(n, block))
+        blocks = chunks.chunk_blocks(n, block)
     else:
-        ranges = chunks.event_blocks(kernel.window_starts, kernel.window_stops, n, block)
+        blocks = chunks.event_blocks(kernel.window_starts, kernel.window_stops, n, block)
     clipped = np.zeros(recording.n_channels, np.int64)
 
     # Samples-major files are read as whole rows whatever the channels, so the block is handed on
     # as whole rows too: a layout-keeping writer then writes them without reading its copy back.
     rows = full or recording.order == "samples"
 
-    los, his = inject.candidate_ranges(kernel, [a for a, _ in ranges], [b for _, b in ranges])
-    jobs = list(zip(ranges, los.tolist(), his.tolist()))
+    # per block: its samples and the range of events that may touch it, as int64 rows; jobs are
+    # made from them one at a time (an hour has ~10**5 blocks: no list of Python tuples)
+    jobs_table = np.column_stack([blocks, *inject.candidate_ranges(kernel, blocks[:, 0], blocks[:, 1])])
+    jobs = (tuple(row.tolist()) for row in jobs_table)
 
-    def compute(job: tuple[tuple[int, int], int, int]):
-        (start, stop), lo, hi = job
+    def compute(job: tuple[int, int, int, int]):
+        start, stop, lo, hi = job
         events = inject.events_overlapping(kernel, start, stop, lo, hi)
         channels, acc = inject.accumulate(kernel, start, stop, events)
         whole = recording.read(start, stop) if rows else None  # one read serves both
@@ -80,7 +82,7 @@ def stream_hybrid(
             whole[:, channels] = hybrid
         return start, stop, channels, hybrid, clip, whole
 
-    progress = _progress(len(ranges), engine_cfg.progress, "injecting")
+    progress = _progress(len(blocks), engine_cfg.progress, "injecting")
     pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
     try:
         results = _bounded_map(pool, compute, jobs, 2 * engine_cfg.workers) if pool else map(compute, jobs)
@@ -99,7 +101,7 @@ def stream_hybrid(
     return clipped
 
 
-def _bounded_map(pool: ThreadPoolExecutor, fn, items: list, window: int):
+def _bounded_map(pool: ThreadPoolExecutor, fn, items, window: int):
     """``pool.map(fn, items)`` in order with at most ``window`` results computed ahead.
 
     ``Executor.map`` submits every item at once, so blocks computed faster than they are written

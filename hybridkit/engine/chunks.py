@@ -8,17 +8,7 @@ the result does not depend on where the edges fall.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-
-
-def iter_chunks(n_samples: int, chunk: int) -> Iterator[tuple[int, int]]:
-    """Consecutive ``(start, stop)`` ranges of at most ``chunk`` samples covering ``[0, n_samples)``."""
-    if chunk <= 0:
-        raise ValueError(f"chunk must be positive, got {chunk}")
-    for start in range(0, n_samples, chunk):
-        yield start, min(start + chunk, n_samples)
 
 
 def event_blocks(
@@ -27,12 +17,14 @@ def event_blocks(
     n_samples: int,
     max_block: int,
     merge_gap: int = 64,
-) -> list[tuple[int, int]]:
+) -> np.ndarray:
     """Blocks covering every event window ``[window_starts[i], window_stops[i])``.
 
     Windows closer than ``merge_gap`` samples are merged (one read/write instead of many tiny
     ones); merged runs longer than ``max_block`` are cut into pieces of at most ``max_block``.
-    Windows are clipped to ``[0, n_samples)``. Returns sorted, disjoint ``(start, stop)`` pairs.
+    Windows are clipped to ``[0, n_samples)``. Returns sorted, disjoint blocks as an (n_blocks, 2)
+    int64 array of ``(start, stop)`` (an hour-long recording has ~10**5 blocks: an array, not
+    Python tuples).
     """
     if max_block <= 0:
         raise ValueError(f"max_block must be positive, got {max_block}")
@@ -41,18 +33,29 @@ def event_blocks(
     keep = stops > starts
     starts, stops = starts[keep], stops[keep]
     if starts.size == 0:
-        return []
+        return np.zeros((0, 2), np.int64)
     order = np.argsort(starts, kind="stable")
     starts, stops = starts[order], np.maximum.accumulate(stops[order])
     # a new run begins where a window starts more than merge_gap after everything before it ends
     breaks = np.flatnonzero(starts[1:] > stops[:-1] + merge_gap) + 1
     run_starts = starts[np.concatenate([[0], breaks])]
     run_stops = stops[np.concatenate([breaks - 1, [starts.size - 1]])]
-    blocks: list[tuple[int, int]] = []
-    for a, b in zip(run_starts.tolist(), run_stops.tolist()):
-        for s in range(a, b, max_block):
-            blocks.append((s, min(s + max_block, b)))
-    return blocks
+    # each run cut into ceil(length / max_block) pieces
+    pieces = -(-(run_stops - run_starts) // max_block)
+    first = np.repeat(run_starts, pieces)
+    k = np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    block_starts = first + k * max_block
+    block_stops = np.minimum(block_starts + max_block, np.repeat(run_stops, pieces))
+    return np.column_stack([block_starts, block_stops])
+
+
+def chunk_blocks(n_samples: int, chunk: int) -> np.ndarray:
+    """(n_blocks, 2) int64 consecutive ``(start, stop)`` of at most ``chunk`` samples covering
+    ``[0, n_samples)``: the blocks when a writer needs every sample."""
+    if chunk <= 0:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    starts = np.arange(0, n_samples, chunk, dtype=np.int64)
+    return np.column_stack([starts, np.minimum(starts + chunk, n_samples)])
 
 
 def block_samples_for_memory(n_channels: int, itemsize: int, max_memory_mb: float, workers: int = 1) -> int:

@@ -101,16 +101,23 @@ def test_saturation_is_counted_not_wrapped(tmp_path):
 def test_event_blocks_cover_windows_and_merge():
     blocks = chunks.event_blocks(np.array([0, 100, 5000]), np.array([50, 150, 5040]), 6000,
                                  max_block=30, merge_gap=60)
-    assert blocks[0] == (0, 30) and (5000, 5030) in blocks and blocks[-1] == (5030, 5040)
-    covered = np.zeros(6000, bool)
-    for a, b in blocks:
-        assert b - a <= 30
-        covered[a:b] = True
-    assert covered[0:150].all() and covered[5000:5040].all() and not covered[150:5000].any()
+    assert blocks.dtype == np.int64 and blocks.tolist() == [
+        [0, 30], [30, 60], [60, 90], [90, 120], [120, 150], [5000, 5030], [5030, 5040]]
+    # a gap wider than merge_gap starts a new run; overlapping and unsorted windows merge
+    blocks = chunks.event_blocks(np.array([300, 0, 20, 120]), np.array([310, 40, 30, 130]), 1000,
+                                 max_block=100, merge_gap=79)
+    assert blocks.tolist() == [[0, 40], [120, 130], [300, 310]]
+    assert chunks.event_blocks(np.zeros(0), np.zeros(0), 10, 5).shape == (0, 2)
 
 
 def test_window_clipped_to_recording():
-    assert chunks.event_blocks(np.array([-5]), np.array([10]), 8, 100) == [(0, 8)]
+    assert chunks.event_blocks(np.array([-5]), np.array([10]), 8, 100).tolist() == [[0, 8]]
+
+
+def test_chunk_blocks_cover_the_recording():
+    assert chunks.chunk_blocks(25, 10).tolist() == [[0, 10], [10, 20], [20, 25]]
+    assert chunks.chunk_blocks(20, 10).tolist() == [[0, 10], [10, 20]]
+    assert chunks.chunk_blocks(0, 10).shape == (0, 2)
 
 
 def test_add_rounded_float_recording_not_rounded():
