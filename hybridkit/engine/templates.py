@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import TemplateError
 from ..model import Recording
+from .filtering import Highpass
 
 #: MAD of a standard normal distribution: std = MAD / 0.6745
 _MAD_TO_STD = 0.6745
@@ -57,7 +58,7 @@ def estimate_noise_uV(
     chunk_samples: int = 1000,
     *,
     starts: np.ndarray | None = None,
-    band=None,
+    band: Highpass | None = None,
 ) -> np.ndarray:
     """Robust per-channel noise standard deviation in microvolts.
 
@@ -93,7 +94,8 @@ def estimate_noise_uV(
     return robust_std(chunks).astype(np.float64) * gain
 
 
-def _filtered_chunk(recording: Recording, start: int, length: int, channels: np.ndarray, band) -> np.ndarray:
+def _filtered_chunk(recording: Recording, start: int, length: int, channels: np.ndarray,
+                    band: Highpass) -> np.ndarray:
     """Samples ``[start, start + length)`` high-passed by ``band``, raw units, float32."""
     a, b = max(0, start - band.pad), min(recording.n_samples, start + length + band.pad)
     x = band.apply(recording.read(a, b, channels).astype(np.float32), axis=0)

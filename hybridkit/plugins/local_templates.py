@@ -73,7 +73,7 @@ class LocalTemplates(TemplateSource):
     @staticmethod
     def _candidates(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
                     neural: np.ndarray, gain: np.ndarray, radius_um: float,
-                    band: "Highpass | None") -> np.ndarray:
+                    band: Highpass | None) -> np.ndarray:
         """Indices into ``neural`` of channels within radius_um + a margin of the rough peak."""
         snips = _snippets_uV(recording, times, n_before, n_after, neural, gain, None, band)
         mean = snips.mean(axis=0)
