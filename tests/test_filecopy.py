@@ -85,11 +85,13 @@ def test_cancel_stops_after_the_current_segment(tmp_path, monkeypatch, small_seg
 
     monkeypatch.setattr(filecopy, "_copy_file_range", copy_and_cancel)
     jobs, fds, _ = _files(tmp_path, [100_000])
-    copy = BackgroundCopy(jobs, fds).start()
+    # bind the name before the thread starts: the callback above reads it from the copy thread
+    copy = BackgroundCopy(jobs, fds)
+    copy.start()
     copy._thread.join()
     copy.cancel()  # the thread is done: returns at once, never raises
+    assert isinstance(copy.error, filecopy.CopyCancelled), repr(copy.error)
     assert calls == [0, 1000] and copy.copied[0] == 2000
-    assert isinstance(copy.error, filecopy.CopyCancelled)
     _close(fds)
 
 
