@@ -88,11 +88,13 @@ def _cmd_units(args) -> int:
                 "max_count": args.max_count, "rank_by": args.rank_by,
                 "refractory_ms": args.refractory_ms, "censored_ms": args.censored_ms,
                 "presence_bin_s": args.presence_bin_s}
-    report = units_report(args.sorting, args.type, args.recording, args.sampling_rate, criteria)
+    report = units_report(args.sorting, args.type, args.recording, args.sampling_rate, criteria,
+                          highpass_hz=args.highpass_hz)
     n_sel = sum(r.selected for r in report.rows)
+    band = f"; amplitude/SNR high-passed at {report.highpass_hz:g} Hz" if report.highpass_hz else ""
     print(f"# {report.sorting.path} ({report.sorting_type}): {len(report.rows)} units, "
           f"{report.fs:.10g} Hz, {report.n_samples / report.fs:.3f} s (duration from the "
-          f"{report.duration_from}); {n_sel} pass")
+          f"{report.duration_from}); {n_sel} pass{band}")
     print(format_table(report.rows))
     if args.csv:
         write_table(report.rows, args.csv)
@@ -198,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refractory-ms", type=float, help="refractory period (default 1.5 ms)")
     p.add_argument("--censored-ms", type=float, help="censored period (default 0 ms)")
     p.add_argument("--presence-bin-s", type=float, help="presence-ratio bin (default 60 s)")
+    p.add_argument("--highpass-hz", type=float, metavar="HZ",
+                   help="measure amplitude/SNR high-passed at this corner, for wideband recordings "
+                   "(default: the run config's templates.highpass_hz, else unfiltered)")
     p.add_argument("--csv", type=Path, help="also write the table as CSV to this file")
     p.set_defaults(func=_cmd_units)
 

@@ -97,6 +97,13 @@ class TemplateSource(Plugin):
     #: source ids (a database unit id, a synthetic index), and ``sorting`` may be None.
     uses_sorting_units: ClassVar[bool] = True
 
+    @property
+    def highpass_hz(self) -> float | None:
+        """The high-pass corner (Hz) this source applies to the recording before it measures
+        spikes, or None (the recording's own band). Unit selection measures amplitude and SNR in
+        the same band, so the ``units`` criteria judge the spikes the templates are made of."""
+        return None
+
     @abstractmethod
     def build(
         self, recording: "Recording", sorting: "Sorting | None", unit_ids: list[int]

@@ -177,7 +177,8 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         source = _instantiate(reg, "template_source", cfg.templates, ctx)
         selection_files: list[Path] = []
         if source.uses_sorting_units:
-            unit_ids, selection = choose_units(sorting, cfg.units, recording, seed)
+            unit_ids, selection = choose_units(sorting, cfg.units, recording, seed,
+                                               highpass_hz=source.highpass_hz)
             selection_files.append(write_table(selection, staging / f"units_selection-{session}.csv"))
             bank = source.build(recording, sorting, unit_ids)
         else:  # the source chooses its own templates; their ids are the injected units' sources

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine.filtering import Highpass
 from .engine.quality import UnitMetrics, compute_metrics
 from .errors import UnitSelectionError
 from .model import Recording, Sorting
@@ -78,12 +79,13 @@ def _needs_recording(units) -> bool:
 
 def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
              recording: Recording | None = None, seed: int = 0,
-             all_amplitudes: bool = False) -> list[SelectionRow]:
+             all_amplitudes: bool = False, highpass_hz: float | None = None) -> list[SelectionRow]:
     """Metrics and verdict of every candidate unit under ``units`` (a UnitsConfig).
 
     ``all_amplitudes``: compute amplitude/SNR for every candidate (the ``units`` command), not only
-    where the criteria need them. Raises UnitSelectionError for unknown explicit ids, or when
-    amplitude/SNR criteria are given without a recording.
+    where the criteria need them. ``highpass_hz``: measure amplitude and SNR high-passed at this
+    corner (the template source's band, for wideband recordings). Raises UnitSelectionError for
+    unknown explicit ids, or when amplitude/SNR criteria are given without a recording.
     """
     if units.ids is not None:
         candidates = select_units(sorting, units.ids)
@@ -116,9 +118,10 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
     if recording is not None and (needs_rec or all_amplitudes):
         todo = [r.unit_id for r in rows if r.selected or all_amplitudes]
         rng = np.random.default_rng([int(seed), _SELECTION_STREAM])
+        band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
         amp = compute_metrics({u: trains[u] for u in todo}, fs, n_samples, recording=recording, rng=rng,
                               refractory_ms=units.refractory_ms, censored_ms=units.censored_ms,
-                              presence_bin_s=units.presence_bin_s)
+                              presence_bin_s=units.presence_bin_s, band=band)
         for r in rows:
             if r.unit_id in amp:
                 m = amp[r.unit_id]
@@ -155,14 +158,16 @@ def _apply(rows: list[SelectionRow], checks) -> None:
                 break
 
 
-def choose_units(sorting: Sorting, units, recording: Recording, seed: int = 0
-                 ) -> tuple[list[int], list[SelectionRow]]:
+def choose_units(sorting: Sorting, units, recording: Recording, seed: int = 0,
+                 highpass_hz: float | None = None) -> tuple[list[int], list[SelectionRow]]:
     """The ground-truth unit ids for a run (explicit ids keep their order) and the table.
 
-    Raises UnitSelectionError when no unit passes, naming how many failed each criterion.
+    ``highpass_hz``: the template source's band (:attr:`TemplateSource.highpass_hz`), in which
+    amplitude and SNR are measured. Raises UnitSelectionError when no unit passes, naming how many
+    failed each criterion.
     """
     rows = evaluate(sorting, units, fs=recording.sampling_rate, n_samples=recording.n_samples,
-                    recording=recording, seed=seed)
+                    recording=recording, seed=seed, highpass_hz=highpass_hz)
     chosen = [r.unit_id for r in rows if r.selected]
     if not chosen:
         counts: dict[str, int] = {}
@@ -227,6 +232,7 @@ class UnitsReport:
     n_samples: int
     duration_from: str  # "recording" or "last spike"
     rows: list[SelectionRow]
+    highpass_hz: float | None = None  # the band amplitude and SNR were measured in
 
 
 def _open_recording(arg: Path, reg, base_dir: Path):
@@ -254,13 +260,14 @@ def _open_recording(arg: Path, reg, base_dir: Path):
 
 def units_report(sorting_path: Path, sorting_type: str | None = None, recording: Path | None = None,
                  sampling_rate: float | None = None, criteria: dict | None = None,
-                 base_dir: Path | None = None, reg=None) -> UnitsReport:
+                 base_dir: Path | None = None, reg=None,
+                 highpass_hz: float | None = None) -> UnitsReport:
     """Load a sorting (type given or detected), optionally its recording, and evaluate every unit.
 
     ``criteria`` are UnitsConfig fields; without any, every unit with spikes is listed as selected.
     A run config given as ``recording`` also lends its ``units`` criteria but not its ids
-    (``criteria`` override them), its seed, and its sorting options when its sorting path is
-    ``sorting_path``.
+    (``criteria`` override them), its seed, its template source's high-pass band, and its sorting
+    options when its sorting path is ``sorting_path``. ``highpass_hz`` (Hz) overrides the band.
     """
     from pydantic import ValidationError
 
@@ -278,6 +285,14 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
     rec, cfg = (None, None)
     if recording is not None:
         rec, cfg = _open_recording(recording, reg, base_dir)
+    if highpass_hz is not None:  # given on the command line: checked here, to name the option
+        if rec is None:
+            raise ConfigError(f"hybridkit units: --highpass-hz {highpass_hz:g} filters the "
+                              "recording's snippets; give the recording too (--recording ...)")
+        Highpass.for_recording(highpass_hz, rec.sampling_rate, field="--highpass-hz")
+    elif cfg is not None:  # measure in the band the run's templates use
+        highpass_hz = reg.get("template_source", cfg.templates.type)(cfg.templates, RunContext(
+            base_dir=base_dir, rng=np.random.default_rng(0), seed=0)).highpass_hz
     stype = sorting_type or _detect_sorting(str(path), reg, "hybridkit units", base_dir)
     cls = reg.get("sorter_adapter", stype)
     if cfg is not None and cfg.sorting is not None and cfg.sorting.type == stype and \
@@ -315,5 +330,6 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
         field = ".".join(map(str, err["loc"])) or "units"
         raise ConfigError(f"hybridkit units: {field}: {err['msg'].removeprefix('Value error, ')}") from None
     rows = evaluate(sorting, units, fs=fs, n_samples=n_samples, recording=rec,
-                    seed=cfg.seed or 0 if cfg is not None else 0, all_amplitudes=rec is not None)
-    return UnitsReport(sorting, stype, float(fs), n_samples, source, rows)
+                    seed=cfg.seed or 0 if cfg is not None else 0, all_amplitudes=rec is not None,
+                    highpass_hz=highpass_hz)
+    return UnitsReport(sorting, stype, float(fs), n_samples, source, rows, highpass_hz)

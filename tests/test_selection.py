@@ -186,3 +186,46 @@ def test_units_command(example, tmp_path):
     out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(example / "kilosort4"),
                           "--min-snr", "3"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "need the recording" in out.stderr
+
+
+def test_generate_measures_selection_in_the_templates_band(example, tmp_path):
+    """templates.highpass_hz reaches unit selection: the run's table holds the high-passed SNRs."""
+    path = _config(example, tmp_path, {"label": "good", "max_count": 2, "rank_by": "snr"})
+    cfg = json.loads(path.read_text())
+    cfg["templates"] = {"type": "local", "highpass_hz": 300}
+    path.write_text(json.dumps(cfg))
+    result = generate(load_config(path))
+    table = {int(r["unit_id"]): r for r in csv.DictReader(open(result.output_dir / "units_selection-demo.csv"))}
+    loaded = load_config(path)
+    sorting, rec = _sorting_and_recording(loaded)
+    filtered = {r.unit_id: r for r in evaluate(sorting, loaded.units, fs=rec.sampling_rate,
+                                               n_samples=rec.n_samples, recording=rec,
+                                               seed=loaded.seed, highpass_hz=300)}
+    plain = {r.unit_id: r for r in evaluate(sorting, loaded.units, fs=rec.sampling_rate,
+                                            n_samples=rec.n_samples, recording=rec, seed=loaded.seed)}
+    good = [u for u, r in table.items() if r["failed"] != "label"]
+    assert len(good) == 10
+    for u in good:
+        assert float(table[u]["snr"]) == pytest.approx(filtered[u].metrics.snr, rel=1e-5)
+        assert float(table[u]["snr"]) != pytest.approx(plain[u].metrics.snr, rel=1e-3)
+    assert {u for u, r in table.items() if r["selected"] == "true"} == \
+        {u for u, r in filtered.items() if r.selected}
+
+
+def test_units_command_highpass(example, tmp_path):
+    path = _config(example, tmp_path, {"label": "good"})
+    cfg = json.loads(path.read_text())
+    cfg["templates"] = {"type": "local", "highpass_hz": 300}
+    path.write_text(json.dumps(cfg))
+    run = [sys.executable, "-m", "hybridkit", "units", str(example / "kilosort4")]
+    # the config's templates band is used; --highpass-hz overrides it
+    for extra, hz in (([], "300"), (["--highpass-hz", "500"], "500")):
+        out = subprocess.run(run + ["--recording", str(path)] + extra, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0].endswith(f"amplitude/SNR high-passed at {hz} Hz")
+    out = subprocess.run(run + ["--highpass-hz", "300"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "give the recording too" in out.stderr
+    out = subprocess.run(run + ["--recording", str(path), "--highpass-hz", "20000"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "--highpass-hz = 20000.0 Hz" in out.stderr and "Nyquist" in out.stderr

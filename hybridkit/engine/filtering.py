@@ -29,12 +29,14 @@ class Highpass:
     pad: int  # samples read beyond each side of a window, then discarded
 
     @classmethod
-    def for_recording(cls, corner_hz: float, fs: float) -> "Highpass":
-        """Raises TemplateError when the corner is not below the Nyquist frequency."""
+    def for_recording(cls, corner_hz: float, fs: float,
+                      field: str = "templates.highpass_hz") -> "Highpass":
+        """Raises TemplateError (naming ``field``) when the corner is not below the Nyquist
+        frequency."""
         from scipy.signal import butter
 
         if not 0 < corner_hz < fs / 2:
-            raise TemplateError(f"templates.highpass_hz = {corner_hz} Hz: the corner must lie between "
+            raise TemplateError(f"{field} = {corner_hz} Hz: the corner must lie between "
                                 f"0 and the Nyquist frequency ({fs / 2:g} Hz at {fs:g} Hz)")
         sos = butter(ORDER, corner_hz, btype="highpass", fs=fs, output="sos")
         # the impulse response of a 3rd-order high-pass has decayed to <1 % within ~1.5 periods of

@@ -16,6 +16,9 @@ Definitions (times are int64 0-based samples, ``fs`` in Hz, ``n_samples`` the re
 * amplitude (uV): the peak |value| of the unit's mean waveform (from at most ``max_spikes`` spikes,
   each window's per-channel median removed) over the neural channels; its channel is the peak
   channel. SNR = amplitude / noise std (MAD estimate) of the peak channel, as SpikeInterface's snr.
+  With a high-pass ``band`` (the local template source's ``highpass_hz``), both the snippets and
+  the noise chunks are filtered first, so a wideband recording's LFP counts neither as spike
+  amplitude nor as noise.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..model import Recording
-from .snippets import gather_snippets
+from .filtering import Highpass
+from .snippets import gather_band_snippets
 from .templates import estimate_noise_uV
 
 
@@ -96,20 +100,23 @@ def presence_ratio(times: np.ndarray, n_samples: int, fs: float, bin_s: float) -
 
 def amplitude_and_snr(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
                       noise_uV: np.ndarray, rng: np.random.Generator,
-                      max_spikes: int = 100) -> tuple[float, float, int]:
+                      max_spikes: int = 100, band: Highpass | None = None
+                      ) -> tuple[float, float, int]:
     """(amplitude uV, SNR, peak file column) of one unit's mean waveform on the neural channels.
 
-    ``noise_uV`` is (n_neural,) noise std per neural channel (:func:`estimate_noise_uV`). Spikes
-    whose window leaves the recording are ignored; with none left, (NaN, NaN, -1).
+    ``noise_uV`` is (n_neural,) noise std per neural channel (:func:`estimate_noise_uV`, in the
+    same ``band``). Spikes whose window (``band.pad`` wider with a band) leaves the recording are
+    ignored; with none left, (NaN, NaN, -1).
     """
     neural = recording.neural_channels
+    pad = band.pad if band is not None else 0
     t = np.asarray(times, np.int64)
-    t = t[(t - n_before >= 0) & (t + n_after <= recording.n_samples)]
+    t = t[(t - n_before - pad >= 0) & (t + n_after + pad <= recording.n_samples)]
     if t.size == 0 or neural.size == 0:
         return float("nan"), float("nan"), -1
     if t.size > max_spikes:
         t = np.sort(rng.choice(t, size=max_spikes, replace=False))
-    snips = gather_snippets(recording, t, n_before, n_after, neural)
+    snips = gather_band_snippets(recording, t, n_before, n_after, neural, band)
     snips -= np.median(snips, axis=1, keepdims=True)  # per-spike, per-channel baseline
     mean = snips.mean(axis=0) * recording.gain_to_uV[neural].astype(np.float32)
     peak = int(np.argmax(np.abs(mean).max(axis=0)))
@@ -124,11 +131,12 @@ def compute_metrics(
     censored_ms: float = 0.0, presence_bin_s: float = 60.0, recording: Recording | None = None,
     ms_before: float = 1.0, ms_after: float = 2.0, max_spikes: int = 100,
     rng: np.random.Generator | None = None, units_for_amplitude: list[int] | None = None,
+    band: Highpass | None = None,
 ) -> dict[int, UnitMetrics]:
     """Metrics of every unit in ``trains`` (unit id -> spike samples).
 
     Amplitude and SNR need ``recording``; they are computed for ``units_for_amplitude`` (default:
-    every unit) and NaN for the others.
+    every unit) and NaN for the others, high-passed by ``band`` when it is given.
     """
     duration_s = n_samples / fs
     out: dict[int, UnitMetrics] = {}
@@ -146,11 +154,11 @@ def compute_metrics(
         rng = rng if rng is not None else np.random.default_rng(0)
         wanted = list(trains) if units_for_amplitude is None else units_for_amplitude
         if wanted:
-            noise = estimate_noise_uV(recording, recording.neural_channels, rng)
+            noise = estimate_noise_uV(recording, recording.neural_channels, rng, band=band)
             n_before = max(1, int(round(ms_before * 1e-3 * recording.sampling_rate)))
             n_after = max(1, int(round(ms_after * 1e-3 * recording.sampling_rate)))
             for uid in wanted:
                 m = out[int(uid)]
                 m.amplitude_uV, m.snr, m.peak_channel = amplitude_and_snr(
-                    recording, trains[uid], n_before, n_after, noise, rng, max_spikes)
+                    recording, trains[uid], n_before, n_after, noise, rng, max_spikes, band)
     return out

@@ -5,9 +5,14 @@ page cache), each with one positional read. The whole recording is never loaded.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..model import Recording
+
+if TYPE_CHECKING:
+    from .filtering import Highpass
 
 #: raw bytes read per batch of windows (bounds the memory of a gather over many channels)
 _BATCH_BYTES = 16 * 1024 * 1024
@@ -69,6 +74,38 @@ def gather_snippets(
     for i in order.tolist():  # what the fast path left: other layouts, windows across files
         out[i] = recording.read(int(starts[i]), int(stops[i]), cols)
     return out
+
+
+def gather_band_snippets(
+    recording: Recording,
+    times: np.ndarray,
+    n_before: int,
+    n_after: int,
+    channels: np.ndarray | None,
+    band: "Highpass | None",
+) -> np.ndarray:
+    """:func:`gather_snippets`, high-passed by ``band`` when it is given (else exactly the same).
+
+    Each window is read ``band.pad`` samples wider on both sides, filtered (zero phase) and cut
+    back, so every time needs ``[t - n_before - band.pad, t + n_after + band.pad)`` inside the
+    recording. Returns (n_spikes, n_before + n_after, n_ch) float32 in raw file units; a filtered
+    snippet has no DC offset left.
+    """
+    if band is None:
+        return gather_snippets(recording, times, n_before, n_after, channels)
+    times = np.asarray(times, dtype=np.int64).ravel()
+    n_ch = recording.n_channels if channels is None else np.asarray(channels).size
+    out = np.empty((times.size, int(n_before) + int(n_after), n_ch), np.float32)
+    # in batches: the padded windows are several times longer, and the filter works in float64
+    for a in range(0, times.size, _FILTER_BATCH):
+        wide = gather_snippets(recording, times[a : a + _FILTER_BATCH], n_before + band.pad,
+                               n_after + band.pad, channels)
+        out[a : a + _FILTER_BATCH] = band.apply(wide, axis=1, crop=band.pad)
+    return out
+
+
+#: windows filtered at a time by gather_band_snippets
+_FILTER_BATCH = 64
 
 
 def _gather_rows(recording: Recording, starts: np.ndarray, n_times: int, cols: np.ndarray,

@@ -9,8 +9,8 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..engine.snippets import gather_snippets
 from ..engine.filtering import Highpass
+from ..engine.snippets import gather_band_snippets
 from ..engine.templates import (
     DEFAULT_SPARSITY_RADIUS_UM, DEFAULT_SPARSITY_THRESHOLD, build_template, estimate_noise_uV,
     noise_chunk_starts, sparsify,
@@ -50,8 +50,8 @@ class LocalTemplateOptions(PluginOptions):
         description="high-pass each spike's snippet (and the noise chunks) with a zero-phase "
                     "3rd-order Butterworth filter at this corner before averaging, Hz; for "
                     "wideband recordings (e.g. Neuropixels 2.0 AP files, which carry the LFP), so "
-                    "slow potentials locked to spikes do not enter the templates. null: the "
-                    "recording's own band")
+                    "slow potentials locked to spikes do not enter the templates; unit selection "
+                    "measures amplitude and SNR in the same band. null: the recording's own band")
 
     @model_validator(mode="after")
     def _spike_counts(self):
@@ -66,6 +66,10 @@ class LocalTemplates(TemplateSource):
 
     name: ClassVar[str] = "local"
     Options: ClassVar[type[PluginOptions]] = LocalTemplateOptions
+
+    @property
+    def highpass_hz(self) -> float | None:
+        return self.options.highpass_hz  # type: ignore[attr-defined]
 
     def _rng(self) -> np.random.Generator:
         return self.context.rng if self.context is not None else np.random.default_rng(0)
@@ -192,24 +196,12 @@ class LocalTemplates(TemplateSource):
 def _snippets_uV(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
                  channels: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
                  band: Highpass | None) -> np.ndarray:
-    """(n_spikes, n_before + n_after, n_ch) float32 uV snippets, high-passed when ``band`` is set
-    (read ``band.pad`` samples wider each side, filtered, then cut to the window)."""
-    if band is None:
-        snips = gather_snippets(recording, times, n_before, n_after, channels)
-    else:  # in batches: the padded windows are ~8x longer, and the filter works in float64
-        snips = np.empty((times.size, n_before + n_after, channels.size), np.float32)
-        for a in range(0, times.size, _FILTER_BATCH):
-            wide = gather_snippets(recording, times[a : a + _FILTER_BATCH], n_before + band.pad,
-                                   n_after + band.pad, channels)
-            snips[a : a + _FILTER_BATCH] = band.apply(wide, axis=1, crop=band.pad)
+    """(n_spikes, n_before + n_after, n_ch) float32 uV snippets, high-passed when ``band`` is set."""
+    snips = gather_band_snippets(recording, times, n_before, n_after, channels, band)
     snips *= gain
     if offset is not None and band is None:  # a high-passed snippet has no offset left
         snips += offset
     return snips
-
-
-#: spikes filtered at a time when templates.highpass_hz is set
-_FILTER_BATCH = 64
 
 
 #: threads building templates (units are independent; results do not depend on the count)

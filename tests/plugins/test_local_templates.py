@@ -195,3 +195,43 @@ def test_highpass_corner_must_be_below_nyquist(data, tmp_path):
         _source(tmp_path, highpass_hz=16000.0).build(rec, sorting, [7])
     with pytest.raises(ValidationError, match="highpass_hz"):
         LocalTemplateOptions(highpass_hz=0)
+
+
+def test_selection_measures_amplitude_and_snr_in_the_templates_band(wideband, tmp_path):
+    """With highpass_hz, the units criteria see the spike as the templates do: amplitude near the
+    filtered spike's peak and the noise without the LFP. Unfiltered, the LFP makes the noise
+    ~240 uV and a clean 115 uV unit fails min_snr."""
+    from hybridkit.config import UnitsConfig
+    from hybridkit.engine.filtering import Highpass
+    from hybridkit.selection import evaluate
+
+    rec, sorting, wf = wideband
+    band = Highpass.for_recording(300.0, FS)
+    truth = band.apply(np.pad(wf, ((band.pad, band.pad), (0, 0))), axis=0, crop=band.pad)
+    peak_uV = float(np.abs(truth[:, PEAK_CH]).max())  # 115.6 uV
+
+    source = _source(tmp_path, highpass_hz=300.0)
+    assert source.highpass_hz == 300.0 and _source(tmp_path).highpass_hz is None
+    units = UnitsConfig(min_snr=5)
+    [hp] = evaluate(sorting, units, fs=FS, n_samples=N_SAMPLES, recording=rec,
+                    highpass_hz=source.highpass_hz)
+    [plain] = evaluate(sorting, units, fs=FS, n_samples=N_SAMPLES, recording=rec)
+    assert hp.selected and hp.metrics.peak_channel == PEAK_CH
+    assert hp.metrics.amplitude_uV == pytest.approx(peak_uV, rel=0.1)
+    noise = hp.metrics.amplitude_uV / hp.metrics.snr
+    assert 9.0 < noise < 25.0  # the 10 uV noise (plus the unit's own spikes), not the LFP
+    assert not plain.selected and plain.failed == "min_snr" and plain.metrics.snr < 1.5
+
+
+def test_selection_band_needs_room_for_the_filter_padding(wideband, tmp_path):
+    """Spikes whose padded window leaves the recording are left out, not read past the end."""
+    from hybridkit.engine.filtering import Highpass
+    from hybridkit.engine.quality import amplitude_and_snr
+
+    rec, _, _ = wideband
+    band = Highpass.for_recording(300.0, FS)
+    near_edges = np.array([band.pad - 1 + 30, N_SAMPLES - 60 - band.pad + 1])  # fit only unpadded
+    noise = np.full(N_NEURAL, 10.0)
+    rng = np.random.default_rng(0)
+    assert np.isnan(amplitude_and_snr(rec, near_edges, 30, 60, noise, rng, band=band)[0])
+    assert np.isfinite(amplitude_and_snr(rec, near_edges, 30, 60, noise, rng)[0])
