@@ -52,6 +52,7 @@ class RangeHandler(SimpleHTTPRequestHandler):
         pass
 
     def _record(self, n: int) -> None:
+        # before the answer is sent: once the client has it, the test may read the log at once
         if self.server.requests is not None:
             self.server.requests.append((self.command, self.path, n))
 
@@ -64,12 +65,12 @@ class RangeHandler(SimpleHTTPRequestHandler):
                 self.send_error(404, "Not Found")
                 return
             size = path.stat().st_size
+            self._record(size)
             self.send_response(200)
             self.send_header("Content-Length", str(size))
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             self.wfile.write(path.read_bytes())
-            self._record(size)
             return
         size = path.stat().st_size
         first, last = rng.strip().split("=", 1)[1].split(",")[0].split("-", 1)
@@ -80,13 +81,13 @@ class RangeHandler(SimpleHTTPRequestHandler):
         with open(path, "rb") as fh:
             fh.seek(a)
             body = fh.read(b - a + 1)
+        self._record(len(body))
         self.send_response(206)
         self.send_header("Content-Range", f"bytes {a}-{b}/{size}")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         self.wfile.write(body)
-        self._record(len(body))
 
     def do_HEAD(self):
         path = Path(self.translate_path(self.path))
@@ -152,12 +153,12 @@ class FakeDandiHandler(RangeHandler):
         import json
 
         body = json.dumps(obj).encode()
+        self._record(len(body))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self._record(len(body))
 
     def _route(self):
         from urllib.parse import parse_qs, urlparse
@@ -188,11 +189,11 @@ class FakeDandiHandler(RangeHandler):
         if parts[:2] == ["api", "assets"] and parts[-1] == "download":
             for p, name in self.server.assets.items():
                 if self._asset(p)["asset_id"] == parts[2]:
+                    self._record(0)
                     self.send_response(302)
                     self.send_header("Location", f"{base}/files/{name}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    self._record(0)
                     return None
         return self._json({"detail": "Not found."}, 404)
 
