@@ -162,9 +162,11 @@ def _motion(where: str, times, depths, disp, interpolation: str = "linear") -> M
         raise ConfigError(f"motion.source: {exc}") from None
 
 
-def _batches(where: str, dshift, fs: float, batch: float, t0_s: float, depths) -> Motion:
-    """Kilosort's per-batch dshift -> Motion: batch k covers samples [k B, (k+1) B) after t0, its
-    value sits at the batch centre; displacement = -dshift."""
+def _batches(where: str, dshift, fs: float, batch: float, t0_s: float, depths,
+             stride: int = 1) -> Motion:
+    """Kilosort's per-batch dshift -> Motion: row k was measured on samples [k S B, k S B + B)
+    after t0 (B = batch samples, S = ``stride``, Kilosort 4's batch_downsampling: only every S-th
+    batch is read), and its value sits at the centre of those samples; displacement = -dshift."""
     dshift = np.asarray(dshift, np.float64)
     if dshift.ndim == 1:
         dshift = dshift[:, None]
@@ -175,7 +177,7 @@ def _batches(where: str, dshift, fs: float, batch: float, t0_s: float, depths) -
                               f"{depths.size} block depths (yblk); expected one depth per block")
         depths = np.array([float(np.mean(depths)) if depths.size else 0.0])
     order = np.argsort(depths, kind="stable")
-    times = t0_s + (np.arange(dshift.shape[0]) + 0.5) * batch / fs
+    times = t0_s + (np.arange(dshift.shape[0]) * stride + 0.5) * batch / fs
     return _motion(where, times, depths[order], -dshift[:, order])
 
 
@@ -201,8 +203,13 @@ def read_kilosort4(path: Path) -> Motion:
         raise ConfigError(f"motion.source.path: {path}: dshift has {dshift.shape[0]} rows but "
                           f"Nbatches is {n_batches}")
     tmin = float(ops.get("tmin", 0.0) or 0.0)
+    settings = ops.get("settings") if isinstance(ops.get("settings"), dict) else {}
+    stride = ops.get("batch_downsampling", settings.get("batch_downsampling", 1))
+    if stride is None or int(stride) != stride or int(stride) < 1:
+        raise ConfigError(f"motion.source.path: {path}: batch_downsampling is {stride!r}; Kilosort "
+                          "uses a whole number of batches, 1 or more")
     return _batches(str(path), dshift, float(ops["fs"]), float(ops["batch_size"]), tmin,
-                    ops.get("yblk", []))
+                    ops.get("yblk", []), stride=int(stride))
 
 
 def read_kilosort_rez(path: Path) -> Motion:
