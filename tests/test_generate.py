@@ -113,6 +113,21 @@ def test_csv_tables_agree_with_firings(run):
     assert gains.min() >= 0.8 and gains.max() <= 1.2 and gains.std() > 0.05
 
 
+def test_annotations_are_the_sorting_plus_the_hybrid_spikes_by_time(run):
+    """annotations-<session>.csv: every source-sorting spike and every injected event (as its new
+    unit), in time order, source spikes first at equal samples."""
+    out, truth = run["out"], run["result"].truth
+    an = np.loadtxt(out / "annotations-demo.csv", delimiter=",", skiprows=1, dtype=np.int64)
+    plan, sorting = truth.plan, truth.sorting
+    new_ids = np.array([u.new_unit_id for u in plan.units])[plan.unit_index]
+    t = np.r_[sorting.spike_times, plan.times]
+    c = np.r_[sorting.spike_units, new_ids]
+    order = np.argsort(t, kind="stable")
+    assert an.shape == (t.size, 3) and plan.n_events > 100
+    assert np.array_equal(an[:, 0], t[order]) and np.array_equal(an[:, 1], c[order])
+    assert np.array_equal(an[:, 2], an[:, 1])
+
+
 def test_template_provenance_file(run):
     import json
 

@@ -14,28 +14,66 @@ from ..model import GroundTruth
 
 
 def _csv(path: Path, header: list[str], columns: list, fmts: list[str]) -> Path:
-    """Write columns as CSV, formatting each column a block of rows at once (np.savetxt formats
-    row by row, which takes seconds for the millions of rows of a long sorting's annotations).
-    Blocks keep the formatted text, ~60 bytes per value as Python strings, bounded in memory."""
+    """Write columns as CSV, a block of :data:`_CSV_BLOCK_ROWS` rows at a time (bounded memory:
+    the text of one block is held, not the whole table's)."""
     n = len(columns[0]) if columns else 0
+    blocks = ([col[a : a + _CSV_BLOCK_ROWS] for col in columns] for a in range(0, n, _CSV_BLOCK_ROWS))
+    return _csv_blocks(path, header, blocks, fmts)
+
+
+def _csv_blocks(path: Path, header: list[str], blocks, fmts: list[str]) -> Path:
+    """Write CSV rows given as ``blocks``: an iterable of column lists, one list per block.
+
+    A block is formatted by one ``%`` over a flat tuple of its values, row by row in C: ~3x
+    faster than numpy's column-wise ``astype(str)`` / ``np.char.mod`` (and np.savetxt is slower
+    still), so the ~6 million annotation rows of an hour-long sorting take ~2 s. Values go
+    through ``tolist()``, so they print as Python ints and floats do.
+    """
+    row = ",".join(fmts) + "\n"
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(",".join(header) + "\n")
-        for a in range(0, n, _CSV_BLOCK_ROWS):
-            texts = [_format_column(col[a : a + _CSV_BLOCK_ROWS], fmt) for col, fmt in zip(columns, fmts)]
-            fh.write("\n".join(map(",".join, zip(*texts))) + "\n")
+        for columns in blocks:
+            k = len(columns[0])
+            if k == 0:
+                continue
+            flat: list = [None] * (k * len(columns))
+            for i, col in enumerate(columns):  # interleaved: value j of column i at j * n_cols + i
+                flat[i :: len(columns)] = col.tolist() if isinstance(col, np.ndarray) else list(col)
+            fh.write((row * k) % tuple(flat))
     return path
 
 
-#: rows formatted at a time by _csv
+#: rows formatted at a time by _csv and the annotations merge
 _CSV_BLOCK_ROWS = 10_000
 
 
-def _format_column(col, fmt: str) -> list[str]:
-    if fmt == "%d":
-        return np.asarray(col, np.int64).astype(str).tolist()
-    if fmt == "%s":
-        return [str(v) for v in col]
-    return np.char.mod(fmt, np.asarray(col, np.float64)).tolist()
+def merged_by_time(a_times: np.ndarray, a_units: np.ndarray, b_times: np.ndarray,
+                   b_units: np.ndarray, block: int):
+    """Yield (times, units) blocks of ``block`` rows: spikes ``a`` and ``b`` merged by time.
+
+    The rows come in the order a stable sort of the concatenation ``[a, b]`` gives (at equal times
+    ``a``'s spikes first, each list's own order kept), but the merged arrays are never built: a
+    long sorting has millions of spikes, and a concatenation, its argsort and the sorted copies
+    would take ~48 bytes per spike. Extra memory is one block plus (len(b),) positions. ``b_times``
+    must be sorted (a Plan's times are); ``a`` is sorted (a copy) only if it is not already.
+    """
+    a_times, a_units = np.asarray(a_times, np.int64), np.asarray(a_units, np.int64)
+    if a_times.size > 1 and np.any(a_times[1:] < a_times[:-1]):
+        order = np.argsort(a_times, kind="stable")
+        a_times, a_units = a_times[order], a_units[order]
+    n = a_times.size + b_times.size
+    # each b spike lands after every a spike at or before its time, and after the b spikes before it
+    b_rows = np.searchsorted(a_times, b_times, side="right") + np.arange(b_times.size)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        j0, j1 = np.searchsorted(b_rows, [start, stop]).tolist()
+        i0, i1 = start - j0, stop - j1  # the a rows of this block
+        is_b = np.zeros(stop - start, bool)
+        is_b[b_rows[j0:j1] - start] = True
+        times, units = np.empty(stop - start, np.int64), np.empty(stop - start, np.int64)
+        times[is_b], units[is_b] = b_times[j0:j1], b_units[j0:j1]
+        times[~is_b], units[~is_b] = a_times[i0:i1], a_units[i0:i1]
+        yield times, units
 
 
 def firings_true(truth: GroundTruth) -> np.ndarray:
@@ -79,14 +117,13 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
         ["%d", "%d", "%s", "%d", "%.3f", "%.3f", "%.3f", "%.3f", "%d", "%.3f", "%d", "%d"]))
 
     # the source sorting plus the hybrid spikes as new clusters, by time (template = cluster here)
-    if truth.sorting is not None:
-        t = np.concatenate([truth.sorting.spike_times, plan.times])
-        c = np.concatenate([truth.sorting.spike_units, ev_new])
-    else:
-        t, c = plan.times, ev_new
-    order = np.argsort(t, kind="stable")
-    files.append(_csv(out / f"annotations-{s}.csv", ["timestep", "cluster", "template"],
-                      [t[order], c[order], c[order]], ["%d"] * 3))
+    empty = np.zeros(0, np.int64)
+    src_t, src_c = ((truth.sorting.spike_times, truth.sorting.spike_units)
+                    if truth.sorting is not None else (empty, empty))
+    files.append(_csv_blocks(out / f"annotations-{s}.csv", ["timestep", "cluster", "template"],
+                             ([t, c, c] for t, c in merged_by_time(src_t, src_c, plan.times, ev_new,
+                                                                    _CSV_BLOCK_ROWS)),
+                             ["%d"] * 3))
 
     files.append(_csv(out / f"metadata-{s}.csv", ["filename", "samples", "start_time"],
                       [[str(f.path) for f in rec.files], [f.n_samples for f in rec.files],

@@ -23,3 +23,28 @@ def test_csv_without_rows_has_only_the_header(tmp_path):
     path = legacy_tables._csv(tmp_path / "e.csv", ["channel", "clipped_samples"],
                               [np.zeros(0, np.int64), np.zeros(0, np.int64)], ["%d", "%d"])
     assert path.read_text() == "channel,clipped_samples\n"
+
+
+def test_annotations_merge_equals_a_stable_sort_of_both_lists():
+    """Sorting spikes (unsorted, with repeats) and hybrid events (sorted, some at the very same
+    samples): block by block, the rows a stable argsort of the concatenation gives."""
+    rng = np.random.default_rng(3)
+    a_t = rng.integers(0, 500, 997)
+    a_u = rng.integers(0, 40, a_t.size)
+    b_t = np.sort(np.r_[rng.integers(0, 520, 203), a_t[:5], [0, 0, 519]])
+    b_u = rng.integers(100, 110, b_t.size)
+    t, u = np.r_[a_t, b_t], np.r_[a_u, b_u]
+    order = np.argsort(t, kind="stable")
+    for block in (1, 7, 100, 5000):
+        got = list(legacy_tables.merged_by_time(a_t, a_u, b_t, b_u, block))
+        assert all(len(g[0]) == block for g in got[:-1])
+        np.testing.assert_array_equal(np.concatenate([g[0] for g in got]), t[order])
+        np.testing.assert_array_equal(np.concatenate([g[1] for g in got]), u[order])
+    # sorted input is not copied, and empty lists on either side work
+    s_t = np.sort(a_t)
+    [(tt, uu)] = legacy_tables.merged_by_time(s_t, a_u, np.zeros(0, np.int64), np.zeros(0, np.int64), 10**6)
+    assert np.array_equal(tt, s_t) and np.array_equal(uu, a_u)
+    [(tt, uu)] = legacy_tables.merged_by_time(np.zeros(0, np.int64), np.zeros(0, np.int64), b_t, b_u, 10**6)
+    assert np.array_equal(tt, b_t) and np.array_equal(uu, b_u)
+    assert list(legacy_tables.merged_by_time(np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+                                             np.zeros(0, np.int64), 10)) == []
