@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import matching
+from .engine.snippets import windows_inside
 from .engine.templates import robust_std
 from .errors import OutputError, SortingError
 from .model import Sorting, Template
@@ -130,7 +131,7 @@ def mean_waveform(traces: Traces, times: np.ndarray, channels: np.ndarray, n_bef
     recording are skipped. Returns the mean and the number of windows averaged (0: all NaN).
     """
     times = np.asarray(times, np.int64)
-    times = times[(times - n_before >= 0) & (times + n_after <= traces.n_samples)]
+    times = times[windows_inside(times, n_before, n_after, traces.n_samples)]
     if times.size > max_spikes:
         times = times[np.linspace(0, times.size - 1, max_spikes).round().astype(np.int64)]
     acc = np.zeros((n_before + n_after, len(channels)), np.float64)

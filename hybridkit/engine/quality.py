@@ -28,7 +28,7 @@ import numpy as np
 
 from ..model import Recording
 from .filtering import Highpass
-from .snippets import gather_band_snippets
+from .snippets import gather_band_snippets, windows_inside
 from .templates import estimate_noise_uV
 
 
@@ -109,9 +109,8 @@ def amplitude_and_snr(recording: Recording, times: np.ndarray, n_before: int, n_
     ignored; with none left, (NaN, NaN, -1).
     """
     neural = recording.neural_channels
-    pad = band.pad if band is not None else 0
     t = np.asarray(times, np.int64)
-    t = t[(t - n_before - pad >= 0) & (t + n_after + pad <= recording.n_samples)]
+    t = t[windows_inside(t, n_before, n_after, recording.n_samples, band)]
     if t.size == 0 or neural.size == 0:
         return float("nan"), float("nan"), -1
     if t.size > max_spikes:

@@ -76,6 +76,16 @@ def gather_snippets(
     return out
 
 
+def windows_inside(times: np.ndarray, n_before: int, n_after: int, n_samples: int,
+                   band: "Highpass | None" = None) -> np.ndarray:
+    """(n,) bool: which ``times`` have their whole window ``[t - n_before, t + n_after)`` inside a
+    recording of ``n_samples``, ``band.pad`` samples wider on each side when ``band`` is given
+    (what :func:`gather_band_snippets` reads)."""
+    pad = band.pad if band is not None else 0
+    t = np.asarray(times, np.int64)
+    return (t - n_before - pad >= 0) & (t + n_after + pad <= n_samples)
+
+
 def gather_band_snippets(
     recording: Recording,
     times: np.ndarray,

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..engine.filtering import Highpass
-from ..engine.snippets import gather_band_snippets
+from ..engine.snippets import gather_band_snippets, windows_inside
 from ..engine.templates import (
     DEFAULT_SPARSITY_RADIUS_UM, DEFAULT_SPARSITY_THRESHOLD, build_template, estimate_noise_uV,
     noise_chunk_starts, sparsify,
@@ -110,7 +110,6 @@ class LocalTemplates(TemplateSource):
         if neural.size == 0:
             raise TemplateError(f"recording {recording.name}: no neural channels to build templates on")
         band = Highpass.for_recording(opt.highpass_hz, fs) if opt.highpass_hz else None
-        pad = band.pad if band else 0  # extra samples read each side, cut off after filtering
         rng = self._rng()
         noise_starts = noise_chunk_starts(recording, rng, opt.noise_chunks)
         positions = recording.channel_positions[neural]
@@ -125,7 +124,7 @@ class LocalTemplates(TemplateSource):
         for unit in unit_ids:
             unit = int(unit)
             times = sorting.times_of(unit)
-            usable = times[(times - n_before - pad >= 0) & (times + n_after + pad <= n_total)]
+            usable = times[windows_inside(times, n_before, n_after, n_total, band)]
             if usable.size < opt.min_spikes:
                 raise TemplateError(
                     f"unit {unit}: {usable.size} spikes with a full window in the recording "

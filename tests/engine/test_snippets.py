@@ -92,3 +92,22 @@ def test_snippets_in_many_batches(tmp_path, monkeypatch):
         cols = np.arange(N_CH) if chans is None else chans
         for i, t in enumerate(times):
             np.testing.assert_array_equal(snips[i], full[t - 6 : t + 6][:, cols])
+
+
+def test_windows_inside_matches_what_the_gathers_accept(tmp_path):
+    """windows_inside keeps exactly the times whose (padded) window gather_band_snippets can read."""
+    from hybridkit.engine.filtering import Highpass
+    from hybridkit.engine.snippets import gather_band_snippets, windows_inside
+
+    rec, _ = _recording(tmp_path)
+    n = rec.n_samples
+    band = Highpass.for_recording(300.0, rec.sampling_rate)
+    assert band.pad < 400
+    times = np.array([4, 5, n - 6, n - 5, band.pad + 4, band.pad + 5, n - 6 - band.pad, n - 5 - band.pad])
+    assert windows_inside(times, 5, 6, n).tolist() == [False, True, True, False, True, True, True, True]
+    inside = windows_inside(times, 5, 6, n, band)
+    assert inside.tolist() == [False, False, False, False, False, True, True, False]
+    gather_band_snippets(rec, times[inside], 5, 6, None, band)  # reads, no error
+    for t in times[~inside]:
+        with pytest.raises(ValueError, match="leave the recording"):
+            gather_band_snippets(rec, np.array([t]), 5, 6, None, band)
