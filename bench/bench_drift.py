@@ -48,8 +48,8 @@ def make_config(example: Path, out: Path, motion: dict | None) -> Path:
 
 
 def generate_s(cfg_path: Path, repeat: int):
-    from hybridkit.config import load_config
-    from hybridkit.pipeline import generate
+    from hybridkit.config.run_config import load_config
+    from hybridkit.run.pipeline import generate
 
     best, result = np.inf, None
     for _ in range(repeat):

@@ -5,10 +5,19 @@ and the data model; users of the library need ``load_config`` and ``generate``.
 """
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from .errors import HybridkitError
-from .hookspecs import RunContext, SorterAdapter, SourceReader, TemplateSource, Writer, hookimpl
-from .model import GroundTruth, Plan, PlacedUnit, Recording, SourceFile, Sorting, Template, TemplateBank
-from .options import ConfigPath, PluginOptions
+from hybridkit.errors import HybridkitError
+from hybridkit.hookspecs import RunContext, SorterAdapter, SourceReader, TemplateSource, Writer, hookimpl
+from hybridkit.model import (
+    GroundTruth,
+    Plan,
+    PlacedUnit,
+    Recording,
+    SourceFile,
+    Sorting,
+    Template,
+    TemplateBank,
+)
+from hybridkit.options import ConfigPath, PluginOptions
 
 try:
     __version__ = _version("hybridkit")
@@ -17,15 +26,15 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 
 def load_config(path):
-    """Load and validate a run config (JSON or YAML); see :func:`hybridkit.config.load_config`."""
-    from .config import load_config as _load
+    """Load and validate a run config (JSON or YAML); see :func:`hybridkit.config.run_config.load_config`."""
+    from hybridkit.config.run_config import load_config as _load
 
     return _load(path)
 
 
 def generate(config):
-    """Run ``generate`` for a loaded config; see :func:`hybridkit.pipeline.generate`."""
-    from .pipeline import generate as _generate
+    """Run ``generate`` for a loaded config; see :func:`hybridkit.run.pipeline.generate`."""
+    from hybridkit.run.pipeline import generate as _generate
 
     return _generate(config)
 

@@ -1,6 +1,6 @@
 """``python -m hybridkit`` is the ``hybridkit`` command."""
 import sys
 
-from .cli import main
+from hybridkit.cli import main
 
 sys.exit(main())

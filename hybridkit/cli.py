@@ -11,15 +11,15 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import HybridkitError
+from hybridkit import __version__
+from hybridkit.errors import HybridkitError
 
 log = logging.getLogger("hybridkit")
 
 
 def _cmd_generate(args) -> int:
-    from .config import load_config
-    from .pipeline import generate
+    from hybridkit.config.run_config import load_config
+    from hybridkit.run.pipeline import generate
 
     cfg = load_config(args.config)
     result = generate(cfg)
@@ -33,11 +33,11 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_config_schema(args) -> int:
-    from .config import json_schema
+    from hybridkit.config.run_config import json_schema
 
     if args.markdown:
-        from .config_reference import render_markdown
-        from .registry import build_registry
+        from hybridkit.config.reference import render_markdown
+        from hybridkit.registry import build_registry
 
         print(render_markdown(json_schema(build_registry(entry_points_too=False))), end="")
     else:
@@ -46,7 +46,7 @@ def _cmd_config_schema(args) -> int:
 
 
 def _cmd_config_check(args) -> int:
-    from .config import load_config
+    from hybridkit.config.run_config import load_config
 
     cfg = load_config(args.config)
     print(f"{args.config}: valid (recording: {cfg.recording.type}, sorting: {cfg.sorting.type if cfg.sorting else 'none'}, "
@@ -55,7 +55,7 @@ def _cmd_config_check(args) -> int:
 
 
 def _cmd_plugins(args) -> int:
-    from .registry import get_registry
+    from hybridkit.registry import get_registry
 
     reg = get_registry()
     rows = [info.as_dict() for info in reg.all()]
@@ -72,7 +72,7 @@ def _cmd_plugins(args) -> int:
 
 
 def _cmd_example(args) -> int:
-    from .example import write_example
+    from hybridkit.example import write_example
 
     config = write_example(Path(args.dir), seed=args.seed, duration_s=args.duration, force=args.force)
     print(f"wrote the example dataset to {args.dir}; run: hybridkit generate {config}")
@@ -80,7 +80,7 @@ def _cmd_example(args) -> int:
 
 
 def _cmd_units(args) -> int:
-    from .selection import format_table, units_report, write_table
+    from hybridkit.run.selection import format_table, units_report, write_table
 
     criteria = {"label": args.label, "min_firing_rate_hz": args.min_rate,
                 "max_contamination": args.max_contamination, "min_presence_ratio": args.min_presence,
@@ -102,7 +102,7 @@ def _cmd_units(args) -> int:
 
 
 def _cmd_templates_list(args) -> int:
-    from .plugins.template_database import list_templates
+    from hybridkit.plugins.templates.database.source import list_templates
 
     rows = list_templates(brain_areas=args.brain_area, probes=args.probe, datasets=args.dataset,
                           depth_um=args.depth, amplitude_uV=args.amplitude, snr=args.snr,
@@ -125,7 +125,7 @@ def _cmd_templates_list(args) -> int:
 
 
 def _cmd_score(args) -> int:
-    from .scoring import ScoreSettings, score, summary_text
+    from hybridkit.results.scoring import ScoreSettings, score, summary_text
 
     settings = ScoreSettings(tolerance_ms=args.tolerance_ms, match_score=args.match_score,
                              well_detected_score=args.well_detected_score)
@@ -137,7 +137,7 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import write_report
+    from hybridkit.results.report import write_report
 
     path = write_report(args.output_dir, score=args.score, out=args.out)
     print(f"wrote {path}")

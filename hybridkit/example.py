@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, OutputError
+from hybridkit.errors import ConfigError, OutputError
 
 log = logging.getLogger(__name__)
 

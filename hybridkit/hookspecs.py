@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import pluggy
 
-from .options import PluginOptions
+from hybridkit.options import PluginOptions
 
 if TYPE_CHECKING:
-    from .model import GroundTruth, Recording, Sorting, TemplateBank
+    from hybridkit.model import GroundTruth, Recording, Sorting, TemplateBank
 
 PROJECT = "hybridkit"
 hookspec = pluggy.HookspecMarker(PROJECT)

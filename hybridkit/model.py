@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .errors import SourceError
+from hybridkit.errors import SourceError
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Recording:
         """
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
-        from .binio import read_block
+        from hybridkit.formats.binio import read_block
 
         if isinstance(channels, slice):
             channels = np.arange(self.n_channels)[channels]
@@ -165,7 +165,7 @@ class Recording:
         """The binio.Layout of file ``index``."""
         lay = self._layouts[index]
         if lay is None:
-            from .binio import Layout
+            from hybridkit.formats.binio import Layout
 
             f = self.files[index]
             lay = self._layouts[index] = Layout(self.dtype, self.n_channels, f.n_samples,

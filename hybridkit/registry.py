@@ -19,8 +19,8 @@ from importlib.metadata import entry_points, version as dist_version
 
 import pluggy
 
-from .errors import PluginError
-from .hookspecs import HOOKS, PROJECT, HybridkitSpec, Plugin
+from hybridkit.errors import PluginError
+from hybridkit.hookspecs import HOOKS, PROJECT, HybridkitSpec, Plugin
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,19 @@ BLOCK_ENV = "HYBRIDKIT_BLOCK_PLUGINS"
 
 #: the built-in plugin modules, registered like entry points of the ``hybridkit`` distribution
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "hybridkit.plugins.spikeglx",
-    "hybridkit.plugins.binary",
-    "hybridkit.plugins.phy",
-    "hybridkit.plugins.kilosort",
-    "hybridkit.plugins.jrclust",
-    "hybridkit.plugins.yass",
-    "hybridkit.plugins.local_templates",
-    "hybridkit.plugins.template_database",
-    "hybridkit.plugins.synthetic_templates",
-    "hybridkit.plugins.legacy",
-    "hybridkit.plugins.phy_writer",
-    "hybridkit.plugins.nwb",
+    "hybridkit.plugins.sources.spikeglx",
+    "hybridkit.plugins.sources.binary",
+    "hybridkit.plugins.sorters.phy",
+    "hybridkit.plugins.sorters.kilosort",
+    "hybridkit.plugins.sorters.jrclust",
+    "hybridkit.plugins.sorters.yass",
+    "hybridkit.plugins.templates.local",
+    "hybridkit.plugins.templates.database.source",
+    "hybridkit.plugins.templates.synthetic",
+    "hybridkit.plugins.writers.legacy.writer",
+    "hybridkit.plugins.writers.phy",
+    "hybridkit.plugins.sources.nwb.reader",
+    "hybridkit.plugins.writers.nwb.writer",
 )
 
 KINDS = tuple(kind for kind, _ in HOOKS.values())

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridkit.truth_io import load_truth
+from hybridkit.results.truth import load_truth
 from tests.helpers import DELTA, run_cli, write_phy
 
 DATA = Path(__file__).parent / "data"

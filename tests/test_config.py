@@ -6,7 +6,7 @@ import json
 import jsonschema
 import pytest
 
-from hybridkit.config import json_schema, load_config, validate_config
+from hybridkit.config.run_config import json_schema, load_config, validate_config
 from hybridkit.errors import ConfigError
 from tests.conftest import write_config
 

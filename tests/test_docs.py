@@ -6,8 +6,8 @@ from pathlib import Path
 
 import jsonschema
 
-from hybridkit.config import json_schema
-from hybridkit.config_reference import render_markdown
+from hybridkit.config.run_config import json_schema
+from hybridkit.config.reference import render_markdown
 from hybridkit.registry import build_registry
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridkit.config import load_config
+from hybridkit.config.run_config import load_config
 from hybridkit.example import write_example
 from hybridkit.model import Plan
-from hybridkit.pipeline import generate
+from hybridkit.run.pipeline import generate
 
 from .helpers import config_with
 

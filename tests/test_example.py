@@ -214,7 +214,7 @@ def test_config_and_readme(demo):
 
 
 def test_config_loads_with_hybridkit(demo):
-    config_mod = pytest.importorskip("hybridkit.config")
+    config_mod = pytest.importorskip("hybridkit.config.run_config")
     from hybridkit.registry import build_registry
 
     reg = build_registry()

@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from hybridkit import filecopy
+from hybridkit.formats import filecopy
 from hybridkit.errors import OutputError
-from hybridkit.filecopy import BackgroundCopy, CopyJob
-from hybridkit.plugins.legacy import LegacyWriter
+from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
+from hybridkit.plugins.writers.legacy.writer import LegacyWriter
 
 from .helpers import make_recording
 

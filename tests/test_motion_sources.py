@@ -12,8 +12,15 @@ import pytest
 from pydantic import ValidationError
 
 from hybridkit.errors import ConfigError
-from hybridkit.motion import (MotionConfig, TableMotion, build_motion, read_kilosort4,
-                              read_kilosort_rez, read_spikeinterface, read_table)
+from hybridkit.run.motion import (
+    MotionConfig,
+    TableMotion,
+    build_motion,
+    read_kilosort4,
+    read_kilosort_rez,
+    read_spikeinterface,
+    read_table,
+)
 
 DATA = Path(__file__).parent / "data" / "kilosort4_drift_120s_32ch"
 

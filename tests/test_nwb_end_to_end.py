@@ -15,10 +15,10 @@ import h5py
 import numpy as np
 import pytest
 
-from hybridkit.config import load_config
+from hybridkit.config.run_config import load_config
 from hybridkit.example import write_example
-from hybridkit.pipeline import generate
-from hybridkit.plugins.legacy_tables import firings_true
+from hybridkit.run.pipeline import generate
+from hybridkit.plugins.writers.legacy.tables import firings_true
 
 from .helpers import config_with
 from .plugins.nwb_testutil import example_to_nwb
@@ -175,8 +175,8 @@ def test_nwb_writer_abort_mid_stream_stops_its_threads(example, tmp_path):
     threads and closes the file."""
     import threading
 
-    from hybridkit.plugins.nwb_writer import NwbWriter
-    from hybridkit.plugins.spikeglx import SpikeGLXOptions, SpikeGLXReader
+    from hybridkit.plugins.writers.nwb.writer import NwbWriter
+    from hybridkit.plugins.sources.spikeglx import SpikeGLXOptions, SpikeGLXReader
 
     rec = SpikeGLXReader(SpikeGLXOptions(type="spikeglx", path=example / "demo_g0" /
                                          "demo_g0_t0.imec0.ap.bin")).open()

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from hybridkit.report import build_report
+from hybridkit.results.report import build_report
 from tests.helpers import main
 
 SCORE_FIGURES = ["fig-accuracy", "fig-agreement", "fig-snr"]
@@ -54,7 +54,7 @@ def report(generated, scored, tmp_path_factory):  # noqa: F811
 def test_report_is_self_contained_with_every_figure(report, generated):  # noqa: F811
     from PIL import Image
 
-    from hybridkit.truth_io import load_truth
+    from hybridkit.results.truth import load_truth
 
     html = report.read_text()
     units = load_truth(generated).unit_ids.tolist()
@@ -75,7 +75,7 @@ def test_report_renders_in_headless_chromium(report, generated, tmp_path):  # no
     if browser is None:
         pytest.skip("Chromium not found (install Debian's 'chromium' package, as .ci/run does, or "
                     "set HYBRIDKIT_CHROMIUM); the report's browser test cannot run here")
-    from hybridkit.truth_io import load_truth
+    from hybridkit.results.truth import load_truth
 
     res = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -94,7 +94,7 @@ def test_report_renders_in_headless_chromium(report, generated, tmp_path):  # no
 
 
 def test_report_without_score_and_from_nwb(generated, tmp_path, capsys):  # noqa: F811
-    from hybridkit.truth_io import load_truth
+    from hybridkit.results.truth import load_truth
 
     code, out, err = main(capsys, "report", generated)
     assert code == 0, err

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from hybridkit.truth_io import load_truth
-from hybridkit.truth_traces import open_traces
+from hybridkit.results.truth import load_truth
+from hybridkit.results.traces import open_traces
 from tests.helpers import DELTA, main, read_csv, write_phy
 
 def test_known_answers(scored):

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from hybridkit.config import UnitsConfig, load_config
+from hybridkit.config.run_config import UnitsConfig, load_config
 from hybridkit.errors import UnitSelectionError
 from hybridkit.example import write_example
 from hybridkit.model import Sorting
-from hybridkit.pipeline import generate
-from hybridkit.selection import choose_units, evaluate, select_units, write_table
+from hybridkit.run.pipeline import generate
+from hybridkit.run.selection import choose_units, evaluate, select_units, write_table
 
 FS = 1000.0
 N = 100_000  # 100 s
@@ -161,8 +161,8 @@ def test_no_unit_passes(example, tmp_path):
 
 
 def _sorting_and_recording(cfg):
-    from hybridkit.plugins.phy import PhyAdapter
-    from hybridkit.plugins.spikeglx import SpikeGLXReader
+    from hybridkit.plugins.sorters.phy import PhyAdapter
+    from hybridkit.plugins.sources.spikeglx import SpikeGLXReader
 
     rec = SpikeGLXReader(cfg.recording).open()
     return PhyAdapter(cfg.sorting).load(rec), rec

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import DriftVariants, Plan, Template
+from hybridkit.model import DriftVariants, Plan, Template
 
 #: |uV| at or below which a moved channel carries no signal: the footprint is exactly zero off
 #: its sparse channels, so interpolation touching only those contacts gives exact zeros
@@ -193,7 +193,7 @@ class ProbeDepthMover:
     """
 
     def __init__(self, channel_positions: np.ndarray, neural: np.ndarray, decay_um: float = 30.0) -> None:
-        from .relocate import SourceGeometry
+        from hybridkit.engine.relocate import SourceGeometry
 
         pos = np.asarray(channel_positions, np.float64)
         self.channels = np.flatnonzero(np.asarray(neural, bool) & np.isfinite(pos).all(axis=1))
@@ -217,7 +217,7 @@ class ProbeDepthMover:
             with ``peak_channel`` the column of largest |amplitude| and ``position`` the
             template's position + (0, offset).
         """
-        from .relocate import weight_matrix
+        from hybridkit.engine.relocate import weight_matrix
 
         offsets = np.asarray(offsets_um, np.float64).reshape(-1)
         zero = np.flatnonzero(offsets == 0.0)
@@ -274,7 +274,7 @@ def apply_motion(plan: Plan, motion: MotionModel, mover: ProbeDepthMover, fs: fl
     ``DriftVariants`` over every grid step from min(0, lowest) to max(0, highest) their events use,
     and ``plan.variant_index`` points each event at its step's template.
     """
-    from ..model import PlacedUnit
+    from hybridkit.model import PlacedUnit
 
     variant_index = np.zeros(plan.n_events, np.int64)
     units = []

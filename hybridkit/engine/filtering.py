@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import TemplateError
+from hybridkit.errors import TemplateError
 
 #: Butterworth order (applied twice by the zero-phase filter: 6th-order magnitude response)
 ORDER = 3

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import Plan
+from hybridkit.model import Plan
 
 
 @dataclass

@@ -13,8 +13,8 @@ import logging
 
 import numpy as np
 
-from ..errors import PlacementError
-from ..model import Template
+from hybridkit.errors import PlacementError
+from hybridkit.model import Template
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..model import Recording
-from .filtering import Highpass
-from .snippets import gather_band_snippets, windows_inside
-from .templates import estimate_noise_uV
+from hybridkit.model import Recording
+from hybridkit.engine.filtering import Highpass
+from hybridkit.engine.snippets import gather_band_snippets, windows_inside
+from hybridkit.engine.templates import estimate_noise_uV
 
 
 @dataclass

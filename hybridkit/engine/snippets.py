@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..model import Recording
+from hybridkit.model import Recording
 
 if TYPE_CHECKING:
-    from .filtering import Highpass
+    from hybridkit.engine.filtering import Highpass
 
 #: raw bytes read per batch of windows (bounds the memory of a gather over many channels)
 _BATCH_BYTES = 16 * 1024 * 1024
@@ -122,7 +122,7 @@ def _gather_rows(recording: Recording, starts: np.ndarray, n_times: int, cols: n
                  order: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Fill ``out`` for the windows lying inside one samples-major file, batch by batch; return
     the indices (in ``order``) of the windows left for the general path."""
-    from ..binio import read_windows
+    from hybridkit.formats.binio import read_windows
 
     bounds = recording.file_starts
     file_of = np.searchsorted(bounds, starts[order], side="right") - 1

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import TemplateError
-from ..model import Recording
-from .filtering import Highpass
+from hybridkit.errors import TemplateError
+from hybridkit.model import Recording
+from hybridkit.engine.filtering import Highpass
 
 #: MAD of a standard normal distribution: std = MAD / 0.6745
 _MAD_TO_STD = 0.6745

@@ -7,10 +7,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from hybridkit.config import EngineConfig
+from hybridkit.config.run_config import EngineConfig
 from hybridkit.engine import chunks, inject
-from hybridkit.pipeline import stream_hybrid
-from hybridkit.plugins.legacy import LegacyOptions, LegacyWriter, hybrid_file_name
+from hybridkit.run.pipeline import stream_hybrid
+from hybridkit.plugins.writers.legacy.writer import LegacyOptions, LegacyWriter, hybrid_file_name
 from tests.helpers import make_plan, make_recording, make_template, planned_sum
 
 
@@ -133,7 +133,7 @@ def test_parallel_blocks_computed_ahead_are_bounded():
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from hybridkit.pipeline import _bounded_map
+    from hybridkit.run.pipeline import _bounded_map
 
     started, lock = [], threading.Lock()
 

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from hybridkit.engine.quality import (
-    amplitude_and_snr, compute_metrics, firing_rate, hill_contamination, isi_violations,
-    isi_violations_ratio, presence_ratio,
+    amplitude_and_snr,
+    compute_metrics,
+    firing_rate,
+    hill_contamination,
+    isi_violations,
+    isi_violations_ratio,
+    presence_ratio,
 )
 from tests.helpers import make_recording
 

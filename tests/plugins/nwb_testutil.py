@@ -130,7 +130,7 @@ class Server:
 
 def example_to_nwb(example: Path, path: Path) -> Path:
     """The example dataset's SpikeGLX recording as an NWB file (neural channels only, like neuroconv)."""
-    from hybridkit.config import load_config
+    from hybridkit.config.run_config import load_config
     from hybridkit.registry import get_registry
 
     cfg = load_config(example / "config.json")

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from hybridkit.errors import SourceError
-from hybridkit.plugins.binary import BinaryReader
+from hybridkit.plugins.sources.binary import BinaryReader
 
 N_CH, N_S = 6, 101
 POS = np.array([[0, 0], [16, 20], [-3.5, 40], [0, 60], [16, 80]], dtype=float)  # 5 contacts, col 5 = sync

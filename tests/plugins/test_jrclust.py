@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from hybridkit.config import validate_config
+from hybridkit.config.run_config import validate_config
 from hybridkit.errors import SortingError
-from hybridkit.plugins.jrclust import JrclustAdapter
-from hybridkit.plugins.prmfile import parse_prm
+from hybridkit.plugins.sorters.jrclust import JrclustAdapter
+from hybridkit.formats.prmfile import parse_prm
 from tests.helpers import make_recording
 from tests.sorter_files import col, savemat, write_jrclust_v4
 

@@ -15,9 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hybridkit.config import validate_config
+from hybridkit.config.run_config import validate_config
 from hybridkit.errors import ConfigError, SortingError
-from hybridkit.plugins.kilosort import KilosortAdapter
+from hybridkit.plugins.sorters.kilosort import KilosortAdapter
 from tests.helpers import make_recording
 from tests.sorter_files import col, rez_dict, savemat
 

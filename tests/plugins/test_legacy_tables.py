@@ -1,7 +1,7 @@
 """The legacy writer's CSV tables: formatted a block of rows at a time, same text as one block."""
 import numpy as np
 
-from hybridkit.plugins import legacy_tables
+from hybridkit.plugins.writers.legacy import tables as legacy_tables
 
 
 def test_csv_in_blocks_equals_one_block(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from hybridkit.errors import TemplateError
 from hybridkit.hookspecs import RunContext
 from hybridkit.model import Recording, Sorting, SourceFile
-from hybridkit.plugins.local_templates import LocalTemplateOptions, LocalTemplates, hybridkit_template_sources
+from hybridkit.plugins.templates.local import LocalTemplateOptions, LocalTemplates, hybridkit_template_sources
 from hybridkit.registry import build_registry
 from tests.helpers import best_lag, corr as _corr
 
@@ -201,9 +201,9 @@ def test_selection_measures_amplitude_and_snr_in_the_templates_band(wideband, tm
     """With highpass_hz, the units criteria see the spike as the templates do: amplitude near the
     filtered spike's peak and the noise without the LFP. Unfiltered, the LFP makes the noise
     ~240 uV and a clean 115 uV unit fails min_snr."""
-    from hybridkit.config import UnitsConfig
+    from hybridkit.config.run_config import UnitsConfig
     from hybridkit.engine.filtering import Highpass
-    from hybridkit.selection import evaluate
+    from hybridkit.run.selection import evaluate
 
     rec, sorting, wf = wideband
     band = Highpass.for_recording(300.0, FS)

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from hybridkit.config import load_config
+from hybridkit.config.run_config import load_config
 from hybridkit.errors import ConfigError, OutputError, SourceError
-from hybridkit.plugins.nwb_reader import NwbReader
+from hybridkit.plugins.sources.nwb.reader import NwbReader
 
 from .nwb_testutil import FakeDandiHandler, Server, write_nwb
 

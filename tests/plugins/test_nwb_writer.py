@@ -8,12 +8,12 @@ import h5py
 import numpy as np
 import pytest
 
-from hybridkit.config import load_config
+from hybridkit.config.run_config import load_config
 from hybridkit.errors import ConfigError, OutputError
 from hybridkit.hookspecs import RunContext
 from hybridkit.model import GroundTruth
-from hybridkit.plugins.legacy_tables import firings_true
-from hybridkit.plugins.nwb_writer import NwbWriter
+from hybridkit.plugins.writers.legacy.tables import firings_true
+from hybridkit.plugins.writers.nwb.writer import NwbWriter
 
 from ..helpers import make_plan, make_recording, make_template
 
@@ -131,7 +131,7 @@ def test_ground_truth_only(run):
 
 def test_inspector_finds_no_issue_ground_truth_only(run):
     """(The full file is inspected with inspect: error in tests/test_nwb_end_to_end.py.)"""
-    from hybridkit.plugins.nwb_inspect import inspect_issues
+    from hybridkit.plugins.writers.nwb.inspection import inspect_issues
 
     writer = NwbWriter(options(traces=False, units_location="processing/ecephys", inspect="off"), None)
     run["out"].mkdir()
@@ -191,7 +191,7 @@ def test_valid_and_non_dandi_configs(tmp_path, minimal_config):
 @pytest.mark.parametrize("compression, threads", [(None, 1), ("gzip", 1), ("gzip", 3)])
 def test_chunk_filler_matches_hdf5(tmp_path, compression, threads):
     """Direct chunk writes (our shuffle + deflate, threaded) read back exactly as HDF5 would write them."""
-    from hybridkit.plugins.nwb_chunks import ChunkFiller
+    from hybridkit.plugins.writers.nwb.chunks import ChunkFiller
 
     x = (np.random.default_rng(3).normal(size=(5003, 7)) * 100).astype(np.int16)
     with h5py.File(tmp_path / "c.h5", "w") as f:

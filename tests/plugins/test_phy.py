@@ -9,7 +9,7 @@ import pytest
 
 from hybridkit.errors import SortingError
 from hybridkit.model import Recording, SourceFile
-from hybridkit.plugins.phy import PhyAdapter, read_cluster_tsv, read_params_py
+from hybridkit.plugins.sorters.phy import PhyAdapter, read_cluster_tsv, read_params_py
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kilosort4_cpu_10s_32ch"
 KS4 = DATA / "kilosort4"

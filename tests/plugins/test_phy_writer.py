@@ -9,8 +9,8 @@ import pytest
 
 from hybridkit.errors import OutputError
 from hybridkit.model import GroundTruth, PlacedUnit, Plan, Recording, SourceFile, Template
-from hybridkit.plugins.legacy import hybrid_file_name
-from hybridkit.plugins.phy_writer import PhyWriter, dense_templates
+from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+from hybridkit.plugins.writers.phy import PhyWriter, dense_templates
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kilosort4_cpu_10s_32ch"
 N_NEURAL, N_CHANNELS, FS = 32, 34, 30000.0  # an aux column, 32 contacts, a sync word

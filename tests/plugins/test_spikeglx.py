@@ -9,8 +9,8 @@ import probeinterface as pi
 import pytest
 
 from hybridkit.errors import HybridkitError, SourceError
-from hybridkit.plugins.spikeglx import SpikeGLXReader
-from hybridkit.plugins.spikeglx_meta import read_meta, rewrite_meta
+from hybridkit.plugins.sources.spikeglx import SpikeGLXReader
+from hybridkit.formats.spikeglx_meta import read_meta, rewrite_meta
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "spikeglx"
 IBL = DATA / "ibl-neuropixel"

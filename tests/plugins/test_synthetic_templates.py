@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hybridkit.config import load_config
+from hybridkit.config.run_config import load_config
 from hybridkit.example import np1_positions, write_example
 from hybridkit.hookspecs import RunContext
-from hybridkit.pipeline import generate
-from hybridkit.plugins.synthetic_templates import (
-    SyntheticOptions, SyntheticTemplates, waveform_shape,
-)
+from hybridkit.run.pipeline import generate
+from hybridkit.plugins.templates.synthetic import SyntheticOptions, SyntheticTemplates, waveform_shape
 from tests.helpers import assert_generate_invariant, make_recording
 
 

@@ -18,14 +18,12 @@ import numpy as np
 import pytest
 
 from hybridkit.cli import main as cli_main
-from hybridkit.config import load_config
+from hybridkit.config.run_config import load_config
 from hybridkit.errors import TemplateError
 from hybridkit.example import np1_positions, write_example
-from hybridkit.pipeline import generate
-from hybridkit.plugins.template_database import (
-    CACHE_ENV, DatabaseOptions, TemplateDatabase, default_cache_dir, list_templates,
-)
-from hybridkit.plugins.zarr_http import HttpCache
+from hybridkit.run.pipeline import generate
+from hybridkit.plugins.templates.database.source import CACHE_ENV, DatabaseOptions, TemplateDatabase, default_cache_dir, list_templates
+from hybridkit.plugins.templates.database.zarr_http import HttpCache
 from tests.helpers import assert_generate_invariant, make_recording
 
 REPLICA = Path(__file__).parents[1] / "data" / "template_database" / "spikeinterface-template-database"

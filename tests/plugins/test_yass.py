@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from hybridkit.config import validate_config
+from hybridkit.config.run_config import validate_config
 from hybridkit.errors import SortingError
-from hybridkit.plugins.yass import YassAdapter, read_geometry, read_yass_config
+from hybridkit.plugins.sorters.yass import YassAdapter, read_geometry, read_yass_config
 from tests.conftest import DATA
 from tests.helpers import make_recording
 

@@ -1,0 +1,2 @@
+"""The run config: its pydantic models and loading (run_config), one-line error explanations (explain),
+the generated reference (reference)."""

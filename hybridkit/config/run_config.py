@@ -1,0 +1,395 @@
+"""The run config: pydantic models, loading from JSON/YAML, schema export.
+
+The config is assembled after plugins load: ``recording``, ``sorting``, ``templates`` and each
+entry of ``writers`` is a union over the installed plugins' ``Options`` models, chosen by ``type``.
+Paths are relative to the config file's folder. Every validation problem becomes one
+:class:`~hybridkit.errors.ConfigError` line naming the file, the field, the bad value, and what is
+valid (see :func:`_explain`).
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
+
+from hybridkit.config.explain import PLUGIN_TAGS, explain
+from hybridkit.errors import ConfigError
+from hybridkit.run.motion import MotionConfig
+from hybridkit.options import ConfigPath, StrictModel
+from hybridkit.registry import Registry, get_registry
+
+# ---------------------------------------------------------------------------------------------
+# The plugin-independent sections
+
+
+class UnitsConfig(StrictModel):
+    """Which sorted units become ground-truth units: explicit ids and/or quality criteria.
+
+    With ids, only those units are candidates (each must exist); without, every unit with spikes.
+    Candidates must pass every criterion given; max_count then keeps the best by rank_by. Every
+    run writes units_selection-<session>.csv: each candidate, its metrics, and the first
+    criterion it failed. `hybridkit units` prints the same table before a run.
+    """
+
+    ids: list[int] | None = Field(
+        None, min_length=1,
+        description="Unit ids exactly as the sorter shows them (phy cluster ids; no hidden +1).",
+    )
+    label: str | list[str] | None = Field(
+        None, description="Keep units whose sorter label is this (or one of these), e.g. \"good\" "
+        "(phy/Kilosort group or KSLabel, JRCLUST note); case-insensitive.")
+    min_firing_rate_hz: float | None = Field(None, ge=0, description="Minimum firing rate, Hz.")
+    max_contamination: float | None = Field(
+        None, ge=0, le=1, description="Maximum contamination, the fraction of spikes from other "
+        "neurons estimated from refractory-period violations (Hill et al. 2011); 0-1.")
+    refractory_ms: float = Field(1.5, gt=0, description="Refractory period for ISI violations, ms.")
+    censored_ms: float = Field(0.0, ge=0, description="Censored period (the sorter's dead time, "
+                               "no ISI can be shorter), ms; below refractory_ms.")
+    min_presence_ratio: float | None = Field(
+        None, ge=0, le=1, description="Minimum fraction of presence_bin_s bins holding a spike; 0-1.")
+    presence_bin_s: float = Field(60.0, gt=0, description="Bin length for the presence ratio, s.")
+    min_amplitude_uV: float | None = Field(
+        None, ge=0, description="Minimum peak amplitude of the unit's mean waveform in the "
+        "recording, uV.")
+    min_snr: float | None = Field(None, ge=0, description="Minimum peak amplitude over the peak "
+                                  "channel's noise standard deviation (MAD estimate); ratio.")
+    max_count: int | None = Field(None, ge=1, description="Keep at most this many units passing "
+                                  "the criteria, the best by rank_by; count.")
+    rank_by: Literal["snr", "amplitude_uV", "firing_rate_hz", "presence_ratio", "contamination"] = Field(
+        "snr", description="Order for max_count: highest first (lowest first for contamination).")
+
+    @model_validator(mode="after")
+    def _unique(self):
+        ids = self.ids or []
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"unit ids listed twice: {dupes}")
+        criteria = ("label", "min_firing_rate_hz", "max_contamination", "min_presence_ratio",
+                    "min_amplitude_uV", "min_snr", "max_count")
+        if self.ids is None and all(getattr(self, c) is None for c in criteria):
+            raise ValueError("give ids or at least one criterion: " + ", ".join(criteria))
+        if self.censored_ms >= self.refractory_ms:
+            raise ValueError(f"censored_ms ({self.censored_ms}) must be below refractory_ms "
+                             f"({self.refractory_ms})")
+        return self
+
+
+class UnitPlacement(StrictModel):
+    """Where one unit goes; overrides the global placement mode for that unit."""
+
+    channel_offset: int | None = Field(
+        None, description="Move the peak this many contacts up (+) or down (-) the probe, in the "
+        "contact order sorted by depth then x; must map every template channel onto a contact.")
+    position_um: tuple[float, float] | None = Field(
+        None, description="Target (x, y) of the template's peak channel in um; must be a contact "
+        "position that maps every template channel onto a contact.")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.channel_offset is None) == (self.position_um is None):
+            raise ValueError("give exactly one of channel_offset or position_um")
+        return self
+
+
+class PlacementConfig(StrictModel):
+    """Where injected units go on the probe (contact positions, not channel-index arithmetic)."""
+
+    mode: Literal["random", "channel_offset"] = Field(
+        "random", description="random: a seeded random valid place at least min_distance_um from "
+        "the source unit and from other injected units; channel_offset: every unit moves by "
+        "channel_offset contacts.")
+    channel_offset: int | None = Field(None, description="Contacts to move, for mode channel_offset.")
+    min_distance_um: float = Field(
+        60.0, ge=0, description="Random mode: minimum distance (um) of an injected unit's peak "
+        "from its source unit's and from every other injected unit's.")
+    on_no_place: Literal["error", "skip"] = Field(
+        "error", description="What to do with a unit that has no valid place: stop with an error "
+        "naming it, or skip it and report it (a run that injects nothing still fails).")
+    per_unit: dict[int, UnitPlacement] = Field(
+        default_factory=dict, description="Per-unit placement by source unit id, overriding mode.")
+
+    @model_validator(mode="after")
+    def _offset_given(self):
+        if self.mode == "channel_offset" and self.channel_offset is None:
+            raise ValueError("mode 'channel_offset' needs channel_offset (an integer)")
+        return self
+
+
+class TrainsConfig(StrictModel):
+    """When injected units fire."""
+
+    mode: Literal["source", "poisson"] = Field(
+        "source", description="source: the source unit's own spike times plus seeded Gaussian "
+        "jitter; poisson: a Poisson train at rate_hz.")
+    jitter_ms: float = Field(1.0, ge=0, description="Standard deviation (ms) of the jitter in mode source.")
+    rate_hz: float | None = Field(None, gt=0, description="Firing rate (Hz) in mode poisson.")
+    refractory_ms: float = Field(1.5, ge=0, description="No two spikes of an injected unit closer than this (ms).")
+
+    @model_validator(mode="after")
+    def _rate_given(self):
+        if self.mode == "poisson" and self.rate_hz is None:
+            raise ValueError("mode 'poisson' needs rate_hz (a positive number, Hz)")
+        if self.rate_hz is not None and self.refractory_ms > 0 and self.rate_hz >= 1000.0 / self.refractory_ms:
+            raise ValueError(f"rate_hz {self.rate_hz:g} cannot be reached with refractory_ms "
+                             f"{self.refractory_ms:g}; it must be below {1000.0 / self.refractory_ms:g} Hz")
+        return self
+
+
+class AmplitudeConfig(StrictModel):
+    """Per-spike amplitude gain, uniform in [min, max]; it scales the whole waveform."""
+
+    min: float = Field(1.0, gt=0, description="Smallest gain.")
+    max: float = Field(1.0, gt=0, description="Largest gain.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class InjectionConfig(StrictModel):
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    trains: TrainsConfig = Field(default_factory=TrainsConfig)
+    amplitude: AmplitudeConfig = Field(default_factory=AmplitudeConfig)
+
+
+class EngineConfig(StrictModel):
+    """How the hybrid recording is streamed."""
+
+    chunk_duration_s: float = Field(1.0, gt=0, description="Target length (s) of one processed block.")
+    max_memory_mb: int = Field(512, ge=32, description="Upper bound (MB) on the engine's working "
+                               "memory; blocks shrink to fit it.")
+    workers: int = Field(1, ge=1, description="Parallel worker threads writing disjoint blocks.")
+    progress: bool = Field(True, description="Show a progress bar on stderr.")
+
+
+class OutputConfig(StrictModel):
+    directory: ConfigPath | None = Field(
+        None, description="Output folder; default 'hybrid_output' beside the config file.")
+    overwrite: bool = Field(False, description="Replace an existing output folder.")
+    checksums: Literal["all", "sidecars", "none"] = Field(
+        "sidecars", description="SHA-256 of files in the manifest: all files (use when publishing; "
+        "reads every hybrid binary once more), only the small sidecar files, or none.")
+
+
+class RunConfigBase(StrictModel):
+    """Fields of a run that do not depend on installed plugins."""
+
+    session: str | None = Field(None, description="Name of this hybrid run; default 'hybrid-<seed>'.")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="Random seed; drawn and written out "
+                             "when absent.")
+    units: UnitsConfig | None = Field(
+        None, description="Which sorted units become ground-truth units; required by template "
+        "sources that build templates from sorted units (such as 'local').")
+    injection: InjectionConfig = Field(default_factory=InjectionConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    motion: MotionConfig | None = Field(
+        None, description="Drift-aware injection: injected units follow the probe's motion "
+        "(docs/drift.md); absent = static units.")
+
+    #: folder of the config file (relative paths were resolved against it)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    #: where the config came from, for error messages
+    _source: str = PrivateAttr(default="config")
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly over the installed plugins
+
+#: config section -> plugin kind
+SECTIONS = {"recording": "source_reader", "sorting": "sorter_adapter",
+            "templates": "template_source", "writers": "writer"}
+DEFAULT_TYPES = {"templates": "local"}
+DEFAULT_WRITERS = [{"type": "legacy"}]
+
+
+def _union(reg: Registry, kind: str):
+    options = [cls.Options for _, cls in sorted(reg.table(kind).items())]
+    if not options:
+        raise ConfigError(f"no {kind.replace('_', ' ')} plugins are installed")
+    if len(options) == 1:
+        return options[0]
+    return Annotated[Union[tuple(options)], Field(discriminator="type")]  # noqa: UP007
+
+
+@lru_cache(maxsize=8)
+def _run_model_for(reg_id: int):
+    reg = _REGISTRIES[reg_id]
+    return create_model(
+        "RunConfig",
+        __base__=RunConfigBase,
+        recording=(_union(reg, "source_reader"), Field(description="The source recording.")),
+        sorting=(_union(reg, "sorter_adapter") | None, Field(
+            None, description="The sorter's output on it; needed by templates built from sorted "
+            "units and by injection.trains.mode 'source'.")),
+        templates=(_union(reg, "template_source"), Field(
+            default_factory=lambda: reg.get("template_source", "local").Options(),
+            description="Where templates come from.")),
+        writers=(list[_union(reg, "writer")], Field(
+            default_factory=lambda: [reg.get("writer", "legacy").Options()], min_length=1,
+            description="Outputs to write.")),
+    )
+
+
+_REGISTRIES: dict[int, Registry] = {}
+
+
+def run_config_model(reg: Registry | None = None):
+    """The RunConfig pydantic model for the installed plugins."""
+    reg = reg or get_registry()
+    _REGISTRIES[id(reg)] = reg
+    return _run_model_for(id(reg))
+
+
+def json_schema(reg: Registry | None = None) -> dict:
+    """JSON Schema of a run config (what ``hybridkit config schema`` prints)."""
+    schema = run_config_model(reg).model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hybridkit run config"
+    return schema
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def read_config_file(path: Path) -> dict:
+    """Parse a JSON or YAML config file into a dict (ConfigError on syntax errors)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_plugin_types(data: dict, reg: Registry, source: str, base_dir: Path) -> None:
+    """Resolve missing types and give the 'no X named Y; installed: ...' message for unknown ones."""
+    for section, kind in SECTIONS.items():
+        entries = data.get(section)
+        if section == "writers":
+            if entries is None:
+                continue
+            if not isinstance(entries, list):
+                raise ConfigError(f"{source}: writers must be a list of writer sections, got {entries!r}")
+            items = [(f"writers[{i}]", e) for i, e in enumerate(entries)]
+        else:
+            if entries is None:
+                continue
+            items = [(section, entries)]
+        for label, entry in items:
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{source}: {label} must be an object with a 'type', got {entry!r}")
+            if "type" not in entry:
+                if section == "sorting" and "path" in entry:
+                    entry["type"] = _detect_sorting(entry["path"], reg, source, base_dir)
+                elif section in DEFAULT_TYPES:
+                    entry["type"] = DEFAULT_TYPES[section]
+                else:
+                    raise ConfigError(
+                        f"{source}: {label}.type is missing; installed: {', '.join(reg.names(kind))}"
+                    )
+            name = entry["type"]
+            if name not in reg.plugins[kind]:
+                raise ConfigError(
+                    f"{source}: {label}.type: no {kind.replace('_', ' ')} named {name!r}; "
+                    f"installed: {', '.join(reg.names(kind)) or '(none)'}"
+                )
+    writers = data.get("writers") or []
+    names = [w.get("type") for w in writers if isinstance(w, dict)]
+    for w in names:
+        cls = reg.get("writer", w)
+        for need in getattr(cls, "requires", ()):
+            if need not in names:
+                raise ConfigError(f"{source}: writers: writer {w!r} needs writer {need!r} in the same "
+                                  f"run; add {{\"type\": \"{need}\"}} to writers")
+
+
+def _detect_sorting(path: Any, reg: Registry, source: str, base_dir: Path) -> str:
+    """Pick a sorter adapter by asking each whether the path looks like its format."""
+    p = Path(str(path)).expanduser()
+    if not p.is_absolute():
+        p = Path(base_dir) / p
+    hits = []
+    for name, cls in sorted(reg.table("sorter_adapter").items()):
+        try:
+            if cls.detect(p):
+                hits.append(name)
+        except Exception:  # a detector must not break detection for the others
+            continue
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise ConfigError(f"{source}: sorting.type is missing and no sorter adapter recognises {p}; "
+                          f"set sorting.type to one of: {', '.join(reg.names('sorter_adapter'))}")
+    raise ConfigError(f"{source}: sorting.type is missing and {p} looks like several formats: "
+                      f"{', '.join(hits)}; set sorting.type to one of them")
+
+
+def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Registry | None = None):
+    """Validate a config dict (paths resolved against ``base_dir``) into a RunConfig instance."""
+    reg = reg or get_registry()
+    data = json.loads(json.dumps(data))  # a private copy we may fill in (types)
+    _check_plugin_types(data, reg, source, Path(base_dir))
+    model = run_config_model(reg)
+    for kind in SECTIONS.values():
+        PLUGIN_TAGS.update(reg.names(kind))
+    try:
+        cfg = model.model_validate(data, context={"base_dir": Path(base_dir)})
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, source, model, data)) from exc
+    _check_sorting_needs(cfg, reg, source)
+    cfg._base_dir = Path(base_dir)  # type: ignore[attr-defined]
+    cfg._source = source  # type: ignore[attr-defined]
+    return cfg
+
+
+def _check_sorting_needs(cfg, reg: Registry, source: str) -> None:
+    """Sections that become required through other choices (templates from units, source trains)."""
+    tpl = reg.get("template_source", cfg.templates.type)
+    if tpl.uses_sorting_units:
+        for section in ("sorting", "units"):
+            if getattr(cfg, section) is None:
+                raise ConfigError(f"{source}: missing required field {section} (template source "
+                                  f"{cfg.templates.type!r} builds templates from sorted units)")
+    if cfg.sorting is None and cfg.injection.trains.mode == "source":
+        raise ConfigError(f"{source}: missing required field sorting (injection.trains.mode "
+                          "\"source\" reuses the source units' spike times; or use mode \"poisson\")")
+
+
+def load_config(path: str | Path, reg: Registry | None = None):
+    """Load, validate and return the RunConfig in ``path`` (JSON, or YAML by extension)."""
+    path = Path(path)
+    data = read_config_file(path)
+    return validate_config(data, path.resolve().parent, str(path), reg)

@@ -1,0 +1,124 @@
+"""Probe geometry files shared by readers: probeinterface JSON, .prb, .txt / .npy position lists.
+
+:func:`load_geometry` returns contact positions (one row per contact) and, where the file states
+it, the file column of each contact; :func:`build_probe` turns positions + columns into a
+probeinterface Probe wired to file columns (what :class:`hybridkit.model.Recording` carries).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridkit.errors import SourceError
+
+#: suffix -> description, for error messages
+GEOMETRY_FORMATS = {
+    ".json": "probeinterface JSON",
+    ".prb": "PRB (probeinterface/klusta)",
+    ".txt": "text, one 'x y' per line",
+    ".npy": "numpy (n, 2) array",
+}
+
+
+@dataclass
+class Geometry:
+    """Contacts described by a geometry file.
+
+    Attributes:
+        positions: (n_contacts, 2) float64 um (x, y).
+        wiring: (n_contacts,) int64 file column of each contact as the file states it
+            (probeinterface device_channel_indices / PRB channels), or None when it does not.
+        probe: the probeinterface Probe read from the file (2D, connected contacts only), or None.
+    """
+
+    positions: np.ndarray
+    wiring: np.ndarray | None = None
+    probe: Any = None
+
+
+def _read_probe_file(path: Path, field: str) -> Geometry:
+    import probeinterface as pi
+
+    reader = pi.read_probeinterface if path.suffix.lower() == ".json" else pi.read_prb
+    try:
+        group = reader(path)
+    except Exception as exc:  # json/exec/KeyError inside probeinterface: report, do not crash
+        raise SourceError(
+            f"{field}: cannot read {GEOMETRY_FORMATS[path.suffix.lower()]} file {path} "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    probes = [p if p.ndim == 2 else p.to_2d(axes="xy") for p in group.probes]
+    if not probes:
+        raise SourceError(f"{field}: geometry file {path} holds no probe")
+    wired = [p.device_channel_indices is not None for p in probes]
+    if any(wired) and not all(wired):
+        raise SourceError(f"{field}: in {path} some probes have device_channel_indices, others not")
+    if all(wired):
+        wiring = np.concatenate([np.asarray(p.device_channel_indices, np.int64) for p in probes])
+    else:
+        wiring = None
+    if len(probes) == 1:
+        probe = probes[0].copy()
+    else:
+        probe = pi.combine_probes(probes, connect_shape=False)
+    positions = np.asarray(probe.contact_positions, dtype=np.float64)[:, :2]
+    if wiring is not None:
+        # device index -1 means "not connected": such contacts are not in the file
+        keep = wiring >= 0
+        if not keep.all():
+            probe = probe.get_slice(np.flatnonzero(keep))
+            positions, wiring = positions[keep], wiring[keep]
+    return Geometry(positions, wiring, probe)
+
+
+def _read_positions(path: Path, field: str) -> Geometry:
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            # any whitespace separates x and y (YASS split on one space; tabs are common too)
+            arr = np.loadtxt(path, dtype=np.float64, ndmin=2, comments="#")
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{field}: cannot read positions from {path} ({exc})") from None
+    arr = np.asarray(arr, dtype=np.float64) if arr.dtype.kind in "iuf" else None
+    if arr is None or arr.ndim != 2 or arr.shape[1] != 2:
+        raise SourceError(
+            f"{field}: {path} must hold an (n, 2) table of x y positions in um, got "
+            f"{'a non-numeric array' if arr is None else f'shape {arr.shape}'}"
+        )
+    if not np.isfinite(arr).all():
+        raise SourceError(f"{field}: {path} has non-finite positions")
+    return Geometry(arr)
+
+
+def load_geometry(path: str | Path, field: str = "recording.geometry") -> Geometry:
+    """Read a geometry file; ``field`` names the config field in error messages."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in GEOMETRY_FORMATS:
+        valid = ", ".join(f"{s} ({d})" for s, d in GEOMETRY_FORMATS.items())
+        raise SourceError(f"{field}: {path} has an unknown geometry format {suffix!r}; use {valid}")
+    if not path.is_file():
+        raise SourceError(f"{field}: geometry file {path} does not exist")
+    if suffix in (".json", ".prb"):
+        return _read_probe_file(path, field)
+    return _read_positions(path, field)
+
+
+def build_probe(positions: np.ndarray, columns: np.ndarray, template: Any = None):
+    """A 2D probeinterface Probe with contacts at ``positions`` (n, 2) um wired to ``columns`` (n,).
+
+    ``template`` (a Probe with the same contacts, e.g. read from a file) keeps its shapes/contour.
+    """
+    import probeinterface as pi
+
+    if template is not None:
+        probe = template.copy()
+    else:
+        probe = pi.Probe(ndim=2, si_units="um")
+        probe.set_contacts(positions=positions, shapes="circle", shape_params={"radius": 6})
+    probe.set_device_channel_indices(np.asarray(columns, dtype=np.int64))
+    return probe

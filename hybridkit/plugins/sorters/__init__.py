@@ -1,0 +1,1 @@
+"""Sorter adapters: phy, KiloSort rez.mat, JRCLUST, YASS, and their shared checks (common)."""

@@ -1,0 +1,1 @@
+"""Source readers: SpikeGLX, flat binary, NWB."""

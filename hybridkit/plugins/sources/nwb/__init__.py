@@ -1,0 +1,1 @@
+"""The ``nwb`` source reader (reader) and remote streaming (remote)."""

@@ -1,0 +1,1 @@
+"""Writers: legacy (hybrid binary + tables), phy, NWB."""

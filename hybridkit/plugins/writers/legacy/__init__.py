@@ -1,0 +1,1 @@
+"""The ``legacy`` writer (writer) and its ground-truth tables (tables)."""

@@ -1,0 +1,152 @@
+"""Writer ``legacy``: the hybrid binary in the source's layout plus the predecessor's output set.
+
+Files (``<session>`` is the run's session name; see docs/outputs.md):
+
+* ``<source stem>.GT<ext>`` per source file (same dtype, layout, header bytes), and for SpikeGLX
+  sources ``<source stem>.GT.meta`` (fileSHA1 removed: it described the source);
+* ``firings_true.npy``: 3 x K uint64, rows [probe channel of the event's peak (file column),
+  sample time (0-based, sorted), source unit id];
+* ``artificial_units-<session>.csv`` (timestep,true_unit,new_unit,center_channel);
+  ``hybrid_events-<session>.csv`` (adds seconds, position and gain per event);
+  ``hybrid_units-<session>.csv``; ``annotations-<session>.csv`` (source sorting + hybrid spikes);
+  ``metadata-<session>.csv``; ``clipped-<session>.csv``;
+* ``probe-<session>.npz`` (+ ``probe-<session>.json`` in probeinterface format when known),
+  ``templates-<session>.json`` (each injected template's origin),
+  ``dtype-<session>.npy``, ``templates-<session>.npz`` (the placed templates, uV).
+
+Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
+source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
+and the plan are built meanwhile) and ``write`` changes only the event blocks' channels in place,
+with positional writes, once the copy has passed them (a memmap would keep every touched page
+resident).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from hybridkit.formats.binio import write_block
+from hybridkit.errors import OutputError
+from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
+from hybridkit.hookspecs import Writer, hookimpl
+from hybridkit.model import GroundTruth, Recording
+from hybridkit.options import PluginOptions
+
+
+def hybrid_file_name(source: Path) -> str:
+    """``run_g0_t0.imec0.ap.bin`` -> ``run_g0_t0.imec0.ap.GT.bin`` (the predecessor's naming)."""
+    source = Path(source)
+    return f"{source.stem}.GT{source.suffix}"
+
+
+class LegacyOptions(PluginOptions):
+    type: Literal["legacy"] = "legacy"
+
+
+class LegacyWriter(Writer):
+    """Hybrid binaries in the source's layout, and the legacy ground-truth tables."""
+
+    name: ClassVar[str] = "legacy"
+    Options: ClassVar[type[PluginOptions]] = LegacyOptions
+
+    def begin(self, recording: Recording, out_dir: Path) -> None:
+        """Create the hybrid files and start copying the sources into them in the background."""
+        self.recording = recording
+        self.targets: list[Path] = []
+        self.fds: list[int] = []
+        self.copy: BackgroundCopy | None = None
+        if not recording.flat_binary:  # say so now, not after copying the source
+            raise OutputError(
+                f"recording {recording.name} is not a flat binary file (an NWB ElectricalSeries): the "
+                "legacy writer (and phy, which needs it) copies the source's binary layout; use "
+                "writers [{\"type\": \"nwb\"}]")
+        names = [hybrid_file_name(f.path) for f in recording.files]
+        if len(set(names)) != len(names):
+            raise OutputError(f"source files share a name ({', '.join(sorted(names))}); the legacy "
+                              "writer writes each as <stem>.GT<ext> in one folder")
+        jobs = []
+        for f, name in zip(recording.files, names):
+            target = out_dir / name
+            try:
+                size = os.stat(f.path).st_size
+                self.fds.append(os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644))
+            except OSError as exc:
+                self.close()
+                raise OutputError(f"cannot copy {f.path} to {target}: {exc.strerror or exc}") from None
+            self.targets.append(target)
+            jobs.append(CopyJob(Path(f.path), target, size))
+        self.bounds = recording.file_starts
+        self.copy = BackgroundCopy(jobs, self.fds).start()
+
+    def write(self, start: int, block: np.ndarray, channels: np.ndarray | None = None) -> None:
+        stop = start + block.shape[0]
+        for i, fd in enumerate(self.fds):
+            lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                lay = self.recording.layout(i)
+                self._wait_copied(i, lay, b - lo)
+                write_block(fd, lay, a - lo, block[a - start : b - start], channels)
+
+    def _wait_copied(self, i: int, lay, stop: int) -> None:
+        """Block until the copy has passed sample ``stop`` of file ``i`` (the whole file when
+        channels-major: a block touches every channel's row)."""
+        if lay.order == "samples":
+            self._wait_bytes(i, lay.offset + stop * lay.n_channels * lay.itemsize)
+        else:
+            self._wait_bytes(i, lay.offset + lay.n_samples * lay.n_channels * lay.itemsize)
+
+    def _wait_bytes(self, i: int, end: int) -> None:
+        """Block until bytes ``[0, end)`` of hybrid file ``i`` are copied; a failed copy becomes
+        one OutputError line naming both files."""
+        try:
+            self.copy.wait_for(i, end)
+        except OSError as exc:
+            raise OutputError(f"cannot copy {self.recording.files[i].path} to {self.targets[i]}: "
+                              f"{exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def abort(self) -> None:
+        if self.copy is not None:
+            self.copy.cancel()
+        self.close()
+
+    def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
+        for i, job in enumerate(self.copy.jobs):  # events may end long before the files do
+            self._wait_bytes(i, job.size)
+        self.copy.join()
+        self.close()
+        files = list(self.targets)
+        files += self._write_metas(out_dir)
+        from hybridkit.plugins.writers.legacy import tables as legacy_tables
+
+        files += legacy_tables.write_tables(truth, out_dir)
+        return files
+
+    def _write_metas(self, out_dir: Path) -> list[Path]:
+        written = []
+        for f, target in zip(self.recording.files, self.targets):
+            if f.meta_path is None:
+                continue
+            from hybridkit.formats.spikeglx_meta import rewrite_meta
+
+            meta_out = out_dir / hybrid_file_name(f.meta_path)
+            rewrite_meta(f.meta_path, meta_out, {
+                "fileName": str(target.name),
+                "fileSizeBytes": str(target.stat().st_size),
+                "fileSHA1": None,  # it described the source file
+            })
+            written.append(meta_out)
+        return written
+
+
+@hookimpl
+def hybridkit_writers():
+    return [LegacyWriter]

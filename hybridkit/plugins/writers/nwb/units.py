@@ -1,0 +1,155 @@
+"""The ground truth as an NWB Units table (one row per injected unit).
+
+Columns (documented in docs/nwb.md; ``hybridkit score`` reads them):
+
+* ``id`` = the injected unit's new id; ``spike_times`` (s) = the legacy ``firings_true`` samples /
+  the sampling rate, exactly; ``obs_intervals`` = [[0, duration]] (every train is complete);
+* ``electrodes``: the electrodes-table rows the placed template covers;
+* ``waveform_mean``: (units, samples, electrodes) float32 volts over every electrodes row (zero off
+  the unit's electrodes), all units aligned on their peak sample (``waveform_time_before_peak_in_ms``);
+* hybrid columns: ``gt_unit_id``, ``is_injected``, ``source_unit``, ``template_source``,
+  ``template_id``, ``peak_channel`` (file column, = firings_true row 0), ``peak_electrode``,
+  ``location_um_x/y``, ``shift_um_x/y``, ``amplitude_uv``, ``amplitude_scale`` (one per spike),
+  ``amplitude_scale_min/max``, ``noise_uv``, ``snr``, ``firing_rate_hz``, ``n_template_spikes``;
+* per spike (ragged, like ``amplitude_scale``): ``spike_x_um``, ``spike_y_um``,
+  ``spike_peak_channel`` - where the unit was at each spike, which moves with drift-aware injection.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hybridkit.engine.templates import estimate_noise_uV
+from hybridkit.model import GroundTruth
+
+#: (name, description) of the per-unit columns, in table order
+COLUMNS = [
+    ("gt_unit_id", "Ground-truth unit id (the injected unit's id, as text)"),
+    ("is_injected", "True: the unit was injected by hybridkit (every row of this table)"),
+    ("source_unit", "Id of the unit whose template was injected, as its sorter or database names it"),
+    ("template_source", "Where the template came from: the hybridkit template source, or a URI"),
+    ("template_id", "Id of the template in its source (the source unit or database template id)"),
+    ("peak_channel", "File column (0-based channel of the source recording) of the placed "
+                     "template's peak; row 0 of the legacy firings_true.npy"),
+    ("peak_electrode", "Row of the electrodes table of the placed template's peak"),
+    ("location_um_x", "x (um, probe coordinates) of the placed template's peak contact"),
+    ("location_um_y", "y (um, probe coordinates) of the placed template's peak contact"),
+    ("shift_um_x", "x displacement (um) from the source unit's place to the injected place"),
+    ("shift_um_y", "y displacement (um) from the source unit's place to the injected place"),
+    ("amplitude_uv", "Peak absolute amplitude (uV) of the template before per-spike scaling"),
+    ("amplitude_scale_min", "Smallest per-spike amplitude scale"),
+    ("amplitude_scale_max", "Largest per-spike amplitude scale"),
+    ("noise_uv", "Noise standard deviation (uV, MAD estimate) of the source on peak_channel"),
+    ("snr", "amplitude_uv / noise_uv"),
+    ("firing_rate_hz", "Injected spikes per second of recording"),
+    ("n_template_spikes", "Spikes averaged into the template (0 when not built from spikes)"),
+]
+
+
+#: (name, description) of the per-spike (ragged) columns besides amplitude_scale
+PER_SPIKE_COLUMNS = [
+    ("spike_x_um", "x (um, probe coordinates) of the unit's peak at each spike; with motion "
+                   "(drift-aware injection) it follows the probe's motion, else it is location_um_x"),
+    ("spike_y_um", "y (um, probe coordinates) of the unit's peak at each spike; with motion it "
+                   "follows the probe's motion, else it is location_um_y"),
+    ("spike_peak_channel", "File column of the injected waveform's peak at each spike (the "
+                           "legacy firings_true row 0); follows the motion like spike_y_um"),
+]
+
+
+def _template_uri(template) -> str:
+    prov = template.provenance or {}
+    return str(prov.get("uri") or prov.get("template_source") or template.source or "unknown")
+
+
+def unit_rows(truth: GroundTruth) -> list[dict]:
+    """Everything the Units table holds, one dict per injected unit (no pynwb needed)."""
+    plan, rec = truth.plan, truth.recording
+    fs = rec.sampling_rate
+    duration = rec.n_samples / fs
+    neural = rec.neural_channels
+    peaks = np.array([u.template.peak_channel for u in plan.units], np.int64)
+    noise = dict(zip(np.unique(peaks).tolist(), estimate_noise_uV(
+        rec, np.unique(peaks), np.random.default_rng(truth.seed)).tolist())) if peaks.size else {}
+    positions = plan.event_positions()  # per event: follows the probe's motion (docs/drift.md)
+    event_channels = plan.event_channels()
+    rows = []
+    for k, u in enumerate(plan.units):
+        t = u.template
+        mine = plan.unit_index == k
+        samples = plan.times[mine]
+        gains = plan.gains[mine].astype(np.float64)
+        chans = np.sort(t.channels)
+        amp = t.peak_amplitude_uV
+        n = noise.get(int(t.peak_channel), 0.0)
+        rows.append({
+            "id": int(u.new_unit_id),
+            "spike_samples": samples,
+            "spike_times": samples / fs,
+            "amplitude_scale": gains,
+            "spike_x_um": positions[mine, 0], "spike_y_um": positions[mine, 1],
+            "spike_peak_channel": event_channels[mine],
+            "electrodes": np.searchsorted(neural, chans).tolist(),
+            "gt_unit_id": str(u.new_unit_id), "is_injected": True,
+            "source_unit": int(u.source_unit_id), "template_source": _template_uri(t),
+            "template_id": str(t.unit_id),
+            "peak_channel": int(t.peak_channel),
+            "peak_electrode": int(np.searchsorted(neural, t.peak_channel)),
+            "location_um_x": float(t.position[0]), "location_um_y": float(t.position[1]),
+            "shift_um_x": float(u.shift_um[0]), "shift_um_y": float(u.shift_um[1]),
+            "amplitude_uv": float(amp),
+            "amplitude_scale_min": float(gains.min()) if gains.size else float("nan"),
+            "amplitude_scale_max": float(gains.max()) if gains.size else float("nan"),
+            "noise_uv": float(n), "snr": float(amp / n) if n > 0 else float("inf"),
+            "firing_rate_hz": float(samples.size / duration) if duration > 0 else 0.0,
+            "n_template_spikes": int(t.n_spikes),
+            "obs_intervals": [[0.0, duration]],
+        })
+    return rows
+
+
+def dense_waveforms(truth: GroundTruth) -> tuple[np.ndarray, int]:
+    """(n_units, n_times, n_neural) float32 volts, peaks aligned at sample ``before``; and ``before``."""
+    plan, rec = truth.plan, truth.recording
+    neural = rec.neural_channels
+    before = max((u.template.peak_index for u in plan.units), default=0)
+    after = max((u.template.n_times - u.template.peak_index for u in plan.units), default=1)
+    out = np.zeros((len(plan.units), before + after, neural.size), np.float32)
+    for k, u in enumerate(plan.units):
+        t = u.template
+        a = before - t.peak_index
+        out[k][a:a + t.n_times, np.searchsorted(neural, t.channels)] = t.waveform * np.float32(1e-6)
+    return out, before
+
+
+def build_units(truth: GroundTruth, electrodes_table, name: str = "units"):
+    """A pynwb Units table of the ground truth (see the module docstring for its columns)."""
+    from pynwb.misc import Units
+
+    fs = truth.recording.sampling_rate
+    rows = unit_rows(truth)
+    waveforms, before = dense_waveforms(truth)
+    from hdmf.utils import get_docval
+
+    # NWB 2.11 attribute (pynwb >= 4); older pynwb writes the table without it
+    extra = {"waveform_time_before_peak_in_ms": before / fs * 1e3} if any(
+        d["name"] == "waveform_time_before_peak_in_ms" for d in get_docval(Units.__init__)) else {}
+    units = Units(
+        name=name, electrode_table=electrodes_table, resolution=1.0 / fs, waveform_rate=fs,
+        waveform_unit="volts", **extra,
+        description=(f"Ground-truth units injected by hybridkit (session {truth.session}, seed "
+                     f"{truth.seed}): spike_times are the injected samples / {fs!r} Hz; "
+                     "waveform_mean is each placed template (volts, per-spike scale 1) over every "
+                     "electrodes row, zero off the unit's electrodes"))
+    for col, desc in COLUMNS:
+        units.add_column(name=col, description=desc)
+    units.add_column(name="amplitude_scale", index=True,
+                     description="Amplitude scale of each spike (same order as spike_times)")
+    for col, desc in PER_SPIKE_COLUMNS:
+        units.add_column(name=col, description=desc, index=True)
+    for k, r in enumerate(rows):
+        units.add_unit(id=r["id"], spike_times=r["spike_times"], obs_intervals=r["obs_intervals"],
+                       electrodes=r["electrodes"], waveform_mean=waveforms[k],
+                       amplitude_scale=r["amplitude_scale"],
+                       **{col: r[col] for col, _ in PER_SPIKE_COLUMNS},
+                       **{col: r[col] for col, _ in COLUMNS})
+    return units

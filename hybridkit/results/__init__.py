@@ -1,0 +1,1 @@
+"""Reading a finished run back (truth, traces), scoring a sorter against it, and the HTML report."""

@@ -1,0 +1,116 @@
+"""The hybrid recording of a run, read back for scoring and the report, in microvolts.
+
+:func:`open_traces` opens the legacy writer's ``<stem>.GT<ext>`` through the source reader named in
+``config.resolved.json`` (the files keep the source's layout, header and meta), or the
+ElectricalSeries of the NWB file the truth came from.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from hybridkit.errors import HybridkitError
+from hybridkit.results.truth import Truth, _json
+
+log = logging.getLogger(__name__)
+
+
+class Traces:
+    """Block reads of the hybrid recording in microvolts: ``read_uV(start, stop, channels)``."""
+
+    n_samples: int
+    sampling_rate: float
+
+    def read_uV(self, start: int, stop: int, channels: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """(stop - start, len(channels)) float32 uV."""
+        raise NotImplementedError
+
+
+class RecordingTraces(Traces):
+    def __init__(self, recording) -> None:
+        self.recording = recording
+        self.n_samples = recording.n_samples
+        self.sampling_rate = recording.sampling_rate
+
+    def read_uV(self, start, stop, channels):
+        channels = np.asarray(channels, np.int64)
+        raw = self.recording.read(int(start), int(stop), channels).astype(np.float32)
+        return raw * self.recording.gain_to_uV[channels].astype(np.float32) \
+            + self.recording.offset_to_uV[channels].astype(np.float32)
+
+
+class NwbTraces(Traces):
+    def __init__(self, path: Path) -> None:
+        import h5py
+
+        self.file = h5py.File(path, "r")
+        group = next(g for g in self.file["acquisition"].values() if "data" in g and "starting_time" in g)
+        self.data = group["data"]
+        self.n_samples = int(self.data.shape[0])
+        self.sampling_rate = float(group["starting_time"].attrs["rate"])
+        conv = float(group["data"].attrs.get("conversion", 1.0))
+        offset = float(group["data"].attrs.get("offset", 0.0))
+        per = group["channel_conversion"][()] if "channel_conversion" in group else np.ones(self.data.shape[1])
+        self.gain = (conv * per * 1e6).astype(np.float32)
+        self.offset = np.float32(offset * 1e6)
+
+    def read_uV(self, start, stop, channels):
+        channels = np.asarray(channels, np.int64)
+        block = self.data[int(start):int(stop), :][:, channels].astype(np.float32)
+        return block * self.gain[channels] + self.offset
+
+
+def open_traces(truth: Truth) -> Traces | None:
+    """The hybrid recording of ``truth``, or None (with a log line) when it cannot be opened."""
+    if truth.format == "nwb":
+        try:
+            tr = NwbTraces(truth.path)
+            return tr
+        except (StopIteration, KeyError, OSError):
+            log.info("%s: no ElectricalSeries with the hybrid traces", truth.path)
+            return None
+    folder = truth.folder
+    cfg = _json(folder / "config.resolved.json")
+    section = cfg.get("recording")
+    if not section:
+        log.info("%s: no config.resolved.json recording section; traces unavailable", folder)
+        return None
+    from hybridkit.hookspecs import RunContext
+    from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+    from hybridkit.registry import get_registry
+
+    def _open(sec: dict):
+        cls = get_registry().get("source_reader", sec["type"])
+        options = cls.Options.model_validate(sec, context={"base_dir": folder})
+        ctx = RunContext(base_dir=folder, rng=np.random.default_rng(0), seed=0)
+        return cls(options, ctx).open()
+
+    # The legacy writer's files keep the source's layout and header (and SpikeGLX meta), so the
+    # source's reader opens them when pointed at them: first try that (no source needed) ...
+    if isinstance(section.get("path"), str):
+        hybrid_path = folder / hybrid_file_name(Path(section["path"]))
+        try:
+            return RecordingTraces(_open({**section, "path": str(hybrid_path)}))
+        except (HybridkitError, ValueError, KeyError, OSError) as exc:
+            log.info("cannot open %s with reader %s (%s); trying the source's layout",
+                     hybrid_path, section.get("type"), exc)
+    # ... else describe the source and swap in the hybrid files
+    try:
+        recording = _open(section)
+    except (HybridkitError, ValueError, KeyError, OSError) as exc:
+        log.warning("cannot open the recording named in %s (%s); traces unavailable",
+                    folder / "config.resolved.json", exc)
+        return None
+    files = []
+    for f in recording.files:
+        hybrid = folder / hybrid_file_name(Path(f.path))
+        if not hybrid.is_file():
+            log.warning("hybrid binary %s is missing; traces unavailable", hybrid)
+            return None
+        files.append(replace(f, path=hybrid))
+    recording.close()
+    recording.files = files
+    return RecordingTraces(recording)

@@ -1,0 +1,127 @@
+"""Atomic output folders, the resolved config and the manifest.
+
+Outputs are written into a hidden staging folder beside the target and renamed into place only
+when every writer has finished, so an interrupted or failed run never leaves a complete-looking
+output folder. The manifest records versions, the seed, the sources and the files written (with
+SHA-256 checksums according to ``output.checksums``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import sys
+import uuid
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from hybridkit.errors import OutputError
+
+#: files up to this size count as sidecars for ``output.checksums = "sidecars"``
+SIDECAR_MAX_BYTES = 64 * 1024 * 1024
+RESOLVED_CONFIG = "config.resolved.json"
+MANIFEST = "manifest.json"
+
+
+def open_staging(out_dir: Path, overwrite: bool) -> Path:
+    """Create the staging folder for ``out_dir``; fail early if the target cannot be written."""
+    if out_dir.exists() and not overwrite:
+        raise OutputError(f"output.directory: {out_dir} already exists; set output.overwrite to "
+                          "true to replace it, or choose another folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"output.directory: {out_dir} exists and is not a folder")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"output.directory: {out_dir} cannot be created: {parent} is a file, "
+                              "not a folder; choose a writable folder")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+    except OSError as exc:
+        raise OutputError(f"output.directory: cannot write in {out_dir.parent} "
+                          f"({exc.strerror or exc}); choose a writable folder") from None
+    return staging
+
+
+def discard_staging(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def commit_staging(staging: Path, out_dir: Path, overwrite: bool) -> None:
+    """Rename the finished staging folder to ``out_dir`` (replacing it when ``overwrite``)."""
+    old = None
+    if out_dir.exists():
+        if not overwrite:
+            raise OutputError(f"output.directory: {out_dir} appeared while the run was writing; "
+                              f"the finished output is left in {staging}")
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        out_dir.rename(old)
+    staging.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_resolved_config(cfg, staging: Path) -> Path:
+    """The config with every default filled in and the seed used, as JSON."""
+    path = staging / RESOLVED_CONFIG
+    path.write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def sha256(path: Path, block: int = 8 * 1024 * 1024) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions(reg) -> dict[str, str]:
+    names = ["hybridkit", "numpy", "scipy", "pydantic", "pluggy", "probeinterface"]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    for info in reg.all():  # third-party plugin distributions too
+        out.setdefault(info.distribution, info.version)
+    return out
+
+
+def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg) -> Path:
+    """Write manifest.json: versions, seed, sources, outputs (sizes, checksums), totals."""
+    def entry(p: Path) -> dict:
+        size = p.stat().st_size
+        item = {"path": p.relative_to(staging).as_posix(), "bytes": size}
+        if checksums == "all" or (checksums == "sidecars" and size <= SIDECAR_MAX_BYTES):
+            item["sha256"] = sha256(p)
+        return item
+
+    manifest = {
+        "tool": "hybridkit",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "versions": _versions(reg),
+        "session": truth.session,
+        "seed": truth.seed,
+        "sampling_rate_hz": recording.sampling_rate,
+        "dtype": recording.dtype.str,
+        "n_channels": recording.n_channels,
+        # remote sources (URL, DANDI asset) have no local file to measure
+        "sources": [{"path": str(f.path), "bytes": f.path.stat().st_size if f.path.is_file() else None,
+                     "n_samples": f.n_samples,
+                     "first_sample": f.first_sample} for f in recording.files],
+        "injected_units": len(truth.plan.units),
+        "injected_events": truth.plan.n_events,
+        "clipped_samples": truth.clipped_samples,
+        "skipped_units": {str(k): v for k, v in truth.skipped_units.items()},
+        "checksums": checksums,
+        "files": [entry(p) for p in sorted(set(files))],
+    }
+    path = staging / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path
