@@ -1,6 +1,6 @@
 """The ``hybridkit`` command: argument parsing and printing only; each command calls one function.
 
-Exit codes: 0 success, 2 user error (a HybridkitError: bad config, bad input files), 1 internal
+Exit codes: 0 success, 1 ``verify`` found discrepancies, 2 user error (a HybridkitError: bad config, bad input files), 1 internal
 error (a bug: run with --debug for the traceback), 130 interrupted.
 """
 from __future__ import annotations
@@ -144,6 +144,16 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_verify(args) -> int:
+    from hybridkit.results.verify import verify
+
+    result = verify(args.output_dir, source=args.source)
+    print(result.summary())
+    for d in result.findings.listed:
+        print(f"  {d.line()}")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridkit",
@@ -251,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "table, agreement matrix and accuracy against SNR")
     p.add_argument("-o", "--out", type=Path, help="HTML file to write (default OUTPUT_DIR/report.html)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("verify", help="prove an output from its files and the source: hybrid - "
+                       "source = the recorded templates x gains, every table agrees, checksums "
+                       "match (exit 0), else list the first discrepancies (exit 1)")
+    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR", help="the output folder of generate")
+    p.add_argument("--source", type=Path, metavar="PATH",
+                   help="the source recording, where it is now (a file or glob pattern, as "
+                   "recording.path takes; default: the path in config.resolved.json)")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("example", help="write a small SpikeGLX + Kilosort example dataset")
     p.add_argument("dir", help="folder to write (must be empty or absent unless --force)")

@@ -26,6 +26,7 @@ from hybridkit.run.selection import choose_units, write_table
 from hybridkit.hookspecs import RunContext, Writer
 from hybridkit.model import GroundTruth, Plan, Recording
 from hybridkit.run.planning import build_plan
+from hybridkit.results.planned import write_planned
 from hybridkit.registry import Registry, get_registry
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,9 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         files: list[Path] = list(selection_files)
         for w in writers:
             files.extend(w.finish(truth, staging))
+        # every run, whatever its writers: the plan exactly as injected (the legacy writer has
+        # written it already when it ran), what `hybridkit verify` re-derives the traces from
+        files.append(write_planned(truth, staging))
         files.append(provenance.write_resolved_config(resolved, staging))
         files.append(provenance.write_manifest(staging, resolved, recording, truth, files,
                                                cfg.output.checksums, reg))

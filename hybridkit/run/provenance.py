@@ -93,12 +93,25 @@ def _versions(reg) -> dict[str, str]:
 
 
 def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg) -> Path:
-    """Write manifest.json: versions, seed, sources, outputs (sizes, checksums), totals."""
+    """Write manifest.json: versions, seed, sources and outputs (sizes, checksums), totals."""
+    def hashed(size: int) -> bool:
+        return checksums == "all" or (checksums == "sidecars" and size <= SIDECAR_MAX_BYTES)
+
     def entry(p: Path) -> dict:
         size = p.stat().st_size
         item = {"path": p.relative_to(staging).as_posix(), "bytes": size}
-        if checksums == "all" or (checksums == "sidecars" and size <= SIDECAR_MAX_BYTES):
+        if hashed(size):
             item["sha256"] = sha256(p)
+        return item
+
+    def source(f) -> dict:
+        # remote sources (URL, DANDI asset) have no local file to measure; local ones get a
+        # SHA-256 by the same rule as the outputs, so `hybridkit verify` can prove them unchanged
+        size = f.path.stat().st_size if f.path.is_file() else None
+        item = {"path": str(f.path), "bytes": size, "n_samples": f.n_samples,
+                "first_sample": f.first_sample}
+        if size is not None and hashed(size):
+            item["sha256"] = sha256(f.path)
         return item
 
     manifest = {
@@ -111,10 +124,7 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         "sampling_rate_hz": recording.sampling_rate,
         "dtype": recording.dtype.str,
         "n_channels": recording.n_channels,
-        # remote sources (URL, DANDI asset) have no local file to measure
-        "sources": [{"path": str(f.path), "bytes": f.path.stat().st_size if f.path.is_file() else None,
-                     "n_samples": f.n_samples,
-                     "first_sample": f.first_sample} for f in recording.files],
+        "sources": [source(f) for f in recording.files],
         "injected_units": len(truth.plan.units),
         "injected_events": truth.plan.n_events,
         "clipped_samples": truth.clipped_samples,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.model import GroundTruth
+from hybridkit.results.planned import write_planned
 
 
 def _csv(path: Path, header: list[str], columns: list, fmts: list[str]) -> Path:
@@ -148,15 +149,8 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
         np.save(out / f"dtype-{s}.npy", np.array([rec.sampling_rate]).astype(rec.dtype))
     files.append(out / f"dtype-{s}.npy")
 
-    arrays = {}
-    for u in plan.units:
-        k = f"unit{u.new_unit_id}"
-        arrays[f"{k}_waveform_uV"] = u.template.waveform
-        arrays[f"{k}_channels"] = u.template.channels
-        arrays[f"{k}_peak_index"] = np.array(u.template.peak_index)
-        arrays[f"{k}_source_unit"] = np.array(u.source_unit_id)
-    np.savez(out / f"templates-{s}.npz", **arrays)
-    files.append(out / f"templates-{s}.npz")
+    # the plan exactly as injected (float32 templates, drift variants, per-event gains)
+    files.append(write_planned(truth, out))
     files.append(_write_provenance(truth, out / f"templates-{s}.json"))
     return files
 

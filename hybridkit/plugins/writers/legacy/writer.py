@@ -12,7 +12,8 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
   ``metadata-<session>.csv``; ``clipped-<session>.csv``;
 * ``probe-<session>.npz`` (+ ``probe-<session>.json`` in probeinterface format when known),
   ``templates-<session>.json`` (each injected template's origin),
-  ``dtype-<session>.npy``, ``templates-<session>.npz`` (the placed templates, uV).
+  ``dtype-<session>.npy``, ``templates-<session>.npz`` (the plan exactly as injected:
+  :mod:`hybridkit.results.planned`).
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
 source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
