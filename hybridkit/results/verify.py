@@ -32,8 +32,10 @@ from hybridkit.errors import TruthError
 from hybridkit.model import Recording
 from hybridkit.results.planned import Planned, planned_file_name, read_planned
 
-#: discrepancies listed in full; later ones are only counted
+#: discrepancies listed in full (at most MAX_PER_FILE of one file, so that a wrong file does not
+#: hide the others); later ones are only counted
 MAX_LISTED = 20
+MAX_PER_FILE = 5
 
 
 @dataclass
@@ -51,14 +53,17 @@ class Discrepancy:
 
 @dataclass
 class Findings:
-    """Discrepancies as they are found: the first :data:`MAX_LISTED` kept, all counted."""
+    """Discrepancies as they are found: the first ones kept (see :data:`MAX_LISTED`), all counted."""
 
     listed: list[Discrepancy] = field(default_factory=list)
     count: int = 0
+    per_file: dict[str, int] = field(default_factory=dict)
 
     def add(self, file: str, where: str, expected, found) -> None:
         self.count += 1
-        if len(self.listed) < MAX_LISTED:
+        seen = self.per_file.get(file, 0)
+        self.per_file[file] = seen + 1
+        if len(self.listed) < MAX_LISTED and seen < MAX_PER_FILE:
             self.listed.append(Discrepancy(file, where, expected, found))
 
 
@@ -334,10 +339,10 @@ def verify(output_dir: str | Path, source: str | Path | None = None,
             raise TruthError(f"{planned.path}: gain_to_uV has {planned.gain_to_uV.size} channels, "
                              f"the source {recording.n_channels}")
         n_files, n_sums = check_files(folder, manifest, recording, findings, source is not None)
+        tables = check_tables(folder, cfg, manifest, planned, recording, findings)  # small: first
         copies = _hybrid_copies(folder, cfg, recording)
         clipped = check_traces(planned, recording, copies, findings, block_mb)
         check_clipped(folder, session, manifest, clipped, findings)
-        tables = check_tables(folder, cfg, manifest, planned, recording, findings)
     finally:
         for _, c in copies:
             c.close()

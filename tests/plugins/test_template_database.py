@@ -328,3 +328,7 @@ def test_generate_with_database_templates(server, tmp_path):
     assert_generate_invariant(result)
     ft = np.load(result.output_dir / "firings_true.npy")
     assert set(np.unique(ft[2]).tolist()) == {5, 28}  # the database rows are the source units
+    from hybridkit.results.verify import verify
+
+    proof = verify(result.output_dir)  # hybridkit verify proves outputs of database templates too
+    assert proof.ok, [d.line() for d in proof.findings.listed]
