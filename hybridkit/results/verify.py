@@ -20,14 +20,14 @@ are alive at once) plus the plan (every event, as in the run), whatever the reco
 """
 from __future__ import annotations
 
-import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from hybridkit.engine import inject
+from hybridkit.engine import chunks, inject
 from hybridkit.errors import TruthError
 from hybridkit.model import Recording
 from hybridkit.results.planned import Planned, planned_file_name, read_planned
@@ -198,14 +198,16 @@ def check_traces(planned: Planned, source: Recording, copies: list[tuple[str, ob
                  findings: Findings, block_mb: float = 16.0) -> np.ndarray:
     """Compare every hybrid copy with source + planned templates, block by block.
 
-    Returns (n_channels,) int64 saturated samples per channel as re-derived (for each copy the
-    same expectation; the copies' own saturated samples must be exactly those).
+    Each block of the source is read whole; inside it, the runs of samples that events touch are
+    cut as generate cuts them (:func:`hybridkit.engine.chunks.event_blocks`) and only their
+    channels are recomputed, so the work grows with the events, not with samples x channels.
+    Returns (n_channels,) int64 saturated samples per channel as re-derived (every copy must
+    hold exactly those).
     """
     n = source.n_samples
     for label, copy in copies:
-        n_copy = copy.n_samples
-        if n_copy != n:
-            findings.add(label, "length", f"{n} samples (the source's)", f"{n_copy} samples")
+        if copy.n_samples != n:
+            findings.add(label, "length", f"{n} samples (the source's)", f"{copy.n_samples} samples")
     kernel = inject.prepare(planned.plan, planned.gain_to_uV)
     chunk = max((getattr(c, "chunk_rows", 0) for _, c in copies), default=0)
     rows = block_rows(source, block_mb, chunk)
@@ -213,36 +215,61 @@ def check_traces(planned: Planned, source: Recording, copies: list[tuple[str, ob
     starts = np.arange(0, n, rows, dtype=np.int64)
     stops = np.minimum(starts + rows, n)
     los, his = inject.candidate_ranges(kernel, starts, stops)
-    for start, stop, lo, hi in zip(starts.tolist(), stops.tolist(), los.tolist(), his.tolist()):
-        events = inject.events_overlapping(kernel, start, stop, lo, hi)
-        channels, acc = inject.accumulate(kernel, start, stop, events)
-        expected = source.read(start, stop)
-        src_ev = expected[:, channels]  # a copy: the source on the events' channels
-        injected, clip = inject.add_rounded(src_ev, acc)
-        clipped[channels] += clip
-        expected[:, channels] = injected
-        for label, copy in copies:
-            if copy.n_samples < stop:
-                continue  # the length is already reported
-            found = copy.read(start, stop)
-            if not np.array_equal(found, expected):
-                _diagnose(label, start, expected, found, channels, src_ev, acc, source, findings)
+    blocks = list(zip(starts.tolist(), stops.tolist()))
+
+    def read(i: int) -> tuple[np.ndarray, list]:
+        a, b = blocks[i]
+        return source.read(a, b), [c.read(a, b) if c.n_samples >= b else None for _, c in copies]
+
+    # one thread reads the next block (the kernel copies pages, without the GIL) while this one
+    # computes the current: two blocks of each file are in memory at most
+    pool = ThreadPoolExecutor(1)
+    try:
+        ahead = pool.submit(read, 0) if blocks else None
+        for i, (start, stop) in enumerate(blocks):
+            expected, found_all = ahead.result()
+            ahead = pool.submit(read, i + 1) if i + 1 < len(blocks) else None
+            _check_block(kernel, start, stop, int(los[i]), int(his[i]), rows, expected, found_all,
+                         copies, source, clipped, findings)
+    finally:
+        pool.shutdown(cancel_futures=True)
     return clipped
 
 
-def _diagnose(label: str, start: int, expected: np.ndarray, found: np.ndarray, channels: np.ndarray,
-              src_ev: np.ndarray, acc: np.ndarray, source: Recording, findings: Findings) -> None:
+def _check_block(kernel, start: int, stop: int, lo: int, hi: int, rows: int, expected: np.ndarray,
+                 found_all: list, copies: list, source: Recording, clipped: np.ndarray,
+                 findings: Findings) -> None:
+    """One block: ``expected`` (the source, read) becomes source + the events' rounded sum in
+    place, then each copy's block (``found_all``, None past a short copy's end) is compared."""
+    parts = []  # (a, b, channels, source there, acc): kept for the diagnosis of a mismatch
+    runs = chunks.event_blocks(kernel.window_starts[lo:hi] - start,
+                               kernel.window_stops[lo:hi] - start, stop - start, rows)
+    for a, b in runs.tolist():
+        events = inject.events_overlapping(kernel, start + a, start + b)
+        channels, acc = inject.accumulate(kernel, start + a, start + b, events)
+        src_ev = expected[a:b, channels]
+        injected, clip = inject.add_rounded(src_ev, acc)
+        clipped[channels] += clip
+        expected[a:b, channels] = injected
+        parts.append((a, b, channels, src_ev, acc))
+    for (label, _), found in zip(copies, found_all):
+        if found is not None and not np.array_equal(found, expected):
+            _diagnose(label, start, expected, found, parts, source, findings)
+
+
+def _diagnose(label: str, start: int, expected: np.ndarray, found: np.ndarray, parts: list,
+              source: Recording, findings: Findings) -> None:
     """Report the samples of a block that differ beyond one rounding (a rare, slow path)."""
     diff = expected != found
-    if expected.dtype.kind != "f" and channels.size:
+    if expected.dtype.kind != "f":
         # an injected sample may differ from the expected one by the rounding of a tie, never by
         # more: |found - source - acc| <= 0.5, unless the expected sample saturated
-        sub_f = found[:, channels].astype(np.float64)
-        exact = src_ev.astype(np.float64) + np.rint(acc)
         info = np.iinfo(expected.dtype)
-        saturated = (exact < info.min) | (exact > info.max)
-        near = (np.abs(sub_f - src_ev - acc.astype(np.float64)) <= 0.5) & ~saturated
-        diff[:, channels] &= ~near
+        for a, b, channels, src_ev, acc in parts:
+            exact = src_ev.astype(np.float64) + np.rint(acc)
+            saturated = (exact < info.min) | (exact > info.max)
+            near = np.abs(found[a:b, channels] - src_ev.astype(np.float64) - acc) <= 0.5
+            diff[a:b, channels] &= ~(near & ~saturated)
     rows, cols = np.nonzero(diff)
     for r, c in zip(rows.tolist(), cols.tolist()):
         findings.add(label, f"sample {start + r}{_in_file(source, start + r)}, channel {c}",
