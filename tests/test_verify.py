@@ -59,7 +59,25 @@ def _synthetic(cfg_path: Path, amplitude_uV: float) -> None:
 
 
 #: kind -> how its output is made (each in its own folder): writers, and extra config changes
-KINDS = ["legacy_phy_nwb", "nwb_traces", "drift", "multi_file", "clipped_synthetic", "nwb_source"]
+KINDS = ["legacy_phy_nwb", "nwb_traces", "drift", "multi_file", "clipped_synthetic", "nwb_source",
+         "binary_header_channels_major"]
+HEADER = 64
+
+
+def _binary_with_header(example: Path, dest: Path) -> dict:
+    """The example's samples as a flat channels-major file behind a 64-byte header."""
+    from hybridkit.example import np1_positions
+
+    data = np.fromfile(example / "demo_g0" / BIN, np.int16).reshape(-1, 385)
+    dest.mkdir(parents=True)
+    path = dest / "rec.dat"
+    with open(path, "wb") as fh:
+        fh.write(bytes(range(HEADER)))
+        data.T.tofile(fh)
+    np.save(dest / "geom.npy", np1_positions())
+    return {"type": "binary", "path": str(path), "dtype": "int16", "n_channels": 385,
+            "sampling_rate": 30000.0, "gain_to_uV": 2.34375, "offset_bytes": HEADER,
+            "order": "channels", "geometry": str(dest / "geom.npy"), "channels": list(range(384))}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +104,8 @@ def outputs(example, tmp_path_factory, request):
         elif kind == "multi_file":
             changes["recording"] = {"type": "spikeglx", "path": str(_split_in_two(example, tmp / "src"))}
             changes["writers"] = [{"type": "legacy"}, {"type": "phy"}]
+        elif kind == "binary_header_channels_major":
+            changes["recording"] = _binary_with_header(example, tmp / "src")
         elif kind == "nwb_source":
             source = example_to_nwb(example, tmp / "source.nwb")
             changes["recording"] = {"type": "nwb", "path": str(source)}
@@ -170,6 +190,17 @@ def test_one_changed_hybrid_sample_is_named(outputs, tmp_path, capsys, delta):
     assert f"  {name}: sample {quiet}, channel 5: expected {before[1]}, found {before[1] + delta}" in lines
     assert f"  {name}: sample {sample}, channel {channel}: expected {before[0]}, found {before[0] + delta}" in lines
     assert len(lines) == 2
+
+
+def test_changed_header_is_named(outputs, tmp_path, capsys):
+    out = _copy(outputs("binary_header_channels_major"), tmp_path)
+    with open(out / "rec.GT.dat", "r+b") as fh:
+        fh.seek(10)
+        fh.write(b"\xff")
+    code, stdout, _ = main(capsys, "verify", out)
+    assert code == 1
+    assert f"  rec.GT.dat: header (bytes 0-{HEADER - 1}): expected the bytes of rec.dat, found other bytes" \
+        in _one_line_per_discrepancy(stdout)
 
 
 def test_one_changed_nwb_trace_sample_is_named(outputs, tmp_path, capsys):

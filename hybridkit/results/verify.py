@@ -184,6 +184,20 @@ def nwb_file_name(writer: dict, session: str) -> str:
     return writer.get("file_name") or f"{session_id_for(session or 'hybrid')}.nwb"
 
 
+def check_headers(source: Recording, copies: list[tuple[str, object]], findings: Findings) -> None:
+    """The bytes before the samples (a binary file's header) are the source's in every legacy
+    hybrid file: the writer copies the file whole."""
+    for _, copy in copies:
+        if not isinstance(copy, Recording):
+            continue
+        for f, h in zip(source.files, copy.files):
+            if f.offset_bytes:
+                with open(f.path, "rb") as a, open(h.path, "rb") as b:
+                    if a.read(f.offset_bytes) != b.read(f.offset_bytes):
+                        findings.add(h.path.name, f"header (bytes 0-{f.offset_bytes - 1})",
+                                     f"the bytes of {f.path.name}", "other bytes")
+
+
 # -- traces ---------------------------------------------------------------------------------------
 def block_rows(recording: Recording, block_mb: float, chunk_rows: int = 0) -> int:
     """Samples per block: ``block_mb`` MB of source rows, rounded to whole HDF5 chunks when a
@@ -368,6 +382,7 @@ def verify(output_dir: str | Path, source: str | Path | None = None,
         n_files, n_sums = check_files(folder, manifest, recording, findings, source is not None)
         tables = check_tables(folder, cfg, manifest, planned, recording, findings)  # small: first
         copies = _hybrid_copies(folder, cfg, recording)
+        check_headers(recording, copies, findings)
         clipped = check_traces(planned, recording, copies, findings, block_mb)
         check_clipped(folder, session, manifest, clipped, findings)
     finally:
