@@ -9,6 +9,7 @@ returned. Row numbers in discrepancies count data rows from 1 (the header is row
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -31,35 +32,51 @@ def _expected_events(planned: Planned) -> dict[str, np.ndarray]:
             "gain": plan.gains.astype(np.float64)}
 
 
+def _parse(texts: list[str]) -> np.ndarray:
+    """float64 values of CSV cells; NaN where a cell is not a number."""
+    try:
+        return np.array(texts, dtype=np.float64)
+    except ValueError:  # a bad cell somewhere: find it cell by cell
+        out = np.full(len(texts), np.nan)
+        for i, t in enumerate(texts):
+            try:
+                out[i] = float(t)
+            except ValueError:
+                pass
+        return out
+
+
+#: CSV rows compared at a time (the columns of a block are parsed and compared as arrays)
+CSV_BLOCK_ROWS = 20_000
+
+
 def _check_csv(path: Path, columns: dict[str, tuple[np.ndarray, float | None]], n: int,
                findings: Findings) -> None:
-    """Stream ``path``'s rows against expected columns: name -> (values, tolerance or None for an
-    exact integer)."""
+    """Stream ``path``'s rows against expected columns: name -> (values, tolerance, or None for
+    an integer that must be exact), a block of rows at a time."""
     name = path.name
+    rows = 0
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             header = next(reader, [])
-            missing = [c for c in columns if c not in header]
-            if missing:
+            if any(c not in header for c in columns):
                 findings.add(name, "header", f"columns {list(columns)}", header)
                 return
             at = {c: header.index(c) for c in columns}
-            rows = 0
-            for i, row in enumerate(reader):
-                rows += 1
-                if i >= n:
-                    continue
+            while True:
+                block = list(itertools.islice(reader, CSV_BLOCK_ROWS))
+                if not block:
+                    break
+                first, rows = rows, rows + len(block)
+                k = max(0, min(len(block), n - first))  # rows past n are only counted
                 for col, (values, tol) in columns.items():
-                    text = row[at[col]] if at[col] < len(row) else ""
-                    want = values[i]
-                    try:
-                        ok = int(text) == int(want) if tol is None else abs(float(text) - float(want)) <= tol
-                    except ValueError:
-                        ok = False
-                    if not ok:
-                        findings.add(name, f"row {i + 1}, column {col}",
-                                     int(want) if tol is None else float(want), text)
+                    texts = [r[at[col]] if at[col] < len(r) else "" for r in block[:k]]
+                    got, want = _parse(texts), np.asarray(values[first:first + k], np.float64)
+                    ok = got == want if tol is None else np.abs(got - want) <= tol
+                    for i in np.flatnonzero(~ok).tolist():
+                        findings.add(name, f"row {first + i + 1}, column {col}",
+                                     int(want[i]) if tol is None else float(want[i]), texts[i])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise TruthError(f"{path}: cannot read ({exc})") from None
     if rows != n:
