@@ -11,7 +11,11 @@ alternating (the machines are noisy, so only ratios mean anything), with the pag
   buffer (``cat``-like: no parsing, no comparison): the least any verifier must do;
 * ``hybridkit verify OUTPUT`` as a user runs it (a subprocess: imports, tables, checksums of the
   sidecars and the source, the traces of both files block by block), with its peak RSS;
-* verify again on a recording ``--long`` times longer: its peak RSS must not grow with the length.
+* verify again on a recording ``--long`` times longer: its peak RSS must not grow with the length,
+  and its fixed costs (imports, opening the source, the tables) weigh less.
+
+Wall and CPU (user + system) seconds are both reported: on a shared machine CPU time is the
+steadier of the two.
 
 Targets (issue 13): verify <= 2 x the plain read; peak RSS <= 600 MB at any length. Prints a JSON
 report and writes it to bench/out/verify.json. Needs ``pip install .[bench]``.
@@ -20,13 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from bench_generate import HERE, make_dataset, run_generate, timed
+from bench_generate import HERE, make_dataset, run_generate, settle
 
 #: the plain reader: both files once, 16 MB at a time, into one reused buffer
 READ_BOTH = """
@@ -40,17 +46,38 @@ for name in sys.argv[1:]:
 """
 
 
+def timed(cmd: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (kB) of a command, via GNU time,
+    started on a settled machine. CPU time is less disturbed than wall time by other work on a
+    shared machine; both are reported."""
+    settle()
+    t0 = time.perf_counter()
+    out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+
+    def field(name: str) -> float:
+        return float(re.search(rf"{name}: ([0-9.]+)", out.stderr).group(1))
+
+    cpu = field(r"User time \(seconds\)") + field(r"System time \(seconds\)")
+    return wall, cpu, int(field(r"Maximum resident set size \(kbytes\)"))
+
+
 def side_by_side(src: Path, out: Path, repeat: int) -> dict:
     """Plain read and verify, alternating ``repeat`` times each; the ratio of the fastest."""
     hybrid = out / src.name.replace(".bin", ".GT.bin")
-    read_t, ver_t, ver_rss = [], [], []
+    read_t, read_cpu, ver_t, ver_cpu, ver_rss = [], [], [], [], []
     for _ in range(repeat):
-        read_t.append(timed([sys.executable, "-c", READ_BOTH, str(src), str(hybrid)])[0])
-        wall, rss = timed([sys.executable, "-m", "hybridkit", "verify", str(out)])
+        wall, cpu, _ = timed([sys.executable, "-c", READ_BOTH, str(src), str(hybrid)])
+        read_t.append(wall)
+        read_cpu.append(cpu)
+        wall, cpu, rss = timed([sys.executable, "-m", "hybridkit", "verify", str(out)])
         ver_t.append(wall)
+        ver_cpu.append(cpu)
         ver_rss.append(rss)
     return {"read_both_s": min(read_t), "verify_s": min(ver_t),
             "verify_over_read": min(ver_t) / min(read_t),
+            "read_both_cpu_s": min(read_cpu), "verify_cpu_s": min(ver_cpu),
+            "verify_over_read_cpu": min(ver_cpu) / min(read_cpu),
             "verify_peak_rss_mb": max(ver_rss) / 1024,
             "runs": {"read_both_s": [round(t, 3) for t in read_t],
                      "verify_s": [round(t, 3) for t in ver_t]}}

@@ -263,7 +263,7 @@ def test_one_changed_template_value_is_named(outputs, tmp_path, capsys):
     sample = int(first) - t0.peak_index + k
     assert any(f": sample {sample}" in line and f", channel {int(t0.channels[0])}: expected " in line
                for line in lines), lines
-    assert f"  phy/templates.npy: unit, sample, channel [1, 30, 40]: expected " in "\n".join(lines)
+    assert "  phy/templates.npy: unit, sample, channel [1, 30, 40]: expected " in "\n".join(lines)
     assert any(line.startswith(f"  {npz.name}: sha256: ") for line in lines)
 
 
@@ -322,3 +322,29 @@ def test_output_without_the_exact_plan_is_one_line_exit_2(outputs, tmp_path, cap
     code, _, stderr = main(capsys, "verify", out)
     assert code == 2 and stderr.count("\n") == 1
     assert f"{npz}: no 'format_version' array" in stderr
+
+
+def test_multi_file_discrepancy_names_the_file_and_its_sample(outputs, tmp_path, capsys):
+    out = _copy(outputs("multi_file"), tmp_path)
+    src = json.loads((out / "manifest.json").read_text())["sources"]
+    first_n = src[0]["n_samples"]
+    second = out / "demo_g0_t1.imec0.ap.GT.bin"
+    hybrid = np.memmap(second, np.int16, "r+").reshape(-1, 385)
+    value = int(hybrid[10, 384])  # the sync column: never injected
+    hybrid[10, 384] = value ^ 1
+    hybrid.flush()
+    del hybrid
+    code, stdout, _ = main(capsys, "verify", out)
+    assert code == 1
+    assert (f"  {second.name}: sample {first_n + 10} (its sample 10), channel 384: expected {value}, "
+            f"found {value ^ 1}") in _one_line_per_discrepancy(stdout)
+
+
+def test_missing_hybrid_file_is_a_discrepancy(outputs, tmp_path, capsys):
+    out = _copy(outputs("multi_file"), tmp_path)
+    (out / "demo_g0_t0.imec0.ap.GT.bin").unlink()
+    code, stdout, _ = main(capsys, "verify", out)
+    assert code == 1
+    lines = _one_line_per_discrepancy(stdout)
+    assert "  demo_g0_t0.imec0.ap.GT.bin: file: expected present (listed in manifest.json), found missing" in lines
+    assert sum("demo_g0_t0.imec0.ap.GT.bin" in line for line in lines) == 1

@@ -149,19 +149,30 @@ class NwbHybrid:
         self.file.close()
 
 
-def _hybrid_copies(folder: Path, cfg: dict, source: Recording) -> list[tuple[str, object]]:
-    """(label, reader) of each hybrid copy in the output: readers have ``read(start, stop)``."""
+def _missing(name: str, findings: Findings) -> None:
+    if not findings.per_file.get(name):  # else the manifest check has said so already
+        findings.add(name, "file", "present", "missing")
+
+
+def _hybrid_copies(folder: Path, cfg: dict, source: Recording,
+                   findings: Findings) -> list[tuple[str, object]]:
+    """(label, reader) of each hybrid copy in the output: readers have ``read(start, stop)``.
+    A missing copy is a discrepancy, and is skipped."""
     from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
 
     copies: list[tuple[str, object]] = []
     writers = cfg.get("writers", [])
+    files: list = []
     if any(w.get("type") == "legacy" for w in writers):
         files = []
         for f in source.files:
             hybrid = folder / hybrid_file_name(Path(f.path))
             if not hybrid.is_file():
-                raise TruthError(f"{folder}: the hybrid binary {hybrid.name} is missing")
+                _missing(hybrid.name, findings)
             files.append(replace(f, path=hybrid))
+        if not all(f.path.is_file() for f in files):
+            files = []
+    if files:
         rec = Recording(files=files, dtype=source.dtype, n_channels=source.n_channels,
                         sampling_rate=source.sampling_rate, gain_to_uV=source.gain_to_uV,
                         offset_to_uV=source.offset_to_uV, channel_positions=source.channel_positions,
@@ -172,7 +183,8 @@ def _hybrid_copies(folder: Path, cfg: dict, source: Recording) -> list[tuple[str
             continue  # a ground-truth-only NWB file: its units table is checked with the tables
         path = folder / nwb_file_name(w, cfg.get("session") or "")
         if not path.is_file():
-            raise TruthError(f"{folder}: the NWB file {path.name} is missing")
+            _missing(path.name, findings)
+            continue
         copies.append((path.name, NwbHybrid(path, source.neural)))
     return copies
 
@@ -244,15 +256,14 @@ def check_traces(planned: Planned, source: Recording, copies: list[tuple[str, ob
             expected, found_all = ahead.result()
             ahead = pool.submit(read, i + 1) if i + 1 < len(blocks) else None
             _check_block(kernel, start, stop, int(los[i]), int(his[i]), rows, expected, found_all,
-                         copies, source, clipped, findings)
+                         copies, clipped, findings)
     finally:
         pool.shutdown(cancel_futures=True)
     return clipped
 
 
 def _check_block(kernel, start: int, stop: int, lo: int, hi: int, rows: int, expected: np.ndarray,
-                 found_all: list, copies: list, source: Recording, clipped: np.ndarray,
-                 findings: Findings) -> None:
+                 found_all: list, copies: list, clipped: np.ndarray, findings: Findings) -> None:
     """One block: ``expected`` (the source, read) becomes source + the events' rounded sum in
     place, then each copy's block (``found_all``, None past a short copy's end) is compared."""
     parts = []  # (a, b, channels, source there, acc): kept for the diagnosis of a mismatch
@@ -266,13 +277,13 @@ def _check_block(kernel, start: int, stop: int, lo: int, hi: int, rows: int, exp
         clipped[channels] += clip
         expected[a:b, channels] = injected
         parts.append((a, b, channels, src_ev, acc))
-    for (label, _), found in zip(copies, found_all):
+    for (label, copy), found in zip(copies, found_all):
         if found is not None and not np.array_equal(found, expected):
-            _diagnose(label, start, expected, found, parts, source, findings)
+            _diagnose(label, copy, start, expected, found, parts, findings)
 
 
-def _diagnose(label: str, start: int, expected: np.ndarray, found: np.ndarray, parts: list,
-              source: Recording, findings: Findings) -> None:
+def _diagnose(label: str, copy, start: int, expected: np.ndarray, found: np.ndarray, parts: list,
+              findings: Findings) -> None:
     """Report the samples of a block that differ beyond one rounding (a rare, slow path)."""
     diff = expected != found
     if expected.dtype.kind != "f":
@@ -286,17 +297,19 @@ def _diagnose(label: str, start: int, expected: np.ndarray, found: np.ndarray, p
             diff[a:b, channels] &= ~(near & ~saturated)
     rows, cols = np.nonzero(diff)
     for r, c in zip(rows.tolist(), cols.tolist()):
-        findings.add(label, f"sample {start + r}{_in_file(source, start + r)}, channel {c}",
+        file, within = _in_file(copy, label, start + r)
+        findings.add(file, f"sample {start + r}{within}, channel {c}",
                      expected[r, c].item(), found[r, c].item())
 
 
-def _in_file(source: Recording, sample: int) -> str:
-    """`` (file NAME, sample K)`` for multi-file sources, else ''."""
-    if len(source.files) < 2:
-        return ""
-    b = source.file_starts
+def _in_file(copy, label: str, sample: int) -> tuple[str, str]:
+    """The file of ``copy`` that holds ``sample`` and, when there are several, the sample's
+    place in it: (name, `` (its sample K)``)."""
+    if not isinstance(copy, Recording) or len(copy.files) < 2:
+        return label, ""
+    b = copy.file_starts
     i = int(np.searchsorted(b, sample, side="right") - 1)
-    return f" (source file {source.files[i].path.name}, its sample {sample - int(b[i])})"
+    return copy.files[i].path.name, f" (its sample {sample - int(b[i])})"
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -381,7 +394,7 @@ def verify(output_dir: str | Path, source: str | Path | None = None,
                              f"the source {recording.n_channels}")
         n_files, n_sums = check_files(folder, manifest, recording, findings, source is not None)
         tables = check_tables(folder, cfg, manifest, planned, recording, findings)  # small: first
-        copies = _hybrid_copies(folder, cfg, recording)
+        copies = _hybrid_copies(folder, cfg, recording, findings)
         check_headers(recording, copies, findings)
         clipped = check_traces(planned, recording, copies, findings, block_mb)
         check_clipped(folder, session, manifest, clipped, findings)
@@ -391,9 +404,9 @@ def verify(output_dir: str | Path, source: str | Path | None = None,
         recording.close()
     plan = planned.plan
     checked = [
-        f"{len(copies)} hybrid cop{'y' if len(copies) == 1 else 'ies'} x {recording.n_samples} samples "
-        f"x {recording.n_channels} channels = source + {plan.n_events} events of {len(plan.units)} "
-        f"units ({int(clipped.sum())} clipped)",
+        (f"{len(copies)} hybrid cop{'y' if len(copies) == 1 else 'ies'} x {recording.n_samples} samples "
+         f"x {recording.n_channels} channels = source + {plan.n_events} events of {len(plan.units)} "
+         f"units ({int(clipped.sum())} clipped)"),
         f"{len(tables)} tables agree ({', '.join(tables)})",
         f"{n_files} files, {n_sums} checksums match",
     ]
