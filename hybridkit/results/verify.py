@@ -256,44 +256,50 @@ def check_traces(planned: Planned, source: Recording, copies: list[tuple[str, ob
             expected, found_all = ahead.result()
             ahead = pool.submit(read, i + 1) if i + 1 < len(blocks) else None
             _check_block(kernel, start, stop, int(los[i]), int(his[i]), rows, expected, found_all,
-                         copies, clipped, findings)
+                         copies, clipped, findings, source)
     finally:
         pool.shutdown(cancel_futures=True)
     return clipped
 
 
 def _check_block(kernel, start: int, stop: int, lo: int, hi: int, rows: int, expected: np.ndarray,
-                 found_all: list, copies: list, clipped: np.ndarray, findings: Findings) -> None:
+                 found_all: list, copies: list, clipped: np.ndarray, findings: Findings,
+                 source: Recording) -> None:
     """One block: ``expected`` (the source, read) becomes source + the events' rounded sum in
     place, then each copy's block (``found_all``, None past a short copy's end) is compared."""
-    parts = []  # (a, b, channels, source there, acc): kept for the diagnosis of a mismatch
+    parts = []  # (a, b, channels, acc): kept for the diagnosis of a mismatch
     runs = chunks.event_blocks(kernel.window_starts[lo:hi] - start,
                                kernel.window_stops[lo:hi] - start, stop - start, rows)
-    for a, b in runs.tolist():
-        events = inject.events_overlapping(kernel, start + a, start + b)
+    run_lo, run_hi = inject.candidate_ranges(kernel, runs[:, 0] + start, runs[:, 1] + start)
+    for (a, b), e0, e1 in zip(runs.tolist(), run_lo.tolist(), run_hi.tolist()):
+        events = inject.events_overlapping(kernel, start + a, start + b, e0, e1)
         channels, acc = inject.accumulate(kernel, start + a, start + b, events)
-        src_ev = expected[a:b, channels]
-        injected, clip = inject.add_rounded(src_ev, acc)
+        # the events' channels are mostly neighbours: a view then, not a gathered copy
+        cols = (slice(int(channels[0]), int(channels[-1]) + 1)
+                if channels.size and channels[-1] - channels[0] + 1 == channels.size else channels)
+        injected, clip = inject.add_rounded(expected[a:b, cols], acc)
         clipped[channels] += clip
-        expected[a:b, channels] = injected
-        parts.append((a, b, channels, src_ev, acc))
+        expected[a:b, cols] = injected
+        parts.append((a, b, channels, acc))
     for (label, copy), found in zip(copies, found_all):
         if found is not None and not np.array_equal(found, expected):
-            _diagnose(label, copy, start, expected, found, parts, findings)
+            _diagnose(label, copy, start, expected, found, source.read(start, stop), parts, findings)
 
 
-def _diagnose(label: str, copy, start: int, expected: np.ndarray, found: np.ndarray, parts: list,
-              findings: Findings) -> None:
-    """Report the samples of a block that differ beyond one rounding (a rare, slow path)."""
+def _diagnose(label: str, copy, start: int, expected: np.ndarray, found: np.ndarray,
+              src: np.ndarray, parts: list, findings: Findings) -> None:
+    """Report the samples of a block that differ beyond one rounding (a rare, slow path);
+    ``src`` is the source block, read again."""
     diff = expected != found
     if expected.dtype.kind != "f":
         # an injected sample may differ from the expected one by the rounding of a tie, never by
         # more: |found - source - acc| <= 0.5, unless the expected sample saturated
         info = np.iinfo(expected.dtype)
-        for a, b, channels, src_ev, acc in parts:
-            exact = src_ev.astype(np.float64) + np.rint(acc)
+        for a, b, channels, acc in parts:
+            src_ev = src[a:b, channels].astype(np.float64)
+            exact = src_ev + np.rint(acc)
             saturated = (exact < info.min) | (exact > info.max)
-            near = np.abs(found[a:b, channels] - src_ev.astype(np.float64) - acc) <= 0.5
+            near = np.abs(found[a:b, channels] - src_ev - acc) <= 0.5
             diff[a:b, channels] &= ~(near & ~saturated)
     rows, cols = np.nonzero(diff)
     for r, c in zip(rows.tolist(), cols.tolist()):
