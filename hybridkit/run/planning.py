@@ -79,7 +79,7 @@ def _why_no_place(tpl, pos: np.ndarray, neural: np.ndarray, min_distance_um: flo
     n_ch = tpl.channels.size
     if n_valid == 0:
         return f"no position on the probe keeps all {n_ch} of its channels on contacts"
-    placed = f" (placed before it, being ranked higher: units {', '.join(map(str, before))})" if before else ""
+    placed = f" (placed before it: units {', '.join(map(str, before))})" if before else ""
     return (f"each of the {n_valid} positions that keep its {n_ch} channels on contacts is closer "
             f"than {min_distance_um:g} um to its source unit or to a unit placed before it{placed}")
 
