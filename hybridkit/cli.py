@@ -46,10 +46,12 @@ def _cmd_config_schema(args) -> int:
 
 
 def _cmd_config_check(args) -> int:
+    from hybridkit.config.input_paths import check_input_paths
     from hybridkit.config.run_config import load_config
 
     cfg = load_config(args.config)
-    print(f"{args.config}: valid (recording: {cfg.recording.type}, sorting: {cfg.sorting.type if cfg.sorting else 'none'}, "
+    n_paths = check_input_paths(cfg, str(args.config))
+    print(f"{args.config}: valid, {n_paths} input path(s) found (recording: {cfg.recording.type}, sorting: {cfg.sorting.type if cfg.sorting else 'none'}, "
           f"templates: {cfg.templates.type}, writers: {', '.join(w.type for w in cfg.writers)})")
     return 0
 
@@ -171,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--markdown", action="store_true",
                    help="print the configuration reference (built-in plugins) as Markdown instead")
     c.set_defaults(func=_cmd_config_schema)
-    c = csub.add_parser("check", help="validate a config without doing any work")
+    c = csub.add_parser("check", help="validate a config and check that its input files and "
+                        "folders exist, without doing any work")
     c.add_argument("config", type=Path)
     c.set_defaults(func=_cmd_config_check)
 

@@ -353,6 +353,9 @@ def _detect_sorting(path: Any, reg: Registry, source: str, base_dir: Path) -> st
     p = Path(str(path)).expanduser()
     if not p.is_absolute():
         p = Path(base_dir) / p
+    if not p.exists():  # say so, rather than that no format matches
+        raise ConfigError(f"{source}: sorting.path: '{p}' does not exist (sorting.type is detected "
+                          "from what is there)")
     hits = []
     for name, cls in sorted(reg.table("sorter_adapter").items()):
         try:
