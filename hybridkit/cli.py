@@ -134,7 +134,8 @@ def _cmd_score(args) -> int:
     from hybridkit.results.scoring import ScoreSettings, score, summary_text
 
     settings = ScoreSettings(tolerance_ms=args.tolerance_ms, match_score=args.match_score,
-                             well_detected_score=args.well_detected_score)
+                             well_detected_score=args.well_detected_score,
+                             exclude_source_units=args.exclude_source_units)
     result = score(args.output_dir, args.sorting, args.type, settings, out_dir=args.out,
                    signal_metrics=not args.no_signal)
     print(summary_text(result))
@@ -247,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="minimum agreement for a ground-truth unit to be matched (default 0.5)")
     p.add_argument("--well-detected-score", type=float, default=0.8,
                    help="agreement above which a unit is well detected (default 0.8)")
+    p.add_argument("--exclude-source-units", action="store_true",
+                   help="do not count the sorted units that are the injected units' own source "
+                   "neurons as redundant or false positive (docs/scoring.md)")
     p.add_argument("--no-signal", action="store_true",
                    help="skip template similarity and SNR (they read the hybrid recording)")
     p.add_argument("-o", "--out", type=Path,
