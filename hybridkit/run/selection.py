@@ -5,10 +5,11 @@ Criteria are applied in a fixed order and a unit's row names the first one it fa
 -> ``min_presence_ratio`` -> ``min_amplitude_uV`` -> ``min_snr`` -> ``duplicate`` (of a better
 ranked unit, :mod:`hybridkit.engine.duplicates`) -> ``max_count`` (best by ``rank_by``); a run then
 marks ``no_place`` on units it could not place (:mod:`hybridkit.run.choosing`). The metrics are
-:mod:`hybridkit.engine.quality`'s. With a recording, amplitude and SNR are measured for every
-candidate, each unit from its own random stream (the run seed and the unit id), so a unit's
-numbers never depend on which other units were measured: `hybridkit units --recording CONFIG`
-and the run print the same table.
+:mod:`hybridkit.engine.quality`'s. Amplitude and SNR read the recording (a hundred snippets per
+unit), so a run measures them for the units that passed the cheaper criteria (blank elsewhere),
+each unit from its own random stream (the run seed and the unit id): a unit's numbers never
+depend on which other units were measured, and `hybridkit units --recording CONFIG` prints the
+run's table.
 """
 from __future__ import annotations
 
@@ -94,14 +95,16 @@ def _needs_recording(units) -> bool:
 
 def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
              recording: Recording | None = None, seed: int = 0,
-             highpass_hz: float | None = None) -> list[SelectionRow]:
+             highpass_hz: float | None = None, all_amplitudes: bool = False) -> list[SelectionRow]:
     """Metrics and verdict of every candidate unit under ``units`` (a UnitsConfig).
 
-    With ``recording``, amplitude and SNR are measured for every candidate (high-passed at
-    ``highpass_hz`` Hz, the template source's band, when given), each unit's spike sample drawn
-    from :func:`unit_stream` (``seed``, unit id); duplicates are then looked for. Raises
-    UnitSelectionError for unknown explicit ids, or when amplitude/SNR criteria are given without
-    a recording.
+    With ``recording``, amplitude and SNR are measured (high-passed at ``highpass_hz`` Hz, the
+    template source's band, when given) for the candidates that passed the label, rate,
+    contamination and presence criteria (they rank the units for duplicates, ``max_count`` and
+    placement), or for every candidate with ``all_amplitudes`` (`hybridkit units` without a run
+    config). Each unit's spike sample is drawn from :func:`unit_stream` (``seed``, unit id), so
+    it does not depend on which other units are measured. Raises UnitSelectionError for unknown
+    explicit ids, or when amplitude/SNR criteria are given without a recording.
     """
     if units.ids is not None:
         candidates = select_units(sorting, units.ids)
@@ -113,13 +116,7 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
     trains = {u: sorting.times_of(u) for u in candidates}
     common = dict(refractory_ms=units.refractory_ms, censored_ms=units.censored_ms,
                   presence_bin_s=units.presence_bin_s)
-    if recording is not None:
-        band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
-        metrics = compute_metrics(trains, fs, n_samples, recording=recording, band=band,
-                                  rng=np.random.default_rng([int(seed), _SELECTION_STREAM]),
-                                  unit_rng=lambda uid: unit_stream(seed, uid), **common)
-    else:
-        metrics = compute_metrics(trains, fs, n_samples, **common)
+    metrics = compute_metrics(trains, fs, n_samples, **common)
     rows = [SelectionRow(u, sorting.labels.get(u, ""), metrics[u]) for u in candidates]
 
     wanted = _labels_wanted(units.label)
@@ -135,6 +132,17 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
         ("min_presence_ratio", lambda r: units.min_presence_ratio is None
          or r.metrics.presence_ratio >= units.min_presence_ratio,
          lambda r: f"{r.metrics.presence_ratio:.3g} < {units.min_presence_ratio:g}"),
+    ])
+    if recording is not None:  # the snippets are the costly part (~0.15 s per unit): only where used
+        todo = [r.unit_id for r in rows if r.selected or all_amplitudes]
+        band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
+        measured = compute_metrics({u: trains[u] for u in todo}, fs, n_samples, recording=recording,
+                                   band=band, rng=np.random.default_rng([int(seed), _SELECTION_STREAM]),
+                                   unit_rng=lambda uid: unit_stream(seed, uid), **common)
+        for r in rows:
+            if r.unit_id in measured:
+                r.metrics = measured[r.unit_id]
+    _apply(rows, [
         ("min_amplitude_uV", lambda r: units.min_amplitude_uV is None
          or r.metrics.amplitude_uV >= units.min_amplitude_uV,
          lambda r: f"{r.metrics.amplitude_uV:.3g} uV < {units.min_amplitude_uV:g}"),
@@ -419,6 +427,6 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
     else:
         n_samples, source_of_n = int(sorting.spike_times.max(initial=0)) + 1, "last spike"
     rows = evaluate(sorting, units, fs=fs, n_samples=n_samples, recording=rec, seed=seed,
-                    highpass_hz=highpass_hz)
+                    highpass_hz=highpass_hz, all_amplitudes=True)
     return UnitsReport(sorting, stype, float(fs), n_samples, source_of_n, rows, highpass_hz,
                        None, notes)
