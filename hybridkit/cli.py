@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from hybridkit import __version__
-from hybridkit.errors import HybridkitError
+from hybridkit.errors import ConfigError, HybridkitError
 
 log = logging.getLogger("hybridkit")
 
@@ -21,7 +21,17 @@ def _cmd_generate(args) -> int:
     from hybridkit.config.run_config import load_config
     from hybridkit.run.pipeline import generate
 
-    cfg = load_config(args.config)
+    if (args.config is None) == (args.from_nwb is None):
+        raise ConfigError("generate: give a run config (CONFIG) or --from-nwb HYBRID.nwb, not both")
+    if args.from_nwb is not None:
+        from hybridkit.config.run_config import validate_config
+        from hybridkit.publish.from_nwb import config_from_nwb
+
+        data = config_from_nwb(args.from_nwb, args.inputs or [Path.cwd()], args.output)
+        cfg = validate_config(data, Path.cwd(), f"{args.from_nwb} (run_config)")
+        print(f"regenerating session {cfg.session} (seed {cfg.seed}) from {args.from_nwb}")
+    else:
+        cfg = load_config(args.config)
     result = generate(cfg)
     truth = result.truth
     print(f"wrote {result.output_dir}")
@@ -157,7 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("generate", help="write a hybrid recording and its ground truth")
-    p.add_argument("config", type=Path, help="run config (JSON or YAML)")
+    p.add_argument("config", type=Path, nargs="?", help="run config (JSON or YAML)")
+    p.add_argument("--from-nwb", metavar="HYBRID", help="instead of a config: rebuild the run from "
+                   "a hybrid NWB written by hybridkit (a path, an http(s) URL, or "
+                   "dandi://INSTANCE/DANDISET[@VERSION]/PATH) and make the same ground truth again")
+    p.add_argument("--inputs", type=Path, action="append", metavar="DIR",
+                   help="with --from-nwb: a folder holding the run's local inputs (source recording, "
+                   "sorting), checked by size and SHA-256; repeat for several (default: the current folder)")
+    p.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="with --from-nwb: output folder (default ./<session>-regenerated)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("config", help="print the config schema or check a config")

@@ -155,6 +155,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     rngs = {name: np.random.default_rng(s) for name, s in zip(RNG_STREAMS, seq.spawn(len(RNG_STREAMS)))}
     ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
+    ctx.resolved_config = resolved.model_dump(mode="json")
 
     out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
     staging = provenance.open_staging(out_dir, cfg.output.overwrite)
