@@ -52,14 +52,12 @@ class NwbHandle:
     label: str
     size: int
     remote: Any = None  # a RemoteFile when streamed
+    fetched: list = None  # [bytes received], counted by the streamed file's fetcher
 
     @property
     def bytes_fetched(self) -> int:
-        """Bytes fetched from the server so far (the whole size for a local file)."""
-        if self.remote is None:
-            return self.size
-        cache = getattr(self.remote.handle, "cache", None)
-        return int(getattr(cache, "total_requested_bytes", 0))
+        """Bytes received from the server so far (the whole size for a local file)."""
+        return self.size if self.remote is None else int(self.fetched[0])
 
     def close(self) -> None:
         self.h5.close()
@@ -89,9 +87,21 @@ def open_hybrid_nwb(name: str | Path, field: str = "HYBRID", block_mb: float = 0
             raise PublishError(f"{field}: {path} is not an NWB (HDF5) file ({exc})") from None
     url = text if asset is None else resolve_dandi_asset(asset.dandiset, asset.path, asset.version, asset.api)
     remote = open_url(url, block_mb, field)
+    fetched = [0]
+    cache = getattr(remote.handle, "cache", None)
+    if cache is not None and callable(getattr(cache, "fetcher", None)):
+        # count what the server actually sends (a block at the end of the file is short)
+        fetch = cache.fetcher
+
+        def counted(start: int, end: int) -> bytes:
+            data = fetch(start, end)
+            fetched[0] += len(data)
+            return data
+
+        cache.fetcher = counted
     try:
         h5 = h5py.File(remote.handle, "r")
     except OSError as exc:
         remote.close()
         raise PublishError(f"{field}: {text} is not an NWB (HDF5) file ({exc})") from None
-    return NwbHandle(h5, text, remote.size, remote)
+    return NwbHandle(h5, text, remote.size, remote, fetched)

@@ -217,7 +217,8 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
         well_detected_score=settings.well_detected_score, redundant_score=settings.redundant_score,
         overmerged_score=settings.overmerged_score)
 
-    traces = open_traces(truth) if signal_metrics else None
+    # a streamed NWB is read for its Units table only: the traces would have to be fetched
+    traces = open_traces(truth) if signal_metrics and truth.remote is None else None
     units = _unit_rows(truth, srt, cmp, traces)
     sorted_units = _sorted_rows(srt, cmp)
     result = ScoreResult(truth=truth, sorting=srt, comparison=cmp, settings=settings, units=units,
