@@ -62,6 +62,7 @@ def test_nwb_carries_config_inputs_and_truth(pub_run, pub_example):
         np.testing.assert_array_equal(g["injected_events/peak_channel"][()], ft[0].astype(np.int64))
         plan = pub_run.truth.plan
         np.testing.assert_array_equal(g["injected_events/gain"][()], plan.gains.astype(np.float32))
+        np.testing.assert_array_equal(g["injected_events/template_row"][()], plan.event_template_index())
         ends = g["templates/waveform_uv_index"][()]
         for k, u in enumerate(plan.units):
             a = ends[k - 1] if k else 0

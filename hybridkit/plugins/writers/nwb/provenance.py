@@ -8,10 +8,12 @@ needs to travel (DANDI uploads nothing else): the processing module ``hybridkit`
   version, asset id and path; URL), one row per config field that named one; ``input_files``: the
   files of input folders (a sorter's output), with sizes and SHA-256;
 * ``injected_events``: every injected spike (as the legacy ``hybrid_events-<session>.csv``):
-  ``time_samples``, ``unit``, ``source_unit``, ``peak_channel``, ``x_um``, ``y_um``, ``gain``;
-* ``templates``: each injected unit's placed template exactly as injected (float32 uV, its sparse
-  channels as file columns, ``peak_index``): ``waveform_uv`` is ragged, (n_times, n_channels)
-  row-major per unit; ``template_provenance``: where each template came from (flattened rows);
+  ``time_samples``, ``unit``, ``source_unit``, ``peak_channel``, ``x_um``, ``y_um``, ``gain``,
+  and ``template_row``: the row of ``templates`` injected at that spike;
+* ``templates``: every template exactly as injected (float32 uV, its sparse channels as file
+  columns, ``peak_index``), one row per unit, or per drift variant with motion (``unit``,
+  ``variant``): ``waveform_uv`` is ragged, (n_times, n_channels) row-major per row;
+  ``template_provenance``: where each unit's template came from (flattened rows);
 * ``clipped_samples``: per file column of the neural channels, the samples that saturated;
 * ``manifest``: versions, session, seed, rate, dtype, the sources by identity, counts, skipped units
   (flattened rows, as ``run_config``).
@@ -131,12 +133,21 @@ def provenance_module(truth: GroundTruth, config: dict | None, inputs: list[dict
         ("peak_channel", "File column of the injected waveform's peak", np.asarray(plan.event_channels(), np.int64)),
         ("x_um", "x (um) of the peak contact at this spike", np.asarray(pos[:, 0], np.float64)),
         ("y_um", "y (um) of the peak contact at this spike", np.asarray(pos[:, 1], np.float64)),
-        ("gain", "Amplitude scale of the spike", np.asarray(plan.gains, np.float32))], plan.n_events))
+        ("gain", "Amplitude scale of the spike", np.asarray(plan.gains, np.float32)),
+        ("template_row", "Row of the templates table injected at this spike (its unit's drift "
+                         "variant with motion; the unit's only row without)",
+         np.asarray(plan.event_template_index(), np.int64))], plan.n_events))
 
-    tpl = [u.template for u in plan.units]
-    _add(module, _table("templates", "Placed templates exactly as injected (float32 uV)", [
-        ("unit", "Injected (new) unit id", new_ids),
-        ("source_unit", "Source unit id", src_ids),
+    # every template an event may use: one per unit, or each unit's drift variants
+    tpl = plan.all_templates()
+    owner = np.repeat(np.arange(len(plan.units)), [len(u.variant_templates) for u in plan.units])
+    variant = np.concatenate([np.arange(len(u.variant_templates)) for u in plan.units]) if plan.units \
+        else np.zeros(0, np.int64)
+    _add(module, _table("templates", "Templates exactly as injected (float32 uV), one row per "
+                        "unit (static) or per drift variant", [
+        ("unit", "Injected (new) unit id", new_ids[owner]),
+        ("source_unit", "Source unit id", src_ids[owner]),
+        ("variant", "Drift variant index of the unit (0 when static)", variant.astype(np.int64)),
         ("peak_index", "Sample of the peak within the template", np.array([t.peak_index for t in tpl], np.int64)),
         ("n_times", "Samples per channel", np.array([t.n_times for t in tpl], np.int64)),
         ("template_source", "Template source name", [str(t.source) for t in tpl])], len(tpl), ragged=[
