@@ -104,6 +104,9 @@ def rebind_inputs(config: dict, inputs: list[dict], files: list[dict], search: l
                   label: str) -> dict:
     """The config with every local input pointed at a matching file in ``search`` folders."""
     for row in inputs:
+        if row["kind"] == "dandi_asset" and row.get("dandiset_version"):
+            # "latest" may have moved on since: read the version the run read
+            config["recording"]["dandiset_version"] = row["dandiset_version"]
         if row["kind"] not in ("file", "folder"):
             continue  # DANDI assets and URLs are named in the config itself
         hits = _find(row["file_name"], search)

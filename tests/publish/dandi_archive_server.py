@@ -345,6 +345,29 @@ class LocalArchive:
     def api(self) -> str:
         return f"{self.url}/api"
 
+    def add_asset(self, dandiset: str, path: str, source: Path) -> str:
+        """Put ``source`` in the archive as asset ``path`` of ``dandiset`` (created when new), as
+        an upload would; returns the asset id. For tests that read from DANDI."""
+        data = source.read_bytes()
+        blob_id = uuid.uuid4().hex
+        (self.state.root / blob_id).write_bytes(data)
+        from dandischema.digests.dandietag import DandiETag
+
+        etag = DandiETag.from_file(source).as_str()
+        self.state.blobs[blob_id] = {"blob_id": blob_id, "path": self.state.root / blob_id, "etag": etag,
+                                     "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        d = self.state.dandisets.setdefault(dandiset, {
+            "metadata": {"name": "source", "identifier": f"DANDI:{dandiset}"}, "assets": {},
+            "created": _now(), "modified": _now(), "contact": "Doe, Jane"})
+        asset_id = str(uuid.uuid4())
+        blob = self.state.blobs[blob_id]
+        meta = {"path": path, "identifier": asset_id, "contentSize": len(data),
+                "digest": {"dandi:dandi-etag": etag, "dandi:sha2-256": blob["sha256"]},
+                "contentUrl": [f"{self.api}/assets/{asset_id}/download/", f"{self.url}/s3/blobs/{blob_id}"]}
+        d["assets"][asset_id] = {"asset_id": asset_id, "path": path, "size": len(data), "created": _now(),
+                                 "modified": _now(), "blob": blob_id, "metadata": meta}
+        return asset_id
+
     def __enter__(self):
         self.thread.start()
         return self

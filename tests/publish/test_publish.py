@@ -160,3 +160,44 @@ def test_score_and_from_nwb_stream_the_published_asset(published, archive, pub_r
     assert streamed["recording"]["path"] == str(pub_run.truth.recording.files[0].path.resolve())
     with h5py.File(pub_run.output_dir / "demo.nwb", "r") as f:
         assert "processing/hybridkit/run_config" in f
+
+
+def test_dandi_source_named_by_identity_and_regenerated(pub_example, archive, offline, tmp_path, capsys):
+    """A run whose source is a DANDI asset (streamed from the local archive) records the asset's
+    id, version and SHA-256; --from-nwb streams it again and makes the same ground truth."""
+    from hybridkit.config.run_config import load_config
+    from hybridkit.run.pipeline import generate
+    from hybridkit.run.provenance import sha256
+    from tests.helpers import config_with
+    from tests.plugins.nwb_testutil import example_to_nwb
+
+    from .conftest import NWB_META
+
+    src = example_to_nwb(pub_example, tmp_path / "source.nwb")
+    asset_id = archive.add_asset("000777", "sub-mouse01/sub-mouse01_ecephys.nwb", src)
+    recording = {"type": "nwb", "dandiset": "000777", "asset_path": "sub-mouse01/sub-mouse01_ecephys.nwb",
+                 "dandi_instance": archive.api}
+    nwb = {"type": "nwb", **NWB_META, "traces": False, "inspect": "off"}
+    cfg = config_with(pub_example, tmp_path, writers=[nwb], templates={"type": "local", "min_spikes": 5},
+                      engine={"chunk_duration_s": 0.5, "progress": False},
+                      output={"directory": str(tmp_path / "first")})
+    data = json.loads(cfg.read_text())
+    data["recording"] = recording  # replaced whole: a DANDI asset instead of the SpikeGLX path
+    cfg.write_text(json.dumps(data))
+    first = generate(load_config(cfg))
+    with h5py.File(first.output_dir / "demo.nwb", "r") as f:
+        g = f["processing/hybridkit/inputs"]
+        k = [v.decode() for v in g["field"][()]].index("/recording/dandiset")
+        got = {c: g[c][k] for c in ("kind", "dandiset", "dandiset_version", "asset_id", "sha256", "bytes")}
+    assert {c: (v.decode() if isinstance(v, bytes) else int(v)) for c, v in got.items()} == {
+        "kind": "dandi_asset", "dandiset": "000777", "dandiset_version": "draft", "asset_id": asset_id,
+        "sha256": sha256(src), "bytes": src.stat().st_size}
+    code, _, err = main(capsys, "generate", "--from-nwb", first.output_dir / "demo.nwb",
+                        "--inputs", pub_example, "-o", tmp_path / "again")
+    assert code == 0, err
+    with h5py.File(first.output_dir / "demo.nwb", "r") as a, h5py.File(tmp_path / "again" / "demo.nwb", "r") as b:
+        for col in ("spike_times", "spike_times_index", "amplitude_scale", "spike_peak_channel"):
+            assert (a[f"units/{col}"][()] == b[f"units/{col}"][()]).all(), col
+        for col in ("time_samples", "unit", "gain", "template_row"):
+            assert (a[f"processing/hybridkit/injected_events/{col}"][()] ==
+                    b[f"processing/hybridkit/injected_events/{col}"][()]).all(), col
