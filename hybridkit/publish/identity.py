@@ -33,17 +33,18 @@ INPUT_COLUMNS = ("field", "kind", "file_name", "bytes", "sha256", "files", "url"
                  "dandiset", "dandiset_version", "asset_id", "asset_path")
 
 
-def file_identity(path: Path) -> dict[str, Any]:
-    return {"kind": "file", "file_name": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)}
+def file_identity(path: Path, cancel=None) -> dict[str, Any]:
+    return {"kind": "file", "file_name": path.name, "bytes": path.stat().st_size,
+            "sha256": sha256(path, cancel=cancel)}
 
 
-def folder_identity(path: Path) -> dict[str, Any]:
+def folder_identity(path: Path, cancel=None) -> dict[str, Any]:
     """The folder's files (sorted relative POSIX names) with sizes and, below the limit, SHA-256."""
     files = []
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
         size = p.stat().st_size
         files.append({"file_name": p.relative_to(path).as_posix(), "bytes": size,
-                      "sha256": sha256(p) if size <= HASH_MAX_BYTES else ""})
+                      "sha256": sha256(p, cancel=cancel) if size <= HASH_MAX_BYTES else ""})
     return {"kind": "folder", "file_name": path.name, "bytes": sum(f["bytes"] for f in files), "files": files}
 
 
@@ -91,10 +92,11 @@ def _recording_identity(recording: dict) -> dict[str, Any] | None:
     return None
 
 
-def portable_config(resolved: dict) -> tuple[dict, list[dict[str, Any]]]:
+def portable_config(resolved: dict, cancel=None) -> tuple[dict, list[dict[str, Any]]]:
     """``(config without absolute paths, input rows)`` of a resolved config (JSON form).
 
-    Each row has every key of :data:`INPUT_COLUMNS`; ``files`` is a list for folders."""
+    Each row has every key of :data:`INPUT_COLUMNS`; ``files`` is a list for folders. ``cancel``
+    (a threading.Event) stops the hashing when the run fails."""
     rows = flatten(resolved)
     inputs: list[dict[str, Any]] = []
     out = []
@@ -103,9 +105,9 @@ def portable_config(resolved: dict) -> tuple[dict, list[dict[str, Any]]]:
         if isinstance(value, str) and os.path.isabs(value):
             path = Path(value)
             if path.is_file():
-                inputs.append({"field": pointer, **file_identity(path)})
+                inputs.append({"field": pointer, **file_identity(path, cancel)})
             elif path.is_dir():
-                inputs.append({"field": pointer, **folder_identity(path)})
+                inputs.append({"field": pointer, **folder_identity(path, cancel)})
             text = _dumps(path.name)
         out.append((pointer, text))
     remote = _recording_identity(resolved.get("recording") or {})

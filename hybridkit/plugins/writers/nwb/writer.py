@@ -124,6 +124,7 @@ class NwbWriter(Writer):
         self._fillers: list[tuple[ChunkFiller, np.ndarray | slice]] = []
         self._next = 0
         self._inputs = None  # Future of (portable config, input rows), hashed beside the run
+        self._cancel_inputs = None
 
     # ------------------------------------------------------------------------------------------
     def _notes(self, recording: Recording) -> dict:
@@ -271,6 +272,8 @@ class NwbWriter(Writer):
                 filler.pool.shutdown(wait=True, cancel_futures=True)
                 filler.pool = None
         self._fillers = []
+        if getattr(self, "_cancel_inputs", None) is not None:  # stop hashing the inputs
+            self._cancel_inputs.set()
         h5, self._h5 = getattr(self, "_h5", None), None
         if h5 is not None:
             try:
@@ -291,8 +294,11 @@ class NwbWriter(Writer):
         resolved = getattr(self.context, "resolved_config", None)
         if resolved is None:
             return
+        import threading
+
+        self._cancel_inputs = threading.Event()
         pool = ThreadPoolExecutor(1, thread_name_prefix="nwb-input-identity")
-        self._inputs = pool.submit(portable_config, resolved)
+        self._inputs = pool.submit(portable_config, resolved, self._cancel_inputs)
         pool.shutdown(wait=False)
 
     def _add_provenance(self, nwbfile, truth: GroundTruth) -> None:
