@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from hybridkit import __version__
-from hybridkit.errors import ConfigError, HybridkitError
+from hybridkit.errors import HybridkitError
 
 log = logging.getLogger("hybridkit")
 
@@ -21,8 +21,6 @@ def _cmd_generate(args) -> int:
     from hybridkit.config.run_config import load_config
     from hybridkit.run.pipeline import generate
 
-    if (args.config is None) == (args.from_nwb is None):
-        raise ConfigError("generate: give a run config (CONFIG) or --from-nwb HYBRID.nwb, not both")
     if args.from_nwb is not None:
         from hybridkit.config.run_config import validate_config
         from hybridkit.publish.from_nwb import config_from_nwb
@@ -188,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("generate", help="write a hybrid recording and its ground truth")
-    p.add_argument("config", type=Path, nargs="?", help="run config (JSON or YAML)")
-    p.add_argument("--from-nwb", metavar="HYBRID", help="instead of a config: rebuild the run from "
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("config", type=Path, nargs="?", help="run config (JSON or YAML)")
+    what.add_argument("--from-nwb", metavar="HYBRID", help="instead of a config: rebuild the run from "
                    "a hybrid NWB written by hybridkit (a path, an http(s) URL, or "
                    "dandi://INSTANCE/DANDISET[@VERSION]/PATH) and make the same ground truth again")
     p.add_argument("--inputs", type=Path, action="append", metavar="DIR",
