@@ -26,6 +26,8 @@ from pydantic import Field, ValidationError, field_validator
 from hybridkit.errors import PublishError
 from hybridkit.options import StrictModel
 
+#: web addresses of the known archives (a source on another archive is named by its API URL)
+WEB = {"dandi": "https://dandiarchive.org", "dandi-sandbox": "https://sandbox.dandiarchive.org"}
 #: filled in by the archive when a dandiset is created or published
 SERVER_FILLED = {"id", "identifier", "citation", "assetsSummary", "manifestLocation", "version"}
 
@@ -87,7 +89,8 @@ def hybrid_paragraph(sources: list[dict[str, Any]], version: str) -> str:
     named = []
     for s in sources:
         if s.get("dandiset"):
-            link = f"https://dandiarchive.org/dandiset/{s['dandiset']}/{s.get('dandiset_version') or 'draft'}"
+            web = WEB.get(s.get("dandi_instance") or "dandi", s.get("dandi_instance"))
+            link = f"{web}/dandiset/{s['dandiset']}/{s.get('dandiset_version') or 'draft'}"
             named.append(f"DANDI:{s['dandiset']} asset {s.get('asset_path')} ({link})")
         elif s.get("url"):
             named.append(s["url"])
@@ -122,8 +125,9 @@ def dandiset_metadata(section: DandisetSection, sources: list[dict[str, Any]], v
     return meta
 
 
-def check_metadata(meta: dict, label: str = "dandiset") -> None:
-    """dandischema's Dandiset model, ignoring only what the archive fills in."""
+def check_metadata(meta: dict, label: str = "dandiset", hint: str = "") -> None:
+    """dandischema's Dandiset model, ignoring only what the archive fills in; every problem in
+    one line."""
     from dandischema.models import Dandiset
 
     try:
@@ -131,9 +135,8 @@ def check_metadata(meta: dict, label: str = "dandiset") -> None:
     except ValidationError as exc:
         errors = [e for e in exc.errors() if e["loc"][0] not in SERVER_FILLED]
         if errors:
-            e = errors[0]
-            loc = ".".join(str(p) for p in e["loc"])
-            raise PublishError(f"{label}: {loc}: {e['msg']} (dandischema {_schema_version()})") from None
+            what = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+            raise PublishError(f"{label}: {what} (dandischema {_schema_version()}){hint}") from None
 
 
 def _schema_version() -> str:

@@ -110,7 +110,7 @@ def publish(outputs: list[Path], dandiset: str | None, instance: str = "dandi",
     from tqdm import tqdm
 
     from hybridkit.plugins.writers.nwb.metadata import _version
-    from hybridkit.publish.dandiset import dandiset_metadata, load_section
+    from hybridkit.publish.dandiset import check_metadata, dandiset_metadata, load_section
 
     if (dandiset is None) == (create is None):
         raise PublishError("publish: give --dandiset ID (an existing dandiset) or --create METADATA.yaml")
@@ -140,6 +140,8 @@ def publish(outputs: list[Path], dandiset: str | None, instance: str = "dandi",
                 raise PublishError(f"--dandiset: no dandiset {dandiset} on {instance} (or no access "
                                    "with this key); create it with --create METADATA.yaml") from None
             raw = ds.get_raw_metadata()
+            check_metadata(raw, f"dandiset {dandiset} on {instance}", "; fill it in on the archive's "
+                           "web page (or create a new dandiset with --create METADATA.yaml)")
         folder = Path(dandiset_dir or Path.cwd() / (dandiset or "new-dandiset"))
         write_dandiset_yaml(folder, raw)
         targets = [place(info, folder) for info in infos]

@@ -131,6 +131,17 @@ def test_refusals_before_any_network_call(pub_run, archive, tmp_path, capsys, mo
     assert not (tmp_path / "ds").exists()
 
 
+def test_incomplete_dandiset_metadata_is_refused(pub_run, archive, offline, tmp_path, capsys):
+    """An existing dandiset without description, license or contact: one line, nothing uploaded."""
+    archive.add_asset("000555", "sub-x/sub-x_ecephys.nwb", pub_run.output_dir / "config.resolved.json")
+    before = len(archive.state.log)
+    code, _, err = main(capsys, "publish", pub_run.output_dir, "--dandiset", "000555",
+                        "--instance", archive.api, "--dandiset-dir", tmp_path / "ds")
+    assert code == 2 and err.count("\n") == 1
+    assert "dandiset 000555" in err and "description" in err and "license" in err and "contributor" in err
+    assert _sent(archive, before) == []
+
+
 def test_score_and_from_nwb_stream_the_published_asset(published, archive, pub_run, offline,
                                                        tmp_path, capsys):
     """score reads only the Units table of the asset; --from-nwb rebuilds the same config from it."""
