@@ -13,7 +13,8 @@ from tests.helpers import config_with
 NWB_META = {"session_start_time": "2024-03-04T12:00:00+00:00", "experimenter": ["Doe, Jane"],
             "institution": "Test University", "electrode_location": "CA1", "compression_level": 1,
             "subject": {"subject_id": "mouse01", "species": "Mus musculus", "sex": "U", "age": "P90D"},
-            "inspect": "error"}
+            # the suite's dandi check (tests/dandi_check.py) runs dandi validate, nwbinspector included
+            "inspect": "off"}
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def pub_example(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pub_run(pub_example, tmp_path_factory):
-    """legacy + nwb (traces, DANDI metadata, inspector in error mode) on the example; session 'demo'."""
+    """legacy + nwb (traces, DANDI metadata) on the example; session 'demo'."""
     out = tmp_path_factory.mktemp("pub_run")
     cfg = config_with(pub_example, out, writers=[{"type": "legacy"}, {"type": "nwb", **NWB_META}],
                       engine={"chunk_duration_s": 0.5, "progress": False},

@@ -83,7 +83,7 @@ def test_upload_bytes_and_metadata(published, archive, pub_run):
     assert local["identifier"] == f"DANDI:{did}" and local["description"] == dmeta["description"]
 
 
-def test_second_run_uploads_nothing(published, archive, pub_run, offline, capsys):
+def test_second_run_uploads_nothing(published, archive, pub_run, offline, tmp_path, capsys):
     did, ds = published
     before = len(archive.state.log)
     code, out, err = main(capsys, "publish", pub_run.output_dir, "--dandiset", did,
@@ -92,6 +92,23 @@ def test_second_run_uploads_nothing(published, archive, pub_run, offline, capsys
     assert f"unchanged {ASSET}" in out
     assert _sent(archive, before) == []  # no upload, no asset, no metadata write
     assert len(archive.state.dandisets[did]["assets"]) == 1
+
+    # a changed file (another identifier: other bytes, same name) replaces the asset
+    import shutil
+
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    shutil.copyfile(pub_run.output_dir / "demo.nwb", changed / "demo.nwb")
+    with h5py.File(changed / "demo.nwb", "r+") as f:
+        del f["identifier"]
+        f.create_dataset("identifier", data="another-identifier")
+    code, out, err = main(capsys, "publish", changed, "--dandiset", did, "--instance", archive.api,
+                          "--dandiset-dir", tmp_path / "ds2")
+    assert code == 0, err
+    assert f"uploaded {ASSET}" in out
+    (asset,) = archive.state.dandisets[did]["assets"].values()
+    assert archive.state.blobs[asset["blob"]]["path"].read_bytes() == (changed / "demo.nwb").read_bytes()
+    assert (changed / "demo.nwb").read_bytes() != (pub_run.output_dir / "demo.nwb").read_bytes()
 
 
 def test_dry_run_sends_nothing(pub_run, archive, offline, tmp_path, capsys):
@@ -157,7 +174,8 @@ def test_score_and_from_nwb_stream_the_published_asset(published, archive, pub_r
     score = json.loads((tmp_path / "score" / "score.json").read_text())
     assert score["summary"]["mean_accuracy"] == 1.0
     served = sum(n for m, p, _, n in archive.state.log[before:] if m == "GET" and p.startswith("/s3/blobs/"))
-    size = (pub_run.output_dir / "demo.nwb").stat().st_size
+    (asset,) = archive.state.dandisets[did]["assets"].values()  # (replaced by an earlier test)
+    size = asset["size"]
     assert 0 < served < 0.1 * size  # the traces were not fetched
     assert f"fetched {served:,} of {size:,} bytes" in out
 
