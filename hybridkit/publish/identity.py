@@ -15,6 +15,7 @@ Paths that do not exist (the output folder, still being written) keep only their
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -101,14 +102,14 @@ def portable_config(resolved: dict, cancel=None) -> tuple[dict, list[dict[str, A
     inputs: list[dict[str, Any]] = []
     out = []
     for pointer, text in rows:
-        value = _json(text)
+        value = json.loads(text)
         if isinstance(value, str) and os.path.isabs(value):
             path = Path(value)
             if path.is_file():
                 inputs.append({"field": pointer, **file_identity(path, cancel)})
             elif path.is_dir():
                 inputs.append({"field": pointer, **folder_identity(path, cancel)})
-            text = _dumps(path.name)
+            text = json.dumps(path.name)
         out.append((pointer, text))
     remote = _recording_identity(resolved.get("recording") or {})
     if remote is not None:
@@ -123,15 +124,3 @@ def complete_row(row: dict[str, Any]) -> dict[str, Any]:
     full["bytes"] = int(full["bytes"]) if full["bytes"] != "" else -1
     full["files"] = full["files"] or []
     return full
-
-
-def _json(text: str):
-    import json
-
-    return json.loads(text)
-
-
-def _dumps(value) -> str:
-    import json
-
-    return json.dumps(value, separators=(",", ":"))

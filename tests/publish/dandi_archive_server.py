@@ -139,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         if parts[:2] == ["s3", "blobs"]:
             return self._blob(parts[2])
         if parts[:2] == ["api", "assets"] and len(parts) >= 3:
-            did, a = self._find_asset(parts[2])
+            _, a = self._find_asset(parts[2])
             if a is None:
                 return self._json({"detail": "Not found."}, 404)
             if len(parts) == 4 and parts[3] == "download":

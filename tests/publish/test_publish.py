@@ -138,8 +138,9 @@ def test_refusals_before_any_network_call(pub_run, archive, tmp_path, capsys, mo
                         "--instance", archive.api, "--dandiset-dir", tmp_path / "ds")
     assert code == 2 and "contributor.0" in err and "email" in err
     # an NWB that is not a hybridkit output: says what is missing
-    from tests.plugins.nwb_testutil import write_nwb
     import numpy as np
+
+    from tests.plugins.nwb_testutil import write_nwb
 
     other = write_nwb(tmp_path / "plain.nwb", np.zeros((100, 4), np.int16))
     code, _, err = main(capsys, "publish", other, "--dandiset", "000001", "--instance", archive.api)

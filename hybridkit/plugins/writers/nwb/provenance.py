@@ -134,8 +134,8 @@ def provenance_module(truth: GroundTruth, config: dict | None, inputs: list[dict
         ("x_um", "x (um) of the peak contact at this spike", np.asarray(pos[:, 0], np.float64)),
         ("y_um", "y (um) of the peak contact at this spike", np.asarray(pos[:, 1], np.float64)),
         ("gain", "Amplitude scale of the spike", np.asarray(plan.gains, np.float32)),
-        ("template_row", "Row of the templates table injected at this spike (its unit's drift "
-                         "variant with motion; the unit's only row without)",
+        ("template_row", ("Row of the templates table injected at this spike (its unit's drift "
+                          "variant with motion; the unit's only row without)"),
          np.asarray(plan.event_template_index(), np.int64))], plan.n_events))
 
     # every template an event may use: one per unit, or each unit's drift variants
