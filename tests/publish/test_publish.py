@@ -179,6 +179,11 @@ def test_score_and_from_nwb_stream_the_published_asset(published, archive, pub_r
     size = asset["size"]
     assert 0 < served < 0.1 * size  # the traces were not fetched
     assert f"fetched {served:,} of {size:,} bytes" in out
+    # the same file by its plain URL (the archive's blob store): the same score
+    code, out, err = main(capsys, "score", f"{archive.url}/s3/blobs/{asset['blob']}", sorting,
+                          "-o", tmp_path / "score_url")
+    assert code == 0, err
+    assert json.loads((tmp_path / "score_url" / "score.json").read_text())["units"] == score["units"]
 
     from hybridkit.publish.from_nwb import config_from_nwb
 
