@@ -3,26 +3,42 @@
 The public API; everything else is internal. Plugin authors need ``hookimpl``, the base classes
 and the data model; users of the library need ``load_config`` and ``generate``.
 """
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
-
-from hybridkit.errors import HybridkitError
-from hybridkit.hookspecs import RunContext, SorterAdapter, SourceReader, TemplateSource, Writer, hookimpl
-from hybridkit.model import (
-    GroundTruth,
-    Plan,
-    PlacedUnit,
-    Recording,
-    SourceFile,
-    Sorting,
-    Template,
-    TemplateBank,
-)
-from hybridkit.options import ConfigPath, PluginOptions
+from typing import TYPE_CHECKING
 
 try:
     __version__ = _version("hybridkit")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
+
+# The public names are imported on first use (PEP 562): ``import hybridkit.cli`` then loads no
+# numpy or pydantic, so the command line catches a Ctrl-C or SIGTERM from its very start.
+_LAZY = {
+    "HybridkitError": "hybridkit.errors",
+    **{name: "hybridkit.hookspecs" for name in (
+        "RunContext", "SorterAdapter", "SourceReader", "TemplateSource", "Writer", "hookimpl")},
+    **{name: "hybridkit.model" for name in (
+        "GroundTruth", "Plan", "PlacedUnit", "Recording", "SourceFile", "Sorting", "Template",
+        "TemplateBank")},
+    "ConfigPath": "hybridkit.options", "PluginOptions": "hybridkit.options",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hybridkit.errors import HybridkitError
+    from hybridkit.hookspecs import (RunContext, SorterAdapter, SourceReader, TemplateSource,
+                                     Writer, hookimpl)
+    from hybridkit.model import (GroundTruth, PlacedUnit, Plan, Recording, Sorting, SourceFile,
+                                 Template, TemplateBank)
+    from hybridkit.options import ConfigPath, PluginOptions
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hybridkit' has no attribute {name!r}")
 
 
 def load_config(path):

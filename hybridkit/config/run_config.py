@@ -196,6 +196,8 @@ class RunConfigBase(StrictModel):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     #: where the config came from, for error messages
     _source: str = PrivateAttr(default="config")
+    #: the config file, when loaded from one (an input the output must never overwrite)
+    _config_path: Path | None = PrivateAttr(default=None)
 
     @property
     def base_dir(self) -> Path:
@@ -204,6 +206,10 @@ class RunConfigBase(StrictModel):
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def config_path(self) -> Path | None:
+        return self._config_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,4 +398,6 @@ def load_config(path: str | Path, reg: Registry | None = None):
     """Load, validate and return the RunConfig in ``path`` (JSON, or YAML by extension)."""
     path = Path(path)
     data = read_config_file(path)
-    return validate_config(data, path.resolve().parent, str(path), reg)
+    cfg = validate_config(data, path.resolve().parent, str(path), reg)
+    cfg._config_path = path.absolute()  # type: ignore[attr-defined]
+    return cfg

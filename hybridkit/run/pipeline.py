@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridkit.run import provenance
+from hybridkit.run import output_guard, provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.selection import choose_units, write_table
 from hybridkit.hookspecs import RunContext, Writer
@@ -156,7 +156,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
 
-    out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
+    out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     staging = provenance.open_staging(out_dir, cfg.output.overwrite)
     begun: list[Writer] = []
     # One BLAS thread: the matrices here are small (90 x 90 Gram matrices), and a multi-threaded

@@ -275,6 +275,11 @@ class TemplateDatabase(TemplateSource):
     Options: ClassVar[type[PluginOptions]] = DatabaseOptions
     uses_sorting_units: ClassVar[bool] = False
 
+    @classmethod
+    def extra_inputs(cls, options: DatabaseOptions) -> list[tuple[str, Path]]:
+        """The default template cache, when templates.cache_dir is not set (a path field then)."""
+        return [] if options.cache_dir is not None else [("the template cache", default_cache_dir())]
+
     def _rng(self) -> np.random.Generator:
         return self.context.rng if self.context is not None else np.random.default_rng(0)
 
