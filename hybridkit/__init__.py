@@ -4,16 +4,11 @@ The public API; everything else is internal. Plugin authors need ``hookimpl``, t
 and the data model; users of the library need ``load_config`` and ``generate``.
 """
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version as _version
 from typing import TYPE_CHECKING
 
-try:
-    __version__ = _version("hybridkit")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+unknown"
-
-# The public names are imported on first use (PEP 562): ``import hybridkit.cli`` then loads no
-# numpy or pydantic, so the command line catches a Ctrl-C or SIGTERM from its very start.
+# The public names (and __version__) are resolved on first use (PEP 562): ``import hybridkit.cli``
+# then loads no numpy, pydantic or package metadata, so the command line catches a Ctrl-C or
+# SIGTERM from its very start.
 _LAZY = {
     "HybridkitError": "hybridkit.errors",
     **{name: "hybridkit.hookspecs" for name in (
@@ -33,7 +28,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from hybridkit.options import ConfigPath, PluginOptions
 
 
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    try:
+        return _version("hybridkit")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str):
+    if name == "__version__":  # importlib.metadata takes ~50 ms: only when asked
+        globals()[name] = value = _package_version()
+        return value
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value

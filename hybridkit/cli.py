@@ -11,7 +11,6 @@ import logging
 import sys
 from pathlib import Path
 
-from hybridkit import __version__
 from hybridkit.errors import HybridkitError
 
 log = logging.getLogger("hybridkit")
@@ -153,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hybrid ground-truth data for spike sorting: inject known units into a real "
                     "recording and write the hybrid recording with its exact ground truth.",
     )
+    from hybridkit import __version__
+
     parser.add_argument("--version", action="version", version=f"hybridkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -284,8 +285,9 @@ def _sigterm_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
-    restore = _sigterm_as_interrupt()
+    restore = lambda: None  # noqa: E731
     try:
+        restore = _sigterm_as_interrupt()
         return _run(argv)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, whenever it comes: one line, no traceback
         print("hybridkit: interrupted", file=sys.stderr)
