@@ -38,14 +38,18 @@ def open_staging(out_dir: Path, overwrite: bool) -> Path:
             raise OutputError(f"output.directory: {out_dir} cannot be created: {parent} is a file, "
                               "not a folder; choose a writable folder")
     staging_owner.sweep(out_dir)
+    staging = out_dir.parent / f"{staging_owner.staging_prefix(out_dir)}{uuid.uuid4().hex[:8]}"
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = out_dir.parent / f"{staging_owner.staging_prefix(out_dir)}{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         staging_owner.write_owner(staging)
     except OSError as exc:
+        discard_staging(staging)
         raise OutputError(f"output.directory: cannot write in {out_dir.parent} "
                           f"({exc.strerror or exc}); choose a writable folder") from None
+    except BaseException:  # interrupted between the two: not a folder without an owner record
+        discard_staging(staging)
+        raise
     return staging
 
 
