@@ -169,8 +169,12 @@ class EngineConfig(StrictModel):
 
 class OutputConfig(StrictModel):
     directory: ConfigPath | None = Field(
-        None, description="Output folder; default 'hybrid_output' beside the config file.")
-    overwrite: bool = Field(False, description="Replace an existing output folder.")
+        None, description="Output folder; default 'hybrid_output' beside the config file. It may "
+        "not be, hold or lie inside an input (recording files, sorting, motion file, this config, "
+        "the template cache).")
+    overwrite: bool = Field(False, description="Replace an existing output folder, only one "
+                            "hybridkit wrote (its manifest.json) or an empty one; any other "
+                            "folder, and one that is, holds or lies inside an input, is refused.")
     checksums: Literal["all", "sidecars", "none"] = Field(
         "sidecars", description="SHA-256 of files in the manifest: all files (use when publishing; "
         "reads every hybrid binary once more), only the small sidecar files, or none.")
