@@ -198,3 +198,58 @@ def test_the_loser_of_two_runs_says_what_happened(demo, tmp_path, capsys, monkey
     assert "this run's output was discarded" in err and "partial" not in err
     assert {p.name: sha(p) for p in out.iterdir() if p.is_file()} == a_sums
     assert not stagings(out)
+
+
+def test_a_second_run_while_the_first_runs_refuses_truthfully(demo, tmp_path, capsys):
+    """Two runs into one output: A (a real process) is writing; B, started meanwhile (in-process,
+    so it reaches its check within milliseconds), stops at once naming A; A finishes undisturbed."""
+    out = tmp_path / "out"
+    cfg = config(demo, tmp_path, out)
+    a = subprocess.Popen([sys.executable, "-m", "hybridkit", "generate", str(cfg)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (stagings(out) and (stagings(out)[0] / OWNER_FILE).is_file()) \
+                and a.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        a_staging = stagings(out)[0]
+        code, _, err = main(capsys, "generate", cfg)
+        assert a.poll() is None, "A ended before B was checked"
+    finally:
+        _, a_err = a.communicate(timeout=120)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"is being written by another run (pid {a.pid}" in err and a_staging.name in err
+    assert a.returncode == 0, a_err
+    assert (out / "manifest.json").is_file() and not stagings(out)
+
+
+def test_an_interrupted_replacement_is_cleaned_up(demo, tmp_path, capsys, caplog):
+    out = tmp_path / "out"
+    cfg = config(demo, tmp_path, out, output={"directory": str(out), "overwrite": True})
+    code, _, err = main(capsys, "generate", cfg)
+    assert code == 0, err
+    old = tmp_path / ".out.old-1234abcd"  # as a kill during the deletion of a replaced output leaves
+    shutil.copytree(out, old)
+    code, _, err = main(capsys, "generate", cfg)
+    assert code == 0, err
+    assert not old.exists()
+    notes = staging_notes(caplog)
+    assert len(notes) == 1 and str(old) in notes[0] and "deletion was interrupted" in notes[0]
+
+
+def test_interrupt_between_the_renames_puts_the_previous_output_back(tmp_path, monkeypatch):
+    from hybridkit.run import staging as staging_owner
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"tool": "hybridkit", "files": []}))
+    new = provenance.open_staging(out, overwrite=True)
+
+    def interrupted(staging):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(staging_owner, "release", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        provenance.commit_staging(new, out, overwrite=True)
+    assert json.loads((out / "manifest.json").read_text())["tool"] == "hybridkit"
+    assert not list(tmp_path.glob(".out.old-*"))

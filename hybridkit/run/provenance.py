@@ -71,10 +71,15 @@ def commit_staging(staging: Path, out_dir: Path, overwrite: bool) -> None:
             raise OutputError(f"output.directory: {out_dir} was written by someone else while this "
                               f"run was writing (another run?) and is left as it is: it {reason}; "
                               "this run's output was discarded")
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        old = out_dir.parent / f"{staging_owner.old_prefix(out_dir)}{uuid.uuid4().hex[:8]}"
         out_dir.rename(old)
-    staging_owner.release(staging)
-    staging.rename(out_dir)
+    try:
+        staging_owner.release(staging)
+        staging.rename(out_dir)
+    except BaseException:  # interrupted between the two renames: put the previous output back
+        if old is not None and not out_dir.exists():
+            old.rename(out_dir)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

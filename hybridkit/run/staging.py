@@ -30,9 +30,15 @@ def staging_prefix(out_dir: Path) -> str:
     return f".{out_dir.name}.partial-"
 
 
-def staging_folders(out_dir: Path) -> list[Path]:
-    """The staging folders of runs into ``out_dir`` that exist now (no glob: names may hold '[')."""
-    prefix = staging_prefix(out_dir)
+def old_prefix(out_dir: Path) -> str:
+    """Name prefix of a replaced output while ``overwrite`` deletes it."""
+    return f".{out_dir.name}.old-"
+
+
+def staging_folders(out_dir: Path, prefix: str | None = None) -> list[Path]:
+    """The staging folders of runs into ``out_dir`` that exist now (no glob: names may hold '['),
+    or the folders with another ``prefix`` beside it."""
+    prefix = prefix or staging_prefix(out_dir)
     try:
         return sorted(p for p in out_dir.parent.iterdir()
                       if p.name.startswith(prefix) and p.is_dir() and not p.is_symlink())
@@ -94,8 +100,10 @@ def release(staging: Path) -> None:
 def sweep(out_dir: Path) -> None:
     """Before a run into ``out_dir``: remove stale staging folders of runs into it.
 
-    Removed (one warning line each): the owner ran on this host and is gone. Left, with a warning:
-    another host's, or without an owner record (nothing tells whether a run still writes there).
+    Removed (one warning line each): the owner ran on this host and is gone; and a replaced
+    output (``.<name>.old-*``) whose deletion was cut short, once ``out_dir`` exists. Left, with
+    a warning: another host's, or without an owner record (nothing tells whether a run still
+    writes there).
 
     Raises:
         OutputError: a run that is alive on this host is writing into ``out_dir``.
@@ -119,3 +127,12 @@ def sweep(out_dir: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
             log.warning("removed %s, left by a run that is no longer running (pid %d on %s, "
                         "started %s)", staging, owner["pid"], here, owner.get("started"))
+    # a replaced output whose deletion was cut short: garbage once its successor is in place
+    for old in staging_folders(out_dir, old_prefix(out_dir)):
+        if out_dir.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            log.warning("removed %s, an output replaced by %s whose deletion was interrupted",
+                        old, out_dir)
+        else:
+            log.warning("left %s: an output being replaced when a run was interrupted; rename it "
+                        "to %s to keep it, or remove it", old, out_dir.name)
