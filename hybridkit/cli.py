@@ -46,7 +46,6 @@ def _cmd_config_schema(args) -> int:
 
 def _cmd_config_check(args) -> int:
     from hybridkit.config.run_config import load_config
-
     from hybridkit.run.output_guard import check_output
 
     cfg = load_config(args.config)
@@ -147,13 +146,13 @@ def _cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hybridkit import __version__  # resolved here: importing this module stays light
+
     parser = argparse.ArgumentParser(
         prog="hybridkit",
         description="Hybrid ground-truth data for spike sorting: inject known units into a real "
                     "recording and write the hybrid recording with its exact ground truth.",
     )
-    from hybridkit import __version__
-
     parser.add_argument("--version", action="version", version=f"hybridkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
