@@ -21,15 +21,30 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from hybridkit.errors import HybridkitError
-    from hybridkit.hookspecs import (RunContext, SorterAdapter, SourceReader, TemplateSource,
-                                     Writer, hookimpl)
-    from hybridkit.model import (GroundTruth, PlacedUnit, Plan, Recording, Sorting, SourceFile,
-                                 Template, TemplateBank)
+    from hybridkit.hookspecs import (
+        RunContext,
+        SorterAdapter,
+        SourceReader,
+        TemplateSource,
+        Writer,
+        hookimpl,
+    )
+    from hybridkit.model import (
+        GroundTruth,
+        PlacedUnit,
+        Plan,
+        Recording,
+        Sorting,
+        SourceFile,
+        Template,
+        TemplateBank,
+    )
     from hybridkit.options import ConfigPath, PluginOptions
 
 
 def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as _version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
 
     try:
         return _version("hybridkit")

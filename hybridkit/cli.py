@@ -146,7 +146,8 @@ def _cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hybridkit import __version__  # resolved here: importing this module stays light
+    # resolved here, not at import: importing this module stays light (see hybridkit/__init__)
+    from hybridkit import __version__
 
     parser = argparse.ArgumentParser(
         prog="hybridkit",
@@ -284,7 +285,7 @@ def _sigterm_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
-    restore = lambda: None  # noqa: E731
+    restore = None
     try:
         restore = _sigterm_as_interrupt()
         return _run(argv)
@@ -292,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         print("hybridkit: interrupted", file=sys.stderr)
         return 130
     finally:
-        restore()
+        if restore is not None:
+            restore()
 
 
 def _run(argv: list[str] | None) -> int:

@@ -64,8 +64,8 @@ def test_klusta_style_prb(tmp_path):
     ("channel_groups = __import__('os').system('touch {marker}')\n", "line 1"),
     ("channel_groups = {{0: {{'channels': [open('{marker}', 'w')], 'geometry': {{}}}}}}\n", "line 1"),
     ("x = [open('{marker}', 'w') for _ in range(1)]\n", "needs running code"),
-    ("a = 1\nchannel_groups = {{0: {{'channels': [0], 'geometry': {{0: (0, 0)}}}}}}\n"
-     "for i in range(1):\n    open('{marker}', 'w')\n", "line 3: a statement other than 'name = value' (For)"),
+    (("a = 1\nchannel_groups = {{0: {{'channels': [0], 'geometry': {{0: (0, 0)}}}}}}\n"
+      "for i in range(1):\n    open('{marker}', 'w')\n"), "line 3: a statement other than 'name = value' (For)"),
     ("n = 10000000000\nn = n * n\n", "line 2: a whole number beyond"),
     ("channel_groups = np.load('{marker}')\n", "needs running code"),
     ("channel_groups = np.int64(open('{marker}', 'w'))\n", "needs running code"),

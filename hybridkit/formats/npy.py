@@ -81,9 +81,9 @@ def read_npy(path: Path, error: type[HybridkitError], label: str) -> np.ndarray:
         with open(path, "rb") as fh:
             version = npy_format.read_magic(fh)
             if version == (1, 0):
-                shape, fortran, dtype = npy_format.read_array_header_1_0(fh)
+                shape, _, dtype = npy_format.read_array_header_1_0(fh)
             elif version == (2, 0):
-                shape, fortran, dtype = npy_format.read_array_header_2_0(fh)
+                shape, _, dtype = npy_format.read_array_header_2_0(fh)
             else:
                 raise ValueError(f".npy format version {version[0]}.{version[1]}; "
                                  "versions 1.0 and 2.0 are read")
