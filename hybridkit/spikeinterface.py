@@ -107,7 +107,8 @@ def _with_probe(recording, probe):
     """``recording`` (channel ids = file columns) sliced to the probe's contacts, probe attached."""
     if probe is None:
         return recording
-    return recording.set_probe(probe)
+    sliced = recording.set_probe(probe)  # SpikeInterface >= 0.105 sets it in place when nothing is cut
+    return recording if sliced is None else sliced
 
 
 def read_hybrid(output_dir: str | Path, lazy: bool | None = None):

@@ -55,7 +55,9 @@ def extractor_table(kind: str) -> dict[str, Any]:
     the in-memory ones; ``kind`` is "recording" or "sorting"."""
     import spikeinterface.extractors as se
 
-    full = getattr(se, f"{kind}_extractor_full_dict")
+    full = dict(getattr(se, f"{kind}_extractor_full_dict"))
+    if kind == "recording":  # SpikeInterface's own dispatcher between its two Open Ephys readers
+        full.setdefault("openephys", se.read_openephys)
     return {k: v for k, v in full.items() if k not in UNSAFE_EXTRACTORS and k not in NOT_FROM_CONFIG}
 
 

@@ -18,6 +18,7 @@ block. It is not a flat file: the legacy writer writes its hybrid as a flat bina
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -194,7 +195,8 @@ class SpikeInterfaceReader(SourceReader):
         chans = np.flatnonzero(neural)
         files = [SourceFile(path=Path(label), n_samples=int(rec.get_num_samples(segment_index=k)))
                  for k in range(rec.get_num_segments())]
-        name = Path(label).stem or str(self.options.extractor)
+        # the hybrid files are named after it: no spaces (Open Ephys folders have them)
+        name = re.sub(r"[^\w.-]+", "_", Path(label).stem) or str(self.options.extractor)
         out = SpikeInterfaceRecording(
             files=files, dtype=dtype, n_channels=n_chan, sampling_rate=float(rec.get_sampling_frequency()),
             gain_to_uV=np.where(neural, gain, 0.0), offset_to_uV=np.where(neural, offset, 0.0),
@@ -234,11 +236,15 @@ class SpikeInterfaceReader(SourceReader):
             if geom.probe is not None and np.array_equal(np.sort(cols), cols):
                 template = geom.probe
             return positions, template
-        if rec.get_property("location") is None:
+        try:
+            locations = np.asarray(rec.get_channel_locations(), np.float64)
+        except Exception:  # SpikeInterface raises when there is neither a probe nor locations
+            locations = None
+        if locations is None or locations.ndim != 2 or locations.shape[0] != n_chan:
             raise SourceError(f"{FIELD}.geometry: {label} has no probe in SpikeInterface; give "
                               "recording.geometry (probeinterface JSON, .prb, .txt or .npy, one row per "
                               "channel)")
-        positions = np.asarray(rec.get_channel_locations(), np.float64)[:, :2]
+        positions = locations[:, :2]
         template = None
         try:
             probe = rec.get_probe()
