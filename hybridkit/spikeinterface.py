@@ -104,11 +104,18 @@ def _binary_recording(rec):
 
 
 def _with_probe(recording, probe):
-    """``recording`` (channel ids = file columns) sliced to the probe's contacts, probe attached."""
+    """``recording`` (channel ids = file columns) cut to the probe's contacts, probe attached (its
+    contacts in column order); sync words and other columns without a contact are left out."""
     if probe is None:
         return recording
-    sliced = recording.set_probe(probe)  # SpikeInterface >= 0.105 sets it in place when nothing is cut
-    return recording if sliced is None else sliced
+    columns = np.asarray(probe.device_channel_indices, np.int64)
+    order = np.argsort(columns)
+    contacts = probe.get_slice(order)
+    contacts.set_device_channel_indices(np.arange(columns.size))
+    if columns.size != recording.get_num_channels() or np.any(columns[order] != np.arange(columns.size)):
+        recording = recording.select_channels(recording.channel_ids[columns[order]])
+    attached = recording.set_probe(contacts)  # in place (None) since SpikeInterface 0.105
+    return recording if attached is None else attached
 
 
 def read_hybrid(output_dir: str | Path, lazy: bool | None = None):

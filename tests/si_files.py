@@ -86,3 +86,24 @@ def noise(n: int, n_ch: int, seed: int = 0, scale: float = 40.0) -> np.ndarray:
     """int16 (n, n_ch) Gaussian noise."""
     rng = np.random.default_rng(seed)
     return np.clip(rng.normal(0, scale, (n, n_ch)), -32768, 32767).astype(np.int16)
+
+
+def open_ephys_run_config(root: Path, node: Path, out: Path, n_channels: int, **changes) -> Path:
+    """A run config over an Open Ephys source: synthetic templates, Poisson trains, legacy writer;
+    ``changes`` replace top-level keys. Geometry: two columns 32 um apart, rows 20 um apart."""
+    geom = root / "geom.npy"
+    np.save(geom, np.c_[(np.arange(n_channels) % 2) * 32.0, (np.arange(n_channels) // 2) * 20.0])
+    cfg = {"session": "oe", "seed": 5,
+           "recording": {"type": "spikeinterface", "extractor": "openephys", "folder_path": str(node),
+                         "geometry": str(geom)},
+           "templates": {"type": "synthetic", "n_units": 3},
+           "injection": {"trains": {"mode": "poisson", "rate_hz": 40},
+                         "placement": {"mode": "random", "min_distance_um": 20},
+                         "amplitude": {"min": 0.9, "max": 1.1}},
+           "output": {"directory": str(out)},
+           "engine": {"progress": False, "chunk_duration_s": 0.3},
+           "writers": [{"type": "legacy"}]}
+    cfg.update(changes)
+    path = out.parent / f"{out.name}_config.json"
+    path.write_text(json.dumps(cfg))
+    return path

@@ -16,7 +16,8 @@ from hybridkit.hookspecs import RunContext
 from hybridkit.plugins.sources.spikeinterface import SpikeInterfaceReader
 from hybridkit.run.pipeline import generate
 from tests.helpers import main, planned_sum
-from tests.si_files import OE_BIT_VOLTS, neuroscope_gain_uV, noise, write_neuroscope, write_open_ephys
+from tests.si_files import (OE_BIT_VOLTS, neuroscope_gain_uV, noise, open_ephys_run_config, write_neuroscope,
+                            write_open_ephys)
 
 N_CH = 32
 
@@ -177,19 +178,8 @@ def test_no_gains_and_no_probe_name_the_fields(tmp_path):
 def oe_run(open_ephys, tmp_path_factory):
     root, node, segments = open_ephys
     out = tmp_path_factory.mktemp("oe_run") / "out"
-    cfg = {"session": "oe", "seed": 5,
-           "recording": {"type": "spikeinterface", "extractor": "openephys", "folder_path": str(node),
-                         "geometry": str(geometry(root))},
-           "templates": {"type": "synthetic", "n_units": 3},
-           "injection": {"trains": {"mode": "poisson", "rate_hz": 40},
-                         "placement": {"mode": "random", "min_distance_um": 20},
-                         "amplitude": {"min": 0.9, "max": 1.1}},
-           "output": {"directory": str(out)},
-           "engine": {"progress": False, "chunk_duration_s": 0.3},
-           "writers": [{"type": "legacy"}, {"type": "phy"},
-                       {"type": "nwb", "dandi": False, "inspect": "off"}]}
-    path = root / "oe_config.json"
-    path.write_text(json.dumps(cfg))
+    path = open_ephys_run_config(root, node, out, N_CH, writers=[
+        {"type": "legacy"}, {"type": "phy"}, {"type": "nwb", "dandi": False, "inspect": "off"}])
     return generate(load_config(path)), segments
 
 
