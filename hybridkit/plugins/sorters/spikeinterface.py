@@ -59,7 +59,7 @@ def _int_ids(ids, where: str) -> np.ndarray:
     try:
         return np.array([int(u) for u in ids], np.int64)
     except (TypeError, ValueError):
-        raise SortingError(f"{where}: unit ids {list(ids)[:5]} are not integers; hybridkit keeps a "
+        raise SortingError(f"{where}: unit ids {[str(u) for u in list(ids)[:5]]} are not integers; hybridkit keeps a "
                            "sorter's ids as int64 (rename the units, e.g. sorting.rename_units)") from None
 
 
