@@ -95,8 +95,8 @@ def test_bad_inputs_are_one_line(tmp_path):
         load({"type": "spikeinterface", "path": "named"}, tmp_path)
     with pytest.raises(Exception, match="'kilosort' is refused: its reader runs params.py"):
         load({"type": "spikeinterface", "extractor": "kilosort", "folder_path": "."}, tmp_path)
-    with pytest.raises(Exception, match="'neuroscope' is not a SpikeInterface sorting extractor"):
-        load({"type": "spikeinterface", "extractor": "neuroscope", "file_path": "x"}, tmp_path)
+    with pytest.raises(Exception, match="'intan' is not a SpikeInterface sorting extractor"):
+        load({"type": "spikeinterface", "extractor": "intan", "file_path": "x"}, tmp_path)
     with pytest.raises(SortingError, match="not a folder saved by SpikeInterface"):
         load({"type": "spikeinterface", "path": "."}, tmp_path)
 
