@@ -12,7 +12,7 @@ written; other channels of the block are the source's, unchanged.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,9 @@ class Kernel:
     window_stops: np.ndarray
     max_before: int
     max_after: int
+    #: sorted tuple of template indices -> (union of their columns, each one's positions in it):
+    #: the same few sets of co-occurring units recur in thousands of blocks
+    unions: dict = field(default_factory=dict)
 
 
 def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
@@ -111,9 +114,13 @@ def accumulate(k: Kernel, start: int, stop: int, events: np.ndarray) -> tuple[np
         channels = k.cols[first]
         pos = dict.fromkeys(unit_of, slice(None))
     else:
-        units = sorted(set(unit_of))
-        channels = np.unique(np.concatenate([k.cols[u] for u in units]))
-        pos = {u: np.searchsorted(channels, k.cols[u]) for u in units}
+        units = tuple(sorted(set(unit_of)))
+        cached = k.unions.get(units)
+        if cached is None:
+            union = np.unique(np.concatenate([k.cols[u] for u in units]))
+            cached = k.unions[units] = (union, {u: as_slice(np.searchsorted(union, k.cols[u]))
+                                                for u in units})
+        channels, pos = cached
     acc = np.zeros((stop - start, channels.size), np.float32)
     raw = k.raw
     for ws, we, g, u in zip(k.window_starts[events].tolist(), k.window_stops[events].tolist(),
@@ -122,6 +129,16 @@ def accumulate(k: Kernel, start: int, stop: int, events: np.ndarray) -> tuple[np
         b = we if we < stop else stop
         acc[a - start : b - start, pos[u]] += g * raw[u][a - ws : b - ws]
     return channels, acc
+
+
+def as_slice(positions: np.ndarray):
+    """Sorted unique ``positions`` as a slice when they are consecutive (the usual case: a unit's
+    contacts are neighbouring columns, and units far apart on the probe do not interleave their
+    channels), else as they are. Basic slicing reads, adds and writes a block ~5x faster than
+    fancy indexing; the cells and the values are the same."""
+    if positions.size and positions[-1] - positions[0] + 1 == positions.size:
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
 
 
 def add_rounded(source: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

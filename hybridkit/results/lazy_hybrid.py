@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from spikeinterface.core import BaseRecording, BaseRecordingSegment
 
-from hybridkit.engine import inject
+from hybridkit.engine import chunks, inject
 from hybridkit.errors import TruthError
 from hybridkit.model import Recording
 from hybridkit.results.plan_file import read_plan_file
@@ -76,11 +76,26 @@ class LazyHybridSegment(BaseRecordingSegment):
         start = self.first + (0 if start_frame is None else int(start_frame))
         stop = self.first + (self.get_num_samples() if end_frame is None else int(end_frame))
         k = self.kernel
-        events = inject.events_overlapping(k, start, stop)
-        channels, acc = inject.accumulate(k, start, stop, events)
         whole = self.source.read(start, stop)  # whole rows, as generate reads them
-        if channels.size:
-            whole[:, channels] = inject.add_rounded(whole[:, channels], acc)[0]
+        events = inject.events_overlapping(k, start, stop)  # in time order
+        if events.size:
+            # Only rows under event windows differ from the source: inject each run of touching
+            # windows on its own (as generate's event blocks; a block edge changes nothing, see
+            # engine/chunks.py). Runs of touching windows only (no merge gap): merged neighbours
+            # would widen each block to the union of unrelated units' channels, ~2x slower here.
+            first = np.clip(k.window_starts[events] - start, 0, stop - start)
+            runs = chunks.event_blocks(first, k.window_stops[events] - start, stop - start,
+                                       max_block=stop - start, merge_gap=0)
+            # each event lies in the one run its window starts in; stable: time order kept, so
+            # every sample sums its events in generate's order
+            run_of = np.searchsorted(runs[:, 0], first, side="right") - 1
+            order = np.argsort(run_of, kind="stable")
+            bounds = np.searchsorted(run_of[order], np.arange(len(runs) + 1)).tolist()
+            events = events[order]
+            for i, (a, b) in enumerate(runs.tolist()):
+                channels, acc = inject.accumulate(k, start + a, start + b, events[bounds[i]:bounds[i + 1]])
+                rows, cols = whole[a:b], inject.as_slice(channels)
+                rows[:, cols] = inject.add_rounded(rows[:, cols], acc)[0]
         if channel_indices is None:
             return whole
         return whole[:, channel_indices]
