@@ -79,26 +79,40 @@ class LazyHybridSegment(BaseRecordingSegment):
         whole = self.source.read(start, stop)  # whole rows, as generate reads them
         events = inject.events_overlapping(k, start, stop)  # in time order
         if events.size:
-            # Only rows under event windows differ from the source: inject each run of touching
-            # windows on its own (as generate's event blocks; a block edge changes nothing, see
-            # engine/chunks.py). Runs of touching windows only (no merge gap): merged neighbours
-            # would widen each block to the union of unrelated units' channels, ~2x slower here.
-            first = np.clip(k.window_starts[events] - start, 0, stop - start)
-            runs = chunks.event_blocks(first, k.window_stops[events] - start, stop - start,
-                                       max_block=stop - start, merge_gap=0)
-            # each event lies in the one run its window starts in; stable: time order kept, so
-            # every sample sums its events in generate's order
-            run_of = np.searchsorted(runs[:, 0], first, side="right") - 1
-            order = np.argsort(run_of, kind="stable")
-            bounds = np.searchsorted(run_of[order], np.arange(len(runs) + 1)).tolist()
-            events = events[order]
-            for i, (a, b) in enumerate(runs.tolist()):
-                channels, acc = inject.accumulate(k, start + a, start + b, events[bounds[i]:bounds[i + 1]])
-                rows, cols = whole[a:b], inject.as_slice(channels)
-                rows[:, cols] = inject.add_rounded(rows[:, cols], acc)[0]
+            # Events no other event touches (most of them) go in one vectorised step per template;
+            # their samples are disjoint from everything else, so the order does not matter.
+            alone = inject.isolated(k, events, start, stop)
+            single = events[alone]
+            templates = k.unit_index[single]
+            for t in np.unique(templates).tolist():
+                inject.inject_isolated(k, whole, start, single[templates == t], t)
+            self._inject_runs(whole, start, stop, events[~alone])
         if channel_indices is None:
             return whole
         return whole[:, channel_indices]
+
+    def _inject_runs(self, whole: np.ndarray, start: int, stop: int, events: np.ndarray) -> None:
+        """Inject ``events`` (time order) into ``whole`` (samples ``[start, stop)``), one run of
+        touching windows at a time, as generate's event blocks do."""
+        if not events.size:
+            return
+        k = self.kernel
+        # Only rows under event windows differ from the source: each run of touching windows is
+        # injected on its own (a block edge changes nothing, see engine/chunks.py). No merge gap:
+        # merged neighbours would widen each block to the union of unrelated units' channels.
+        first = np.clip(k.window_starts[events] - start, 0, stop - start)
+        runs = chunks.event_blocks(first, k.window_stops[events] - start, stop - start,
+                                   max_block=stop - start, merge_gap=0)
+        # each event lies in the one run its window starts in; stable: time order kept, so every
+        # sample sums its events in generate's order
+        run_of = np.searchsorted(runs[:, 0], first, side="right") - 1
+        order = np.argsort(run_of, kind="stable")
+        bounds = np.searchsorted(run_of[order], np.arange(len(runs) + 1)).tolist()
+        events = events[order]
+        for i, (a, b) in enumerate(runs.tolist()):
+            channels, acc = inject.accumulate(k, start + a, start + b, events[bounds[i]:bounds[i + 1]])
+            rows, cols = whole[a:b], inject.as_slice(channels)
+            rows[:, cols] = inject.add_rounded(rows[:, cols], acc)[0]
 
 
 class LazyHybridRecording(BaseRecording):
