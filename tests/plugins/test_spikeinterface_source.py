@@ -220,3 +220,47 @@ def test_phy_and_nwb_writers_work_from_it(oe_run):
         flat = np.fromfile(out / "Record_Node_101_seg1.GT.bin", np.int16).reshape(-1, N_CH)
         assert data.shape == (105000, N_CH)
         assert np.array_equal(data[60000:61000], flat[:1000])
+
+
+def test_its_output_reads_back_for_score_and_spikeinterface(oe_run):
+    """score's traces and read_hybrid open the flat hybrid of a source that is not a flat file."""
+    from hybridkit.results.traces import open_traces
+    from hybridkit.results.truth import load_truth
+    from hybridkit.spikeinterface import read_hybrid
+
+    result, _ = oe_run
+    out = result.output_dir
+    flat = [np.fromfile(out / f"Record_Node_101_seg{k}.GT.bin", np.int16).reshape(-1, N_CH) for k in range(2)]
+    traces = open_traces(load_truth(out))
+    cols = np.array([0, 7, 31])
+    assert np.allclose(traces.read_uV(59990, 60010, cols),
+                       np.concatenate(flat)[59990:60010][:, cols] * OE_BIT_VOLTS, rtol=1e-6)
+    recording, gt = read_hybrid(out)
+    assert recording.get_num_segments() == 2 and np.allclose(recording.get_channel_gains(), OE_BIT_VOLTS)
+    assert np.array_equal(recording.get_traces(segment_index=1), flat[1])
+    plan = result.truth.plan
+    late = plan.times >= 60000
+    assert sum(gt.get_unit_spike_train(u, segment_index=1).size for u in gt.unit_ids) == late.sum()
+    first = plan.times[late].min() - 60000
+    assert first in np.concatenate([gt.get_unit_spike_train(u, segment_index=1) for u in gt.unit_ids])
+
+
+def test_every_entry_point_names_the_extra_without_spikeinterface(tmp_path, monkeypatch):
+    from hybridkit.errors import SortingError, TruthError
+    from hybridkit.plugins.sorters.spikeinterface import SpikeInterfaceAdapter
+    from hybridkit.spikeinterface import lazy_hybrid
+
+    real_import = builtins.__import__
+
+    def no_si(name, *args, **kwargs):
+        if name == "spikeinterface" or name.startswith("spikeinterface."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_si)
+    options = SpikeInterfaceAdapter.Options.model_validate({"type": "spikeinterface", "path": str(tmp_path)})
+    with pytest.raises(SortingError, match=r'^sorting.type .spikeinterface. needs SpikeInterface.*'
+                                           r'pip install "hybridkit\[spikeinterface\]"$'):
+        SpikeInterfaceAdapter(options).load()
+    with pytest.raises(TruthError, match=r'lazy_hybrid needs SpikeInterface.*hybridkit\[spikeinterface\]'):
+        lazy_hybrid(tmp_path)
