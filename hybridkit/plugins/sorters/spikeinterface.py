@@ -26,7 +26,7 @@ from hybridkit.errors import SortingError
 from hybridkit.formats import si_objects
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputPath, PluginOptions
 from hybridkit.plugins.sorters.common import check_against, check_times, sort_by_time
 from hybridkit.plugins.sources.spikeinterface import check_choice, resolve_path_kwargs
 
@@ -38,7 +38,7 @@ class SpikeInterfaceSortingOptions(PluginOptions):
     model_config = ConfigDict(extra="allow", validate_default=True)
 
     type: Literal["spikeinterface"]
-    path: ConfigPath | None = Field(
+    path: InputPath | None = Field(
         None, description="A sorting folder written by SpikeInterface's save() (si_folder.json "
         "inside) or an NPZ sorting file (.npz). Give path or extractor.")
     extractor: str | None = Field(

@@ -31,7 +31,7 @@ from hybridkit.formats import si_objects
 from hybridkit.formats.geometry import build_probe, load_geometry
 from hybridkit.hookspecs import SourceReader, hookimpl
 from hybridkit.model import Recording, SourceFile
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, InputFolder, PluginOptions
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ class SpikeInterfaceOptions(PluginOptions):
         "spikeinterface.extractors.recording_extractor_full_dict, e.g. 'openephys', 'intan', "
         "'blackrock', 'mearec', 'maxwell', 'plexon2'); its arguments are the other keys (e.g. "
         "folder_path, file_path, stream_name). Give extractor or folder.")
-    folder: ConfigPath | None = Field(
+    folder: InputFolder | None = Field(
         None, description="A recording folder written by SpikeInterface's save() (si_folder.json "
         "inside). Give extractor or folder.")
-    geometry: ConfigPath | None = Field(
+    geometry: InputFile | None = Field(
         None, description="Contact positions in um when SpikeInterface has no probe for the "
         "recording (or to override it): probeinterface JSON, .prb, .txt 'x y' per line or .npy "
         "(n, 2); row i = channel i unless the probe file gives device channel indices.")
