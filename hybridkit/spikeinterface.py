@@ -40,7 +40,8 @@ class _SiTraces:
 
     def __init__(self, recording) -> None:
         self.recording = recording
-        self.bounds = np.cumsum([0] + [recording.get_num_samples(k) for k in range(recording.get_num_segments())])
+        lengths = [recording.get_num_samples(k) for k in range(recording.get_num_segments())]
+        self.bounds = np.cumsum([0] + lengths)
         self.n_samples = int(self.bounds[-1])
         self.sampling_rate = recording.sampling_frequency
 
@@ -48,9 +49,12 @@ class _SiTraces:
         k = int(np.searchsorted(self.bounds, start, side="right") - 1)
         stop = min(int(stop), int(self.bounds[k + 1]))  # noise chunks need not cross a file edge
         ids = self.recording.channel_ids[np.asarray(channels, np.int64)]
-        return self.recording.get_traces(segment_index=k, start_frame=int(start - self.bounds[k]),
-                                         end_frame=int(stop - self.bounds[k]), channel_ids=ids,
-                                         return_in_uV=True).astype(np.float32)
+        raw = self.recording.get_traces(segment_index=k, start_frame=int(start - self.bounds[k]),
+                                        end_frame=int(stop - self.bounds[k]), channel_ids=ids)
+        # SpikeInterface's own scaling (return_in_uV, formerly return_scaled), in float32
+        gains = self.recording.get_channel_gains(channel_ids=ids).astype(np.float32)
+        offsets = self.recording.get_channel_offsets(channel_ids=ids).astype(np.float32)
+        return raw.astype(np.float32) * gains + offsets
 
 
 def ground_truth_sorting(truth, file_starts: np.ndarray, traces=None):
@@ -71,11 +75,15 @@ def ground_truth_sorting(truth, file_starts: np.ndarray, traces=None):
     sorting = NumpySorting.from_samples_and_labels(samples, labels, truth.sampling_rate, unit_ids=ids)
     nan = float("nan")
     tpl = [truth.templates.get(int(u)) for u in ids]
-    mean_gain = [float(truth.gains[truth.units == u].mean()) if truth.gains is not None and np.any(truth.units == u)
+    has_gain = truth.gains is not None
+    mean_gain = [float(truth.gains[truth.units == u].mean()) if has_gain and np.any(truth.units == u)
                  else 1.0 for u in ids]
-    amplitude = np.array([t.peak_amplitude_uV * g if t is not None else nan for t, g in zip(tpl, mean_gain)])
-    sorting.set_property("source_unit", np.array([truth.source_units.get(int(u), -1) for u in ids], np.int64))
-    sorting.set_property("peak_channel", np.array([t.peak_channel if t is not None else -1 for t in tpl], np.int64))
+    amplitude = np.array([t.peak_amplitude_uV * g if t is not None else nan
+                          for t, g in zip(tpl, mean_gain)])
+    sorting.set_property("source_unit",
+                         np.array([truth.source_units.get(int(u), -1) for u in ids], np.int64))
+    sorting.set_property("peak_channel",
+                         np.array([t.peak_channel if t is not None else -1 for t in tpl], np.int64))
     sorting.set_property("x_um", np.array([t.position[0] if t is not None else nan for t in tpl]))
     sorting.set_property("y_um", np.array([t.position[1] if t is not None else nan for t in tpl]))
     sorting.set_property("amplitude_uV", amplitude)
@@ -83,7 +91,8 @@ def ground_truth_sorting(truth, file_starts: np.ndarray, traces=None):
         from hybridkit.results.scoring import noise_uV
 
         noise = noise_uV(traces, np.array([t.peak_channel for t in tpl]))
-        sorting.set_property("snr", np.where(noise > 0, amplitude / np.where(noise > 0, noise, 1), np.inf))
+        snr = np.where(noise > 0, amplitude / np.where(noise > 0, noise, 1), np.inf)
+        sorting.set_property("snr", snr)
     return sorting
 
 
@@ -145,7 +154,8 @@ def read_hybrid(output_dir: str | Path, lazy: bool | None = None):
 
         path = str(truth.path)
         traces.file.close()
-        recording = read_nwb_recording(file_path=path, electrical_series_path="acquisition/ElectricalSeries")
+        recording = read_nwb_recording(file_path=path,
+                                       electrical_series_path="acquisition/ElectricalSeries")
         bounds = np.array([0, recording.get_num_samples(0)], np.int64)
         sorting = ground_truth_sorting(truth, bounds)
         return recording, sorting

@@ -22,7 +22,7 @@ from tests.si_files import noise, open_ephys_run_config, write_open_ephys
 
 N_CH = 385
 BIN = "demo_g0_t0.imec0.ap.GT.bin"
-NWB = {"type": "nwb", "dandi": False, "inspect": "off"}
+NWB = {"type": "nwb", "dandi": False, "inspect": "off", "compression_level": 1}
 
 
 @pytest.fixture(scope="module")

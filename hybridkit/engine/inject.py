@@ -167,7 +167,8 @@ def isolated(k: Kernel, events: np.ndarray, start: int, stop: int) -> np.ndarray
     return out
 
 
-def inject_isolated(k: Kernel, block: np.ndarray, start: int, events: np.ndarray, template: int) -> None:
+def inject_isolated(k: Kernel, block: np.ndarray, start: int, events: np.ndarray,
+                    template: int) -> None:
     """Inject ``events`` (all of template ``template``, :func:`isolated` in ``block``'s range, so
     no two share a sample) into ``block`` (samples ``start ...``, every column), in place.
 

@@ -96,7 +96,7 @@ def call_extractor(kind: str, name: str, kwargs: dict, field: str, error: type[H
     except Exception as exc:  # neo and SpikeInterface raise anything on a file they cannot read
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise error(f"{field}: SpikeInterface's {name} reader failed on {args} "
-                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                    f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})") from None
 
 
 # -- saved folders -------------------------------------------------------------------------------------
@@ -173,4 +173,6 @@ def load_saved(path: Path, field: str, error: type[HybridkitError]):
     except HybridkitError:
         raise
     except Exception as exc:
-        raise error(f"{field}: SpikeInterface cannot load {path} ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).splitlines() or [""])[0]
+        raise error(f"{field}: SpikeInterface cannot load {path} ({type(exc).__name__}: {first})"
+                    ) from None

@@ -43,19 +43,19 @@ def open_run(output_dir: Path) -> tuple[Recording, inject.Kernel, dict]:
         section = cfg["recording"]
     except (OSError, ValueError, KeyError) as exc:
         raise TruthError(f"{folder / 'config.resolved.json'}: cannot read the run's session and "
-                         f"recording section ({exc}); give the output folder of `hybridkit generate`") from None
+                         f"recording section ({exc}); give the output folder of `hybridkit generate`"
+                         ) from None
     plan_path = folder / f"templates-{session}.npz"
     if not plan_path.is_file():
         raise TruthError(f"{plan_path}: missing; the lazy hybrid needs the run's plan file")
     plan, scale = read_plan_file(plan_path)
     source = open_source(section, folder)
-    stated = scale.get("n_samples_per_file")
+    stated, n_ch = scale["n_samples_per_file"], scale["gain_to_uV"].size
     actual = np.array([f.n_samples for f in source.files], np.int64)
-    if stated is not None and not np.array_equal(stated, actual) or scale["gain_to_uV"].size != source.n_channels:
-        raise TruthError(f"{plan_path}: the run's source had {stated.tolist() if stated is not None else '?'} "
-                         f"samples per file and {scale['gain_to_uV'].size} channels; the recording named in "
-                         f"config.resolved.json now has {actual.tolist()} and {source.n_channels}: not the "
-                         "same source")
+    if not np.array_equal(stated, actual) or n_ch != source.n_channels:
+        raise TruthError(f"{plan_path}: the run's source had {stated.tolist()} samples per file and "
+                         f"{n_ch} channels; the recording named in config.resolved.json now has "
+                         f"{actual.tolist()} and {source.n_channels}: not the same source")
     # the scale the run used (the float64 values themselves): the raw templates come out identical
     return source, inject.prepare(plan, scale["gain_to_uV"]), scale
 
@@ -110,7 +110,8 @@ class LazyHybridSegment(BaseRecordingSegment):
         bounds = np.searchsorted(run_of[order], np.arange(len(runs) + 1)).tolist()
         events = events[order]
         for i, (a, b) in enumerate(runs.tolist()):
-            channels, acc = inject.accumulate(k, start + a, start + b, events[bounds[i]:bounds[i + 1]])
+            run = events[bounds[i]:bounds[i + 1]]
+            channels, acc = inject.accumulate(k, start + a, start + b, run)
             rows, cols = whole[a:b], inject.as_slice(channels)
             rows[:, cols] = inject.add_rounded(rows[:, cols], acc)[0]
 

@@ -18,7 +18,8 @@ Keys (n_u units, n_t templates, n_e events; see docs/outputs.md):
   ``Plan.all_templates()``; ``plan_template_offset_um`` (n_t,) drift offset along y;
   ``plan_template_waveforms_uV`` (n_t, max samples, max channels) float32, zero-padded;
   ``plan_template_n_times``, ``plan_template_n_channels``, ``plan_template_peak_index``,
-  ``plan_template_peak_channel`` (n_t,) int64; ``plan_template_channels`` (n_t, max channels) int64 file columns, -1-padded;
+  ``plan_template_peak_channel`` (n_t,) int64; ``plan_template_channels`` (n_t, max channels)
+  int64 file columns, -1-padded;
   ``plan_template_position_um`` (n_t, 2);
 * ``plan_event_times`` (n_e,) int64 samples (0-based, concatenated clock, sorted),
   ``plan_event_unit``, ``plan_event_variant`` (n_e,) int64, ``plan_event_gains`` (n_e,) float32;
@@ -56,8 +57,9 @@ def write_plan_file(truth: GroundTruth, path: Path) -> Path:
                               for u in plan.units]) if plan.units else np.zeros(0)
     n_times = np.array([t.n_times for t in templates], np.int64)
     n_chan = np.array([t.channels.size for t in templates], np.int64)
-    waves = np.zeros((len(templates), int(n_times.max(initial=0)), int(n_chan.max(initial=0))), np.float32)
-    chans = np.full((len(templates), int(n_chan.max(initial=0))), -1, np.int64)
+    longest, widest = int(n_times.max(initial=0)), int(n_chan.max(initial=0))
+    waves = np.zeros((len(templates), longest, widest), np.float32)
+    chans = np.full((len(templates), widest), -1, np.int64)
     for k, t in enumerate(templates):
         waves[k, : t.n_times, : t.channels.size] = t.waveform
         chans[k, : t.channels.size] = t.channels
@@ -120,7 +122,8 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, np.ndarray]]:
             offsets = a["plan_template_offset_um"][a["plan_template_unit"] == i]
             variants = DriftVariants(offsets_um=offsets, templates=own, zero=zero)
         units.append(PlacedUnit(new_unit_id=uid, source_unit_id=int(a["plan_unit_source_ids"][i]),
-                                template=own[zero], shift_um=a["plan_unit_shift_um"][i], variants=variants))
+                                template=own[zero], shift_um=a["plan_unit_shift_um"][i],
+                                variants=variants))
     plan = Plan(units=units, times=a["plan_event_times"], unit_index=a["plan_event_unit"],
                 gains=a["plan_event_gains"], variant_index=a["plan_event_variant"])
     rest = {k: a[f"plan_{k}"] for k in ("gain_to_uV", "offset_to_uV", "n_samples_per_file")}

@@ -59,8 +59,9 @@ def _int_ids(ids, where: str) -> np.ndarray:
     try:
         return np.array([int(u) for u in ids], np.int64)
     except (TypeError, ValueError):
-        raise SortingError(f"{where}: unit ids {[str(u) for u in list(ids)[:5]]} are not integers; hybridkit keeps a "
-                           "sorter's ids as int64 (rename the units, e.g. sorting.rename_units)") from None
+        shown = [str(u) for u in list(ids)[:5]]
+        raise SortingError(f"{where}: unit ids {shown} are not integers; hybridkit keeps a sorter's "
+                           "ids as int64 (rename the units, e.g. sorting.rename_units)") from None
 
 
 class SpikeInterfaceAdapter(SorterAdapter):
@@ -119,10 +120,11 @@ class SpikeInterfaceAdapter(SorterAdapter):
         units = int_ids[spikes["unit_index"]]
         check_times(times, where, "SpikeInterface's sample_index")
         times, units = sort_by_time(times, units)
+        named_path = opt.path is not None or where != opt.extractor  # a file or folder, not a name
         sorting = Sorting(spike_times=times, spike_units=units, unit_ids=np.unique(int_ids),
-                          labels=self._labels(srt, int_ids), sampling_rate=float(srt.sampling_frequency),
-                          path=Path(where) if opt.path is not None or where != opt.extractor else None,
-                          format="spikeinterface")
+                          labels=self._labels(srt, int_ids),
+                          sampling_rate=float(srt.sampling_frequency),
+                          path=Path(where) if named_path else None, format="spikeinterface")
         if recording is not None:
             check_against(sorting, recording, where)
         return sorting

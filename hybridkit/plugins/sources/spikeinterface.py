@@ -198,7 +198,8 @@ class SpikeInterfaceReader(SourceReader):
         # the hybrid files are named after it: no spaces (Open Ephys folders have them)
         name = re.sub(r"[^\w.-]+", "_", Path(label).stem) or str(self.options.extractor)
         out = SpikeInterfaceRecording(
-            files=files, dtype=dtype, n_channels=n_chan, sampling_rate=float(rec.get_sampling_frequency()),
+            files=files, dtype=dtype, n_channels=n_chan,
+            sampling_rate=float(rec.get_sampling_frequency()),
             gain_to_uV=np.where(neural, gain, 0.0), offset_to_uV=np.where(neural, offset, 0.0),
             channel_positions=positions, neural=neural,
             probe=build_probe(positions[chans], chans, probe) if chans.size else None, name=name,
