@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationInfo
 
 from hybridkit.errors import HybridkitError
 
@@ -97,6 +98,47 @@ def call_extractor(kind: str, name: str, kwargs: dict, field: str, error: type[H
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise error(f"{field}: SpikeInterface's {name} reader failed on {args} "
                     f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})") from None
+
+
+# -- config sections ---------------------------------------------------------------------------------
+def resolve_path_kwargs(extra: dict, info: ValidationInfo) -> dict:
+    """Extractor arguments with ``*_path`` values made absolute against the config's folder (as
+    :data:`hybridkit.options.ConfigPath` does for declared fields)."""
+    base = (info.context or {}).get("base_dir") if info.context else None
+    out = dict(extra)
+    for key, value in extra.items():
+        if key.endswith("_path") and isinstance(value, str) and base is not None:
+            p = Path(value).expanduser()
+            out[key] = str(p if p.is_absolute() else Path(base) / p)
+    return out
+
+
+def check_choice(options, kind: str, field: str) -> None:
+    """Exactly one of ``extractor`` / the saved object's key; the extractor and its arguments known
+    to SpikeInterface (a ValueError becomes one config line)."""
+    saved = "folder" if kind == "recording" else "path"
+    kwargs = dict(options.model_extra or {})
+    if (options.extractor is None) == (getattr(options, saved) is None):
+        raise ValueError(f"give either extractor (and its arguments) or {saved} (a SpikeInterface "
+                         f"save() folder{' or an .npz sorting' if kind == 'sorting' else ''})")
+    if options.extractor is None:
+        if kwargs:
+            raise ValueError(f"unknown key {sorted(kwargs)[0]!r}: extractor arguments go with "
+                             f"extractor, not with {saved}")
+        return
+    for key, value in kwargs.items():
+        if not isinstance(value, (str, int, float, bool, type(None), list)):
+            raise ValueError(f"extractor argument {key!r} = {value!r}: give a string, number, "
+                             "boolean, null or list")
+
+    class _Invalid(HybridkitError):
+        pass
+
+    try:
+        require(f"{field}.type 'spikeinterface'", _Invalid)
+        check_extractor_call(kind, options.extractor, kwargs, field, _Invalid)
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
 
 
 # -- saved folders -------------------------------------------------------------------------------------

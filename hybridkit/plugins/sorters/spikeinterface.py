@@ -28,7 +28,6 @@ from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
 from hybridkit.options import InputPath, PluginOptions
 from hybridkit.plugins.sorters.common import check_against, check_times, sort_by_time
-from hybridkit.plugins.sources.spikeinterface import check_choice, resolve_path_kwargs
 
 FIELD = "sorting"
 
@@ -50,8 +49,8 @@ class SpikeInterfaceSortingOptions(PluginOptions):
     @model_validator(mode="after")
     def _valid_call(self, info: ValidationInfo):
         if self.model_extra:
-            self.__pydantic_extra__.update(resolve_path_kwargs(self.model_extra, info))
-        check_choice(self, "sorting", FIELD)
+            self.__pydantic_extra__.update(si_objects.resolve_path_kwargs(self.model_extra, info))
+        si_objects.check_choice(self, "sorting", FIELD)
         return self
 
 

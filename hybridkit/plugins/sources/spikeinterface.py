@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, ValidationInfo, model_validator
 
-from hybridkit.errors import HybridkitError, OutputError, SourceError
+from hybridkit.errors import OutputError, SourceError
 from hybridkit.formats import si_objects
 from hybridkit.formats.geometry import build_probe, load_geometry
 from hybridkit.hookspecs import SourceReader, hookimpl
@@ -36,46 +36,6 @@ from hybridkit.options import InputFile, InputFolder, PluginOptions
 log = logging.getLogger(__name__)
 
 FIELD = "recording"
-
-
-def resolve_path_kwargs(extra: dict, info: ValidationInfo) -> dict:
-    """Extractor arguments with ``*_path`` values made absolute against the config's folder (as
-    :data:`hybridkit.options.ConfigPath` does for declared fields)."""
-    base = (info.context or {}).get("base_dir") if info.context else None
-    out = dict(extra)
-    for key, value in extra.items():
-        if key.endswith("_path") and isinstance(value, str) and base is not None:
-            p = Path(value).expanduser()
-            out[key] = str(p if p.is_absolute() else Path(base) / p)
-    return out
-
-
-def check_choice(options, kind: str, field: str) -> None:
-    """Exactly one of ``extractor`` / the saved object's key; the extractor and its arguments known
-    to SpikeInterface (a ValueError becomes one config line)."""
-    saved = "folder" if kind == "recording" else "path"
-    kwargs = dict(options.model_extra or {})
-    if (options.extractor is None) == (getattr(options, saved) is None):
-        raise ValueError(f"give either extractor (and its arguments) or {saved} (a SpikeInterface "
-                         f"save() folder{' or an .npz sorting' if kind == 'sorting' else ''})")
-    if options.extractor is None:
-        if kwargs:
-            raise ValueError(f"unknown key {sorted(kwargs)[0]!r}: extractor arguments go with "
-                             f"extractor, not with {saved}")
-        return
-    for key, value in kwargs.items():
-        if not isinstance(value, (str, int, float, bool, type(None), list)):
-            raise ValueError(f"extractor argument {key!r} = {value!r}: give a string, number, "
-                             "boolean, null or list")
-
-    class _Invalid(HybridkitError):
-        pass
-
-    try:
-        si_objects.require(f"{field}.type 'spikeinterface'", _Invalid)
-        si_objects.check_extractor_call(kind, options.extractor, kwargs, field, _Invalid)
-    except _Invalid as exc:
-        raise ValueError(str(exc)) from None
 
 
 class SpikeInterfaceOptions(PluginOptions):
@@ -102,8 +62,8 @@ class SpikeInterfaceOptions(PluginOptions):
     @model_validator(mode="after")
     def _valid_call(self, info: ValidationInfo):
         if self.model_extra:
-            self.__pydantic_extra__.update(resolve_path_kwargs(self.model_extra, info))
-        check_choice(self, "recording", FIELD)
+            self.__pydantic_extra__.update(si_objects.resolve_path_kwargs(self.model_extra, info))
+        si_objects.check_choice(self, "recording", FIELD)
         return self
 
 
