@@ -113,6 +113,13 @@ def resolve_path_kwargs(extra: dict, info: ValidationInfo) -> dict:
     return out
 
 
+def path_kwargs(options, field: str) -> list[tuple[str, Path]]:
+    """The extractor arguments of ``options`` (config section ``field``) that name local files or
+    folders (``*_path``), as (field name, path): inputs the output guard keeps the output away from."""
+    return [(f"{field}.{key}", Path(value)) for key, value in (options.model_extra or {}).items()
+            if key.endswith("_path") and isinstance(value, str) and "://" not in value]
+
+
 def check_choice(options, kind: str, field: str) -> None:
     """Exactly one of ``extractor`` / the saved object's key; the extractor and its arguments known
     to SpikeInterface (a ValueError becomes one config line)."""

@@ -264,3 +264,18 @@ def test_every_entry_point_names_the_extra_without_spikeinterface(tmp_path, monk
         SpikeInterfaceAdapter(options).load()
     with pytest.raises(TruthError, match=r'lazy_hybrid needs SpikeInterface.*hybridkit\[spikeinterface\]'):
         lazy_hybrid(tmp_path)
+
+
+def test_output_inside_the_extractors_folder_is_refused(open_ephys, tmp_path):
+    """The output guard knows the folders an extractor's arguments name: an output folder inside
+    the Open Ephys folder (which overwrite could delete with it) is refused before any work."""
+    from hybridkit.errors import OutputError
+
+    root, node, _ = open_ephys
+    path = open_ephys_run_config(root, node, tmp_path / "unused", N_CH)
+    cfg = json.loads(path.read_text())
+    cfg["output"] = {"directory": str(node / "experiment1" / "hybrid")}
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(OutputError, match="recording.folder_path"):
+        generate(load_config(path))
+    assert not (node / "experiment1" / "hybrid").exists()

@@ -70,6 +70,11 @@ class SpikeInterfaceAdapter(SorterAdapter):
     Options: ClassVar[type[PluginOptions]] = SpikeInterfaceSortingOptions
 
     @classmethod
+    def extra_inputs(cls, options) -> list[tuple[str, Path]]:
+        """The files and folders named by the extractor's ``*_path`` arguments."""
+        return si_objects.path_kwargs(options, FIELD)
+
+    @classmethod
     def detect(cls, path: Path) -> bool:
         """A folder saved by SpikeInterface, or an .npz holding SpikeInterface's sorting keys."""
         path = Path(path)

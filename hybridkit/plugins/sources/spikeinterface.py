@@ -120,6 +120,11 @@ class SpikeInterfaceReader(SourceReader):
     name: ClassVar[str] = "spikeinterface"
     Options: ClassVar[type[PluginOptions]] = SpikeInterfaceOptions
 
+    @classmethod
+    def extra_inputs(cls, options) -> list[tuple[str, Path]]:
+        """The files and folders named by the extractor's ``*_path`` arguments."""
+        return si_objects.path_kwargs(options, FIELD)
+
     def _si_recording(self):
         opt = self.options
         si_objects.require(f"{FIELD}.type 'spikeinterface'", SourceError)
