@@ -13,7 +13,7 @@ import pytest
 from hybridkit.config.run_config import load_config
 from hybridkit.example import write_example
 from hybridkit.formats.spikeglx_meta import read_meta, rewrite_meta
-from hybridkit.results.planned import read_planned
+from hybridkit.results.plan_file import read_plan_file
 from hybridkit.run.pipeline import generate
 from tests.helpers import config_with, main
 from tests.plugins.nwb_testutil import example_to_nwb
@@ -131,14 +131,13 @@ def test_passes_on_every_kind_of_output(outputs, kind, capsys):
     code, stdout, stderr = main(capsys, "verify", out)
     assert code == 0, stdout + stderr
     assert stdout.count("\n") == 1 and stdout.startswith(f"verified {out}: "), stdout
-    plan = read_planned(next(out.glob("templates-*.npz"))).plan
+    plan, _ = read_plan_file(next(out.glob("templates-*.npz")))
     assert plan.n_events > 10
     assert f"+ {plan.n_events} events of {len(plan.units)} units" in stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert f"({manifest['clipped_samples']} clipped)" in stdout
     if kind == "clipped_synthetic":
         assert manifest["clipped_samples"] > 0
-        assert {u.template.source for u in plan.units} == {"planned"}
         assert json.loads(next(out.glob("templates-*.json")).read_text())["units"]["0"][
             "template_source"] == "synthetic"
     if kind == "drift":
@@ -151,16 +150,16 @@ def test_passes_on_every_kind_of_output(outputs, kind, capsys):
         assert len(manifest["sources"]) == 2 and all("sha256" in s for s in manifest["sources"])
 
 
-def test_planned_file_round_trips_the_drift_plan(outputs):
-    """The reader rebuilds each drifting unit's variants and every event's variant exactly."""
+def test_plan_file_holds_the_drift_variants_verify_uses(outputs):
+    """The drift output's plan uses variants other than the placed template, so verify's
+    expected traces depend on the per-event variants of the plan file."""
     out = outputs("drift")
-    planned = read_planned(next(out.glob("templates-*.npz")))
-    with np.load(next(out.glob("templates-*.npz"))) as z:
-        assert z["event_template"].max() >= len(planned.plan.units)  # variants were used
-        np.testing.assert_array_equal(planned.plan.event_template_index(), z["event_template"])
-        np.testing.assert_array_equal(planned.plan.gains, z["event_gain"])
+    plan, _ = read_plan_file(next(out.glob("templates-*.npz")))
+    assert plan.drifting and np.any(plan.variant_index != [
+        plan.units[u].variants.zero if plan.units[u].variants is not None else 0
+        for u in plan.unit_index])
     ft = np.load(out / "firings_true.npy")
-    np.testing.assert_array_equal(planned.plan.event_channels(), ft[0].astype(np.int64))
+    np.testing.assert_array_equal(plan.event_channels(), ft[0].astype(np.int64))
 
 
 def _one_line_per_discrepancy(stdout: str) -> list[str]:
@@ -172,9 +171,8 @@ def _one_line_per_discrepancy(stdout: str) -> list[str]:
 @pytest.mark.parametrize("delta", [1, -1])
 def test_one_changed_hybrid_sample_is_named(outputs, tmp_path, capsys, delta):
     out = _copy(outputs("legacy_phy_nwb"), tmp_path)
-    planned = read_planned(next(out.glob("templates-*.npz")))
-    plan = planned.plan
-    n_ch = len(planned.gain_to_uV)
+    plan, rest = read_plan_file(next(out.glob("templates-*.npz")))
+    n_ch = len(rest["gain_to_uV"])
     sample, channel = int(plan.times[3]), int(plan.event_channels()[3])  # the peak of an event
     quiet = int(plan.times[0]) - 200  # before every event: hybrid == source there
     hybrid = np.memmap(out / BIN.replace(".bin", ".GT.bin"), np.int16, "r+").reshape(-1, n_ch)
@@ -205,7 +203,7 @@ def test_changed_header_is_named(outputs, tmp_path, capsys):
 
 def test_one_changed_nwb_trace_sample_is_named(outputs, tmp_path, capsys):
     out = _copy(outputs("nwb_source"), tmp_path)
-    plan = read_planned(next(out.glob("templates-*.npz"))).plan
+    plan, _ = read_plan_file(next(out.glob("templates-*.npz")))
     sample = int(plan.times[5])
     with h5py.File(out / "hybrid.nwb", "r+") as f:
         data = f["acquisition/ElectricalSeries/data"]
@@ -248,10 +246,11 @@ def test_one_changed_template_value_is_named(outputs, tmp_path, capsys):
     npz = next(out.glob("templates-*.npz"))
     with np.load(npz) as z:
         arrays = {k: z[k] for k in z.files}
-    planned = read_planned(npz)
-    t0 = planned.plan.units[0].template
+    plan, _ = read_plan_file(npz)
+    t0 = plan.units[0].template
+    assert plan.units[0].variants is None  # template 0 of the file is unit 0's only one
     k = int(np.argmax(np.abs(t0.waveform[:, 0])))  # the largest value on its first channel
-    arrays["template_values_uV"][k * t0.channels.size] += 50.0
+    arrays["plan_template_waveforms_uV"][0, k, 0] += 50.0
     np.savez(npz, **arrays)
     templates = np.load(out / "phy" / "templates.npy")
     templates[1, 30, 40] += 1.0
@@ -259,7 +258,7 @@ def test_one_changed_template_value_is_named(outputs, tmp_path, capsys):
     code, stdout, _ = main(capsys, "verify", out)
     assert code == 1
     lines = _one_line_per_discrepancy(stdout)
-    first = planned.plan.times[planned.plan.unit_index == 0][0]
+    first = plan.times[plan.unit_index == 0][0]
     sample = int(first) - t0.peak_index + k
     assert any(f": sample {sample}" in line and f", channel {int(t0.channels[0])}: expected " in line
                for line in lines), lines
@@ -317,11 +316,11 @@ def test_output_without_the_exact_plan_is_one_line_exit_2(outputs, tmp_path, cap
     out = _copy(outputs("legacy_phy_nwb"), tmp_path)
     npz = next(out.glob("templates-*.npz"))
     with np.load(npz) as z:
-        old_keys = {k: z[k] for k in z.files if k.startswith("unit") and "_" in k and k[4].isdigit()}
+        old_keys = {k: z[k] for k in z.files if not k.startswith("plan_")}
     np.savez(npz, **old_keys)
     code, _, stderr = main(capsys, "verify", out)
     assert code == 2 and stderr.count("\n") == 1
-    assert f"{npz}: no 'format_version' array" in stderr
+    assert f"{npz}: no 'plan_unit_ids'" in stderr
 
 
 def test_multi_file_discrepancy_names_the_file_and_its_sample(outputs, tmp_path, capsys):

@@ -30,7 +30,29 @@ import numpy as np
 from hybridkit.engine import chunks, inject
 from hybridkit.errors import TruthError
 from hybridkit.model import Recording
-from hybridkit.results.planned import Planned, planned_file_name, read_planned
+from hybridkit.results.plan_file import read_plan_file
+
+
+@dataclass
+class Planned:
+    """The run's exact plan (``templates-<session>.npz``, :mod:`hybridkit.results.plan_file`) with
+    what verify needs beside it: the source's uV per raw unit (C,) and the rate (Hz)."""
+
+    plan: object
+    gain_to_uV: np.ndarray
+    sampling_rate: float
+    path: Path
+
+
+def read_planned(folder: Path, session: str, manifest: dict) -> Planned:
+    path = folder / f"templates-{session}.npz"
+    plan, rest = read_plan_file(path)
+    rate = manifest.get("sampling_rate_hz")
+    if rate is None:
+        raise TruthError(f"{folder / 'manifest.json'}: no sampling_rate_hz")
+    return Planned(plan=plan, gain_to_uV=np.asarray(rest["gain_to_uV"], np.float64),
+                   sampling_rate=float(rate), path=path)
+
 
 #: discrepancies listed in full (at most MAX_PER_FILE of one file, so that a wrong file does not
 #: hide the others); later ones are only counted
@@ -158,25 +180,28 @@ def _hybrid_copies(folder: Path, cfg: dict, source: Recording,
                    findings: Findings) -> list[tuple[str, object]]:
     """(label, reader) of each hybrid copy in the output: readers have ``read(start, stop)``.
     A missing copy is a discrepancy, and is skipped."""
-    from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+    from hybridkit.model import SourceFile
+    from hybridkit.plugins.writers.legacy.writer import hybrid_file_names
 
     copies: list[tuple[str, object]] = []
     writers = cfg.get("writers", [])
     files: list = []
     if any(w.get("type") == "legacy" for w in writers):
-        files = []
-        for f in source.files:
-            hybrid = folder / hybrid_file_name(Path(f.path))
-            if not hybrid.is_file():
-                _missing(hybrid.name, findings)
-            files.append(replace(f, path=hybrid))
+        for f, name in zip(source.files, hybrid_file_names(source)):
+            if not (folder / name).is_file():
+                _missing(name, findings)
+            # a flat source is copied in its own layout; any other (read through SpikeInterface)
+            # is written as a flat samples-major binary without header
+            files.append(replace(f, path=folder / name) if source.flat_binary
+                         else SourceFile(path=folder / name, n_samples=f.n_samples))
         if not all(f.path.is_file() for f in files):
             files = []
     if files:
         rec = Recording(files=files, dtype=source.dtype, n_channels=source.n_channels,
                         sampling_rate=source.sampling_rate, gain_to_uV=source.gain_to_uV,
                         offset_to_uV=source.offset_to_uV, channel_positions=source.channel_positions,
-                        neural=source.neural, order=source.order, name="hybrid")
+                        neural=source.neural, name="hybrid",
+                        order=source.order if source.flat_binary else "samples")
         copies.append((", ".join(f.path.name for f in files), rec))
     for w in writers:
         if w.get("type") != "nwb" or not w.get("traces", True):
@@ -200,7 +225,7 @@ def check_headers(source: Recording, copies: list[tuple[str, object]], findings:
     """The bytes before the samples (a binary file's header) are the source's in every legacy
     hybrid file: the writer copies the file whole."""
     for _, copy in copies:
-        if not isinstance(copy, Recording):
+        if not isinstance(copy, Recording) or not source.flat_binary:
             continue
         for f, h in zip(source.files, copy.files):
             if f.offset_bytes:
@@ -390,7 +415,7 @@ def verify(output_dir: str | Path, source: str | Path | None = None,
     if not cfg.get("recording"):
         raise TruthError(f"{folder / 'config.resolved.json'}: missing or without a recording "
                          "section; the source cannot be found")
-    planned = read_planned(folder / planned_file_name(session))
+    planned = read_planned(folder, session, manifest)
     findings = Findings()
     recording = _open_source(folder, cfg["recording"], Path(source) if source is not None else None)
     copies: list = []

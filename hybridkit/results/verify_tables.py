@@ -1,7 +1,7 @@
 """``hybridkit verify``: the ground-truth tables of an output against its exact plan.
 
 Each table is compared with what the writer derives from the plan of ``templates-<session>.npz``
-(:mod:`hybridkit.results.planned`): integers exactly, decimals to the precision the table prints
+(:mod:`hybridkit.results.plan_file`): integers exactly, decimals to the precision the table prints
 (``gain`` to 6 decimals: a change of 1e-6 is caught), arrays that store float32 bit for bit.
 Tables a run did not write (another set of writers) are skipped; the names of those compared are
 returned. Row numbers in discrepancies count data rows from 1 (the header is row 0).
@@ -16,8 +16,7 @@ import numpy as np
 
 from hybridkit.errors import TruthError
 from hybridkit.model import GroundTruth, Recording
-from hybridkit.results.planned import Planned
-from hybridkit.results.verify import Findings, nwb_file_name
+from hybridkit.results.verify import Findings, Planned, nwb_file_name
 
 
 def _expected_events(planned: Planned) -> dict[str, np.ndarray]:

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.model import GroundTruth
-from hybridkit.results.planned import write_planned
 
 
 def _csv(path: Path, header: list[str], columns: list, fmts: list[str]) -> Path:
@@ -149,8 +148,6 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
         np.save(out / f"dtype-{s}.npy", np.array([rec.sampling_rate]).astype(rec.dtype))
     files.append(out / f"dtype-{s}.npy")
 
-    # the plan exactly as injected (float32 templates, drift variants, per-event gains)
-    files.append(write_planned(truth, out))
     files.append(_write_provenance(truth, out / f"templates-{s}.json"))
     return files
 
