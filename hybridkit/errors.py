@@ -47,3 +47,7 @@ class OutputError(HybridkitError):
 
 class TruthError(HybridkitError):
     """The ground truth cannot be read back from a run's output (score, report)."""
+
+
+class StudyError(HybridkitError):
+    """A study file is invalid, or some of a study's datasets or scores failed (summary line)."""

@@ -1,0 +1,38 @@
+"""`hybridkit study check`: the study file is valid, every dataset's config too, inputs exist."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hybridkit.errors import ConfigError, StudyError
+from hybridkit.study.expand import Dataset, expand
+from hybridkit.study.spec import StudySpec, load_study
+
+
+def check_study(path: str | Path) -> tuple[StudySpec, list[Dataset], int]:
+    """Validate ``path`` and expand it; check every dataset's input paths exist (each once).
+
+    Returns the spec, the datasets and how many distinct input paths were checked.
+    """
+    from hybridkit.config.input_paths import check_input_paths
+    from hybridkit.config.run_config import validate_config
+
+    spec, study_dir = load_study(path)
+    datasets = expand(spec, study_dir, str(path))
+    checked: set[tuple[str, str]] = set()
+    for d in datasets:
+        cfg = validate_config(d.config, d.base_dir, f"{path}: dataset {d.name}")
+        key = (json_key(d.config.get("recording")), json_key(d.config.get("sorting")))
+        if key in checked:  # the same inputs as an earlier dataset: checked already
+            continue
+        try:
+            check_input_paths(cfg, f"{path}: dataset {d.name}")
+        except ConfigError as exc:
+            raise StudyError(str(exc)) from None
+        checked.add(key)
+    return spec, datasets, len(checked)
+
+
+def json_key(section) -> str:
+    import json
+
+    return json.dumps(section, sort_keys=True)
