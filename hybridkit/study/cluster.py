@@ -40,11 +40,7 @@ def study_client(workers: int, memory_limit_mb: int, scheduler: str | None = Non
         finally:
             c.close()
         return
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           memory_limit=f"{memory_limit_mb}MB", dashboard_address=None,
-                           silence_logs=logging.ERROR)
-    try:
-        with Client(cluster) as c:
-            yield c
-    finally:
-        cluster.close()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      memory_limit=f"{memory_limit_mb}MB", dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+        yield c

@@ -14,7 +14,9 @@ Workers run one dataset at a time (one thread each) within ``cluster.memory_limi
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -60,7 +62,9 @@ def run_dataset(name: str, config: dict, base_dir: str, expected_hash: str) -> d
     t0 = time.perf_counter()
     out_dir = Path(config["output"]["directory"])
     removed = clear_stale_staging(out_dir)
-    row = {"name": name, "stale_staging_removed": removed}
+    # which process ran it: a failure can then be matched with that worker's log
+    row = {"name": name, "stale_staging_removed": removed,
+           "worker": f"{socket.gethostname()}:{os.getpid()}"}
     if completed_output(out_dir, expected_hash):
         return {**row, "status": "skipped", "seconds": time.perf_counter() - t0}
     replaced = out_dir.exists()

@@ -48,6 +48,11 @@ class SorterSpec(StrictModel):
                       "optionally {output} (the dataset's output folder); relative to the study file.")
     type: str | None = Field(None, description="Sorter adapter; default: detected from the path.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pattern(cls, value):
+        return {"path": value} if isinstance(value, str) else value
+
     @field_validator("path")
     @classmethod
     def _has_dataset(cls, value: str) -> str:
@@ -95,7 +100,7 @@ class StudySpec(StrictModel):
         default_factory=dict, description="Dotted run-config field -> values (a list; or a mapping "
         "name -> value, the name then labels the dataset). Every combination is one dataset.")
     output: ConfigPath = Field(description="The study folder: datasets/<name>/, scores/, study.json.")
-    sorters: dict[str, SorterSpec | str] = Field(
+    sorters: dict[str, SorterSpec] = Field(
         default_factory=dict, description="Sorter name -> where its output on each dataset is "
         "(a pattern, or {path, type}).")
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
@@ -113,12 +118,10 @@ class StudySpec(StrictModel):
 
     @field_validator("sorters")
     @classmethod
-    def _sorter_specs(cls, value):
-        out = {}
-        for name, spec in value.items():
+    def _sorter_names(cls, value):
+        for name in value:
             _check_name(name, "sorter name")
-            out[name] = SorterSpec(path=spec) if isinstance(spec, str) else spec
-        return out
+        return value
 
     @field_validator("grid")
     @classmethod
