@@ -9,10 +9,13 @@ Resuming is tested with a stale staging folder and a worker process killed while
 from __future__ import annotations
 
 import base64
+import contextlib
+import csv
 import hashlib
+import io
 import json
-import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -35,10 +38,9 @@ BROKEN = [f"broken_seed-{s}_max-{a}" for s in SEEDS for a in AMP_MAX]
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
+    from hybridkit.study.cluster import study_client
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="2GB", silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+    with study_client(workers=2, memory_limit_mb=2048) as c:  # the cluster `study run` starts
         yield c
 
 
@@ -70,42 +72,33 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
+def cli(*args) -> tuple[int, str, str]:
+    """The command line in-process, its output captured (usable in module-scoped fixtures, where
+    pytest's capsys is not): exit code, stdout, stderr."""
+    from hybridkit.cli import main as cli_main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture(scope="module")
-def ran(root, client, capsys_module):
+def ran(root, client):
     """`hybridkit study run` through the CLI, on the module's cluster (--scheduler)."""
     src = root / "demo" / BIN_REL
     before = _sha1(src)
-    code, out, err = _cli(capsys_module, "study", "run", root / "study.json",
-                          "--scheduler", client.scheduler.address)
+    code, out, err = cli("study", "run", root / "study.json", "--scheduler", client.scheduler.address)
     assert _sha1(src) == before  # the source is never modified
     return code, out, err
 
 
-@pytest.fixture(scope="module")
-def capsys_module():
-    """In-process CLI output capture usable from module-scoped fixtures."""
-    import contextlib
-    import io
-
-    class Capture:
-        def __call__(self, *args):
-            from hybridkit.cli import main as cli_main
-
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = cli_main([str(a) for a in args])
-            return code, out.getvalue(), err.getvalue()
-    return Capture()
-
-
-def _cli(capture, *args):
-    return capture(*args)
 
 
 def test_check_lists_the_datasets(root, capsys):
     code, out, err = main(capsys, "study", "check", root / "study.json")
     assert code == 0, err
-    assert "8 dataset(s)" in out and "2 input path(s)" in out
+    assert "8 dataset(s)" in out and "4 input path(s)" in out
     for name in GOOD + BROKEN:
         assert f"  {name}  (source " in out
     assert "seed=1, injection.amplitude.max=low" in out
@@ -166,8 +159,8 @@ def dropped(root, ran):
 
 
 @pytest.fixture(scope="module")
-def scored(root, client, dropped, capsys_module):
-    return _cli(capsys_module, "study", "score", root / "out", "--scheduler", client.scheduler.address)
+def scored(root, client, dropped):
+    return cli("study", "score", root / "out", "--scheduler", client.scheduler.address)
 
 
 def test_score_two_sorters_into_one_tidy_table(root, dropped, scored):
@@ -175,8 +168,6 @@ def test_score_two_sorters_into_one_tidy_table(root, dropped, scored):
     assert code == 0, err
     assert "7 scored, 1 missing, 0 failed" in out
     with open(root / "out" / "scores" / "units.csv", newline="") as fh:
-        import csv
-
         rows = list(csv.DictReader(fh))
     assert len(rows) == 7 * 4  # (4 truth + 3 dropped) x 4 ground-truth units
     assert list(rows[0])[:5] == ["dataset", "source", "sorter", "seed", "injection.amplitude.max"]
@@ -277,8 +268,6 @@ def test_resume_skips_completed_and_survives_a_killed_worker(root, client, ran, 
     kept = [n for n in GOOD if n != victim]
     stamps = {n: (datasets / n / "manifest.json").stat().st_mtime_ns for n in kept}
     old_truth = np.load(datasets / victim / "firings_true.npy")
-    import shutil
-
     shutil.rmtree(datasets / victim)
     # a changed resolved config in a complete folder is not "the same dataset": generated again
     changed = datasets / kept[0] / "config.resolved.json"

@@ -11,7 +11,8 @@ from hybridkit.study.spec import StudySpec, load_study
 def check_study(path: str | Path) -> tuple[StudySpec, list[Dataset], int]:
     """Validate ``path`` and expand it; check every dataset's input paths exist (each once).
 
-    Returns the spec, the datasets and how many distinct input paths were checked.
+    Returns the spec, the datasets and how many input paths were checked (those of each
+    distinct recording + sorting pair).
     """
     from hybridkit.config.input_paths import check_input_paths
     from hybridkit.config.run_config import validate_config
@@ -19,17 +20,18 @@ def check_study(path: str | Path) -> tuple[StudySpec, list[Dataset], int]:
     spec, study_dir = load_study(path)
     datasets = expand(spec, study_dir, str(path))
     checked: set[tuple[str, str]] = set()
+    n_paths = 0
     for d in datasets:
         cfg = validate_config(d.config, d.base_dir, f"{path}: dataset {d.name}")
         key = (json_key(d.config.get("recording")), json_key(d.config.get("sorting")))
         if key in checked:  # the same inputs as an earlier dataset: checked already
             continue
         try:
-            check_input_paths(cfg, f"{path}: dataset {d.name}")
+            n_paths += check_input_paths(cfg, f"{path}: dataset {d.name}")
         except ConfigError as exc:
             raise StudyError(str(exc)) from None
         checked.add(key)
-    return spec, datasets, len(checked)
+    return spec, datasets, n_paths
 
 
 def json_key(section) -> str:
