@@ -9,10 +9,15 @@ one run (the machines are noisy, so only ratios mean anything):
 * sequential: every dataset's resolved config through ``generate`` in this process, one after
   another (imports paid once, no Dask): the baseline;
 * study: ``run_study`` on a fresh LocalCluster of ``--workers`` processes, counted from before the
-  cluster starts to after the last result (the command's whole cost), and without the start.
+  cluster starts to after the last result (the command's whole cost), and without the start;
+* ceiling: ``--workers`` plain Python processes side by side, each generating its share of the
+  datasets one after another (no Dask): what this machine gives for that many processes at all.
+  On a shared machine whose cores are already busy it can be no faster than sequential; the study
+  is then judged against it.
 
 Per repeat the order alternates; every run writes into a fresh folder (else the study would skip).
-Reported: the speedup (sequential / study, with and without the cluster start), and the scheduling
+Reported: the speedup (sequential / study, with and without the cluster start), the ceiling
+(sequential / plain processes) and study / ceiling, and the scheduling
 overhead per dataset two ways: (study wall without the start x workers - the summed time spent
 inside the dataset tasks) / datasets, i.e. what a dataset costs beyond its own run (scheduling,
 transfers, the workers' first imports, idle tails); and the round trip of a no-op task submitted
@@ -25,6 +30,8 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,14 +43,14 @@ def _noop() -> None:
     return None
 
 
-def sequential(study_file: Path) -> dict:
+def sequential(study_file: Path, part: int = 0, parts: int = 1) -> dict:
     from hybridkit.config.run_config import validate_config
     from hybridkit.run.pipeline import generate
     from hybridkit.study.expand import expand
     from hybridkit.study.spec import load_study
 
     spec, study_dir = load_study(study_file)
-    datasets = expand(spec, study_dir, str(study_file))
+    datasets = expand(spec, study_dir, str(study_file))[part::parts]
     t0 = time.perf_counter()
     per = []
     for d in datasets:
@@ -51,6 +58,16 @@ def sequential(study_file: Path) -> dict:
         generate(validate_config(d.config, d.base_dir))
         per.append(time.perf_counter() - t)
     return {"wall_s": time.perf_counter() - t0, "per_dataset_s": per}
+
+
+def ceiling(study_file: Path, workers: int) -> dict:
+    """``workers`` plain processes side by side, each running its share of the datasets."""
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--part", f"{k}/{workers}", str(study_file)],
+                              stdout=subprocess.PIPE, text=True) for k in range(workers)]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    return {"wall_s": time.perf_counter() - t0, "per_process": outs}
 
 
 def distributed_run(study_file: Path, workers: int, n_noop: int) -> dict:
@@ -87,7 +104,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--noop", type=int, default=50, help="no-op tasks timed for the round trip")
     ap.add_argument("--workdir", type=Path, help="default: a temporary folder (removed)")
+    ap.add_argument("--part", help=argparse.SUPPRESS)  # K/N: one ceiling process (internal)
+    ap.add_argument("study", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.part:
+        k, n = map(int, args.part.split("/"))
+        print(json.dumps(sequential(args.study, k, n)))
+        return
 
     from hybridkit.example import write_example
 
@@ -98,19 +121,20 @@ def main() -> None:
     runs = []
     try:
         for rep in range(args.repeat):
-            order = ("sequential", "study") if rep % 2 == 0 else ("study", "sequential")
+            order = ("sequential", "study", "ceiling") if rep % 2 == 0 else ("ceiling", "study", "sequential")
             row = {}
             for kind in order:
                 out = work / f"out-{kind}-{rep}"
                 study = work / f"study-{kind}-{rep}.json"
                 study.write_text(json.dumps({"base": "demo/config.json", "output": out.name,
                                              "grid": {"seed": list(range(1, args.datasets + 1))}}))
-                row[kind] = (sequential(study) if kind == "sequential"
-                             else distributed_run(study, args.workers, args.noop))
+                row[kind] = (sequential(study) if kind == "sequential" else
+                             ceiling(study, args.workers) if kind == "ceiling" else
+                             distributed_run(study, args.workers, args.noop))
                 shutil.rmtree(out, ignore_errors=True)
             runs.append(row)
-            print(json.dumps({"repeat": rep, "sequential_s": round(row["sequential"]["wall_s"], 2),
-                              "study_s": round(row["study"]["wall_s"], 2)}), flush=True)
+            print(json.dumps({"repeat": rep, **{f"{k}_s": round(v["wall_s"], 2) for k, v in row.items()}}),
+                  flush=True)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -119,12 +143,15 @@ def main() -> None:
     seq = med([r["sequential"]["wall_s"] for r in runs])
     st = med([r["study"]["wall_s"] for r in runs])
     st_run = med([r["study"]["run_s"] for r in runs])
+    ceil = med([r["ceiling"]["wall_s"] for r in runs])
     report = {
         "datasets": args.datasets, "workers": args.workers, "duration_s": args.duration,
         "repeat": args.repeat,
         "sequential_s": seq, "study_s": st, "study_without_cluster_start_s": st_run,
         "cluster_start_s": med([r["study"]["cluster_start_s"] for r in runs]),
-        "speedup": seq / st, "speedup_without_cluster_start": seq / st_run,
+        "ceiling_s": ceil, "speedup": seq / st, "speedup_without_cluster_start": seq / st_run,
+        "ceiling_speedup": seq / ceil, "study_over_ceiling": st / ceil,
+        "study_without_cluster_start_over_ceiling": st_run / ceil,
         "overhead_per_dataset_s": med([r["study"]["overhead_per_dataset_s"] for r in runs]),
         "noop_task_round_trip_ms": med([r["study"]["noop_task_round_trip_ms"] for r in runs]),
         "runs": runs,

@@ -104,6 +104,17 @@ def test_check_lists_the_datasets(root, capsys):
     assert "seed=1, injection.amplitude.max=low" in out
 
 
+def test_the_documented_study_is_valid(root, capsys):
+    """docs/studies.md's study file, beside the example dataset, expands as the page says."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "studies.md").read_text()
+    yaml_text = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (root / "documented.yaml").write_text(yaml_text)
+    code, out, err = main(capsys, "study", "check", root / "documented.yaml")
+    assert code == 0, err
+    shown = doc.split("$ hybridkit study check study.yaml\n", 1)[1].split("$ ", 1)[0].splitlines()[1:]
+    assert out.splitlines()[1:] == shown
+
+
 def test_run_generates_every_good_dataset_and_reports_the_failing(root, ran):
     code, out, err = ran
     assert code == 2

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hybridkit.errors import HybridkitError, OutputError
+from hybridkit.errors import HybridkitError, OutputError, StudyError
 from hybridkit.results.scoring import UNIT_COLUMNS
 from hybridkit.study.cluster import study_client
 from hybridkit.study.record import read_record
@@ -143,7 +143,7 @@ def score_study(study_dir: str | Path, workers: int | None = None, scheduler: st
     study_dir = Path(study_dir).resolve()
     rec = read_record(study_dir)
     if not rec.get("sorters"):
-        raise HybridkitError(f"{rec.get('study_file', study_dir)}: sorters: no sorter outputs are "
+        raise StudyError(f"{rec.get('study_file', study_dir)}: sorters: no sorter outputs are "
                              "given; add sorters: {name: 'path/with/{dataset}'} to the study file")
     datasets = [d for d in rec["datasets"] if d.get("status") in ("done", "skipped")]
     params = _param_columns(rec["datasets"], rec["grid"])
