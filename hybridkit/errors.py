@@ -51,3 +51,8 @@ class TruthError(HybridkitError):
 
 class StudyError(HybridkitError):
     """A study file is invalid, or some of a study's datasets or scores failed (summary line)."""
+
+
+class PublishError(HybridkitError):
+    """A hybrid dataset cannot be published or regenerated (missing metadata, inputs not found,
+    the archive refused)."""

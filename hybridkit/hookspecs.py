@@ -44,6 +44,9 @@ class RunContext:
     rng: np.random.Generator
     seed: int
     session: str = "hybrid"
+    #: the resolved run config as JSON (absolute paths, every default, the seed); writers that
+    #: record provenance (the NWB writer) store it; None outside ``generate``
+    resolved_config: dict | None = None
 
 
 class Plugin(ABC):
@@ -59,6 +62,14 @@ class Plugin(ABC):
     def __init__(self, options: PluginOptions, context: RunContext | None = None) -> None:
         self.options = options
         self.context = context
+
+    @classmethod
+    def extra_inputs(cls, options: PluginOptions) -> list[tuple[str, Path]]:
+        """Local files or folders these options make the plugin read beyond their path fields,
+        as (what it is, path): e.g. the .meta beside a .bin, the files a pattern matches, a
+        default cache folder. Path fields are found without this. The output folder may not be,
+        hold or lie inside any of them (checked before any work; nothing need exist yet)."""
+        return []
 
 
 class SourceReader(Plugin):

@@ -17,6 +17,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -268,6 +270,13 @@ def test_study_file_errors_are_one_line(root, tmp_path, capsys):
     assert code == 2 and f"STUDY_DIR {tmp_path}: no study.json there" in err
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_resume_skips_completed_and_survives_a_killed_worker(root, client, ran, scored):
     """A stale staging folder (a run killed earlier) and a worker killed mid-dataset: the rerun
     skips the complete datasets untouched, removes the stale folder, and the dataset whose worker
@@ -285,9 +294,14 @@ def test_resume_skips_completed_and_survives_a_killed_worker(root, client, ran, 
     cfg = json.loads(changed.read_text())
     cfg["injection"]["trains"]["jitter_ms"] = 2.0
     changed.write_text(json.dumps(cfg))
+    # a staging folder whose owner (a process on this host) is gone, as a killed run leaves it
+    from hybridkit.run.staging import OWNER_FILE
+
     stale = datasets / f".{victim}.partial-deadbeef"
     stale.mkdir()
     (stale / "demo_g0_t0.imec0.ap.GT.bin").write_bytes(b"half written")
+    gone = _dead_pid()
+    (stale / OWNER_FILE).write_text(json.dumps({"pid": gone, "host": socket.gethostname()}))
 
     box: dict = {}
     thread = threading.Thread(target=lambda: box.update(run=run_study(root / "study.json",
@@ -308,7 +322,7 @@ def test_resume_skips_completed_and_survives_a_killed_worker(root, client, ran, 
     assert killed is not None, "the victim dataset finished before its worker could be killed"
     run = box["run"]
     res = run.results
-    assert res[victim]["status"] == "done" and res[victim]["worker"] != f"{os.uname().nodename}:{killed}"
+    assert res[victim]["status"] == "done" and res[victim]["worker"] != f"{socket.gethostname()}:{killed}"
     assert res[victim]["stale_staging_removed"]  # the killed worker's staging, or the planted one
     assert res[kept[0]]["status"] == "done" and res[kept[0]]["replaced"]
     assert json.loads(changed.read_text())["injection"]["trains"]["jitter_ms"] == 1.0

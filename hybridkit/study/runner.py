@@ -3,7 +3,7 @@
     spec     = load_study(STUDY)                 validated; the grid expanded into datasets
     record   = study.json (planned datasets)     in the study's output folder
     per dataset, on a worker:
-        stale staging folders of a killed earlier run are removed
+        staging folders of an earlier run that is gone (a killed worker) are removed
         skipped if its folder holds a complete output of the same resolved config (hash)
         else generate(config): the output appears complete or not at all (staging + rename)
     a failing dataset's one-line error is recorded; the others go on
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import time
 import uuid
@@ -23,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridkit.errors import HybridkitError
-from hybridkit.run.provenance import MANIFEST, RESOLVED_CONFIG
+from hybridkit.run import staging
+from hybridkit.run.output_guard import MANIFEST
+from hybridkit.run.provenance import RESOLVED_CONFIG
 from hybridkit.study.cluster import study_client
 from hybridkit.study.expand import Dataset, config_hash, expand
 from hybridkit.study.record import write_record
@@ -40,18 +41,18 @@ def completed_output(out_dir: Path, expected_hash: str) -> bool:
 
 
 def clear_stale_staging(out_dir: Path) -> list[str]:
-    """Remove the staging (and replaced-output) folders a killed run of ``out_dir`` left behind.
+    """Remove the staging folders that runs into ``out_dir`` which are gone (a killed worker) left
+    behind, with :func:`hybridkit.run.staging.sweep`; return the names removed.
 
-    ``generate`` writes into ``.<name>.partial-XXXX`` beside the output and renames it at the end;
-    a worker killed mid-run leaves that folder, which nothing else would ever remove. Only one
-    `study run` may use a study folder at a time (docs/studies.md), so none of these is live.
+    ``generate`` sweeps too, but a dataset that is skipped never calls it: its stale folders
+    (hundreds of MB each) would stay. OutputError when a live run writes into ``out_dir``.
     """
-    removed = []
-    for pattern in (f".{out_dir.name}.partial-*", f".{out_dir.name}.old-*"):
-        for stale in out_dir.parent.glob(pattern):
-            shutil.rmtree(stale, ignore_errors=True)
-            removed.append(stale.name)
-    return sorted(removed)
+    before = {p.name for p in staging.staging_folders(out_dir)}
+    before |= {p.name for p in staging.staging_folders(out_dir, staging.old_prefix(out_dir))}
+    staging.sweep(out_dir)
+    after = {p.name for p in staging.staging_folders(out_dir)}
+    after |= {p.name for p in staging.staging_folders(out_dir, staging.old_prefix(out_dir))}
+    return sorted(before - after)
 
 
 def run_dataset(name: str, config: dict, base_dir: str, expected_hash: str) -> dict:
@@ -61,14 +62,13 @@ def run_dataset(name: str, config: dict, base_dir: str, expected_hash: str) -> d
 
     t0 = time.perf_counter()
     out_dir = Path(config["output"]["directory"])
-    removed = clear_stale_staging(out_dir)
     # which process ran it: a failure can then be matched with that worker's log
-    row = {"name": name, "stale_staging_removed": removed,
-           "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    if completed_output(out_dir, expected_hash):
-        return {**row, "status": "skipped", "seconds": time.perf_counter() - t0}
-    replaced = out_dir.exists()
+    row = {"name": name, "worker": f"{socket.gethostname()}:{os.getpid()}"}
     try:
+        row["stale_staging_removed"] = clear_stale_staging(out_dir)
+        if completed_output(out_dir, expected_hash):
+            return {**row, "status": "skipped", "seconds": time.perf_counter() - t0}
+        replaced = out_dir.exists()
         cfg = validate_config(config, Path(base_dir), f"dataset {name}")
         result = generate(cfg)
     except HybridkitError as exc:
