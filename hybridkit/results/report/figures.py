@@ -60,11 +60,17 @@ def probe_figure(positions: np.ndarray, units: list[int], injected: dict, source
     ok = np.all(np.isfinite(positions), axis=1) if positions is not None else None
     if ok is not None and ok.any():
         ax.scatter(positions[ok, 0], positions[ok, 1], marker="s", s=6, color="0.8", label="contacts")
+    # units sharing a place get one label (ids only when there are many): no text over text
+    at: dict[tuple, list[int]] = {}
+    for u in units:
+        at.setdefault(tuple(np.round(np.asarray(injected[u], float), 1)), []).append(u)
+    for (x1, y1), us in at.items():
+        text = labels.get(us[0], str(us[0])) if len(us) == 1 and len(units) <= 12 else \
+            ", ".join(map(str, us))
+        ax.annotate(text, (x1, y1), xytext=(6, 0), textcoords="offset points", fontsize=7, va="center")
     for c, u in zip(colors(len(units)), units):
         x1, y1 = injected[u]
         ax.scatter([x1], [y1], s=60, color=c, edgecolor="k", zorder=3)
-        ax.annotate(labels.get(u, str(u)), (x1, y1), xytext=(6, 0), textcoords="offset points",
-                    fontsize=8, va="center")
         if u in source:
             x0, y0 = source[u]
             ax.scatter([x0], [y0], s=60, facecolor="none", edgecolor=c, linewidth=1.5, zorder=3)
@@ -183,32 +189,44 @@ def traces_figure(panels: list[dict], fs: float):
 
 def raster_figure(times_s: dict, units: list[int], duration_s: float, labels: dict,
                   shown_s: dict | None = None):
-    """Raster (top) and firing rate in 1-s bins (bottom) of each injected unit.
+    """Raster (top) and firing rate (bottom) of each injected unit.
 
     ``times_s``: unit -> all event times (s), for the rates; ``shown_s``: the events drawn in the
-    raster (a subsample on a long run), default all.
+    raster (a subsample on a long run), default all. Rates are in 1-s bins (wider past 2000 s);
+    with more than 12 units they are a heat map (unit x time), which stays readable.
     """
     shown_s = times_s if shown_s is None else shown_s
-    fig = new_figure(9.0, 2.0 + 0.35 * len(units) + 2.2)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[max(len(units), 1) * 0.35 + 0.5, 2.0])
+    n = max(len(units), 1)
+    row_in = 0.35 if n <= 12 else 0.14
+    many = n > 12
+    rate_in = 2.0 if not many else max(2.0, 0.08 * n)
+    fig = new_figure(9.0, row_in * n + 0.5 + rate_in + 0.8)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[row_in * n + 0.5, rate_in])
     width = 1.0 if duration_s >= 10 else duration_s / 10
-    if duration_s > 2000:  # an hour: 2-s bins, at most ~2000 steps per unit
+    if duration_s > 2000:  # an hour: 2-s bins, at most ~2000 per unit
         width = float(np.ceil(duration_s / 2000))
     bins = np.arange(0, duration_s + width, width)
+    rates = np.zeros((n, bins.size - 1))
     for row, (c, u) in enumerate(zip(colors(len(units)), units)):
-        t = times_s[u]
         top.vlines(shown_s[u], row + 0.6, row + 1.4, color=c, lw=0.5)
-        counts, _ = np.histogram(t, bins)
-        bottom.step(bins[:-1], counts / width, where="post", color=c, lw=1, label=labels.get(u, str(u)))
-    top.set_yticks(np.arange(1, len(units) + 1))
-    top.set_yticklabels([str(u) for u in units], fontsize=7)
+        rates[row] = np.histogram(times_s[u], bins)[0] / width
+        if not many:
+            bottom.step(bins[:-1], rates[row], where="post", color=c, lw=1, label=labels.get(u, str(u)))
+    step = 1 if n <= 20 else int(np.ceil(n / 20))
+    top.set_yticks(np.arange(1, n + 1)[::step], [str(u) for u in units][::step], fontsize=7)
     top.set_ylabel("injected unit")
-    top.set_ylim(0.4, len(units) + 0.6)
-    bottom.set_ylabel(f"rate (Hz, {width:g}-s bins)")
+    top.set_ylim(0.4, n + 0.6)
+    if many:
+        im = bottom.imshow(rates, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis",
+                           extent=(0, bins[-1], 0.5, n + 0.5))
+        bottom.set_yticks(np.arange(1, n + 1)[::step], [str(u) for u in units][::step], fontsize=6)
+        bottom.set_ylabel("injected unit")
+        fig.colorbar(im, ax=bottom, label=f"rate (Hz, {width:g}-s bins)", fraction=0.03, pad=0.01)
+    else:
+        bottom.set_ylabel(f"rate (Hz, {width:g}-s bins)")
+        bottom.legend(fontsize=7, ncol=min(len(units), 6), loc="upper right")
     bottom.set_xlabel("time (s)")
     bottom.set_xlim(0, duration_s)
-    if len(units) <= 12:
-        bottom.legend(fontsize=7, ncol=min(len(units), 6), loc="upper right")
     return fig
 
 
@@ -229,7 +247,7 @@ def gains_figure(times_s: dict, gains: dict, units: list[int], all_gains: dict |
         parts = right.boxplot(data, patch_artist=True, widths=0.6)
         for patch, c in zip(parts["boxes"], cs):
             patch.set_facecolor(c)
-        step = max(1, len(units) // 20)
+        step = int(np.ceil(len(units) / 12))
         right.set_xticks(np.arange(1, len(units) + 1)[::step], [str(u) for u in units][::step], fontsize=7)
     left.set_xlabel("time (s)")
     left.set_ylabel("amplitude gain")

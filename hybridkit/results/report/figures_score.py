@@ -12,13 +12,15 @@ from hybridkit.results.report.figures import new_figure
 
 def accuracy_figure(rows: list[dict]):
     """Accuracy, recall and precision of each ground-truth unit (grouped bars)."""
-    fig = new_figure(max(5.0, 0.5 * len(rows) + 2), 3.2)
+    # at most the page's width: past ~20 units the bars get thinner and the labels sparser
+    fig = new_figure(min(max(5.0, 0.5 * len(rows) + 2), 11.0), 3.2)
     ax = fig.add_subplot()
     x = np.arange(len(rows))
     for k, (key, c) in enumerate((("accuracy", "tab:blue"), ("recall", "tab:green"), ("precision", "tab:orange"))):
         vals = [r[key] if r[key] is not None else 0.0 for r in rows]
         ax.bar(x + (k - 1) * 0.27, vals, width=0.27, color=c, label=key)
-    ax.set_xticks(x, [str(r["gt_unit"]) for r in rows], fontsize=7)
+    step = 1 if len(rows) <= 30 else int(np.ceil(len(rows) / 30))
+    ax.set_xticks(x[::step], [str(r["gt_unit"]) for r in rows][::step], fontsize=7)
     ax.set_xlabel("ground-truth unit")
     ax.set_ylim(0, 1.0)
     # above the axes: inside, a legend hides the bars of some unit whatever corner it takes
