@@ -13,7 +13,12 @@ from hybridkit.model import Template
 from hybridkit.results.report import figures as F
 from hybridkit.results.report import unit_measures as UM
 from hybridkit.results.report.html import Page
-from hybridkit.results.report.sections_units import drift_section, origin, trace_panel, unit_sections
+from hybridkit.results.report.sections_units import (
+    drift_section,
+    origin,
+    trace_panel,
+    unit_sections,
+)
 from hybridkit.results.traces import Traces
 from hybridkit.results.truth import Truth
 
@@ -120,7 +125,7 @@ def test_trace_axes_have_no_offset_notation():
     ax = fig.axes[0]
     assert ax.xaxis.get_offset_text().get_text() == ""
     lo, hi = ax.get_xlim()
-    assert lo < 0 < hi and hi < 10  # ms from the event
+    assert lo < 0 < hi < 10  # ms from the event
 
 
 def test_database_templates_are_labelled_so_and_drawn_alone():

@@ -1,27 +1,33 @@
 """``hybridkit report``: one self-contained HTML page about the injected units (and a score).
 
-The page shows what phy would show a person about the injected units: the probe with the source
-and injected places, each injected template on the probe layout beside its source unit, the
-hybrid traces around injected events, rasters and firing rates, amplitude gains and clipped
-samples; with a score, the accuracy table, the agreement matrix and accuracy against SNR.
-Figures are PNG images embedded as base64 data URLs: the file opens offline, alone.
-matplotlib is imported only here (and in :mod:`.figures`).
+The page shows what phy and SpikeInterface would show a person about the injected units: the
+probe with the source and injected places; a unit table; per unit its template on the probe layout
+beside its source unit, autocorrelogram, ISI histogram, cross-correlogram with its source unit,
+amplitudes measured on the hybrid recording and individual waveforms (:mod:`.sections_units`);
+drift; the hybrid traces around injected events; rasters and rates, gains and clipped samples;
+with a score, the score table, matched waveforms, where missed spikes went, the agreement matrix
+and accuracy against SNR (:mod:`.sections_score`). Long runs are subsampled with a fixed seed and
+the page says so. Figures are PNG images embedded as base64 data URLs: the file opens offline,
+alone. matplotlib is imported only by this package's figure modules.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from hybridkit.errors import OutputError
-from hybridkit.results.truth import Truth, load_truth
-from hybridkit.results.traces import open_traces
 from hybridkit.results.report import figures as F
 from hybridkit.results.report.html import Page
 from hybridkit.results.report.sections_score import score_section
-from hybridkit.results.report.sections_units import drift_section, origin, trace_section, unit_sections
+from hybridkit.results.report.sections_units import (
+    drift_section,
+    origin,
+    trace_section,
+    unit_sections,
+)
 from hybridkit.results.report.unit_measures import subsample
+from hybridkit.results.traces import open_traces
+from hybridkit.results.truth import Truth, load_truth
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,16 @@ import numpy as np
 
 from hybridkit.results.report import figures as F
 from hybridkit.results.report import figures_units as FU
-from hybridkit.results.report.html import Page
 from hybridkit.results.report import unit_measures as UM
+from hybridkit.results.report.html import Page
 from hybridkit.results.report.unit_measures import (
-    CCG_BIN_MS, CCG_WINDOW_MS, UnitMeasures, clipped_on_channels, measure_unit, subsample)
+    CCG_BIN_MS,
+    CCG_WINDOW_MS,
+    UnitMeasures,
+    clipped_on_channels,
+    measure_unit,
+    subsample,
+)
 from hybridkit.results.traces import Traces
 from hybridkit.results.truth import Truth
 
@@ -143,7 +149,7 @@ def unit_sections(page: Page, truth: Truth, traces: Traces | None, units: list[i
                       f"injected unit {u}")
             page.figure(f"fig-template-{u}",
                         F.template_figure(titles, tpl, pos, shift, obs_inj, obs_src, cols[u]),
-                        f"Template of injected unit {u}" + (f" and its source unit." if is_source else
+                        f"Template of injected unit {u}" + (" and its source unit." if is_source else
                                                             f" ({name}: no source unit in this recording)."))
         page.figure(f"fig-unit-{u}", FU.unit_activity_figure(measures[u], cols[u], name if is_source else None),
                     f"Injected unit {u}: autocorrelogram, ISI histogram, cross-correlogram with "
