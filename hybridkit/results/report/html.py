@@ -80,9 +80,9 @@ class Page:
         self.parts.append(f'<p class="note">{html.escape(text)}</p>')
 
     def figure(self, fig_id: str, fig, caption: str) -> None:
-        """Embed a matplotlib Figure as a base64 PNG (the figure is closed afterwards)."""
+        """Embed a matplotlib Figure as a base64 PNG (no pyplot: the Figure is freed with its last
+        reference; clearing it first would only build fresh empty axes)."""
         data = F.to_png_b64(fig)
-        fig.clear()
         self.figure_ids.append(fig_id)
         self.parts.append(
             f'<figure id="{html.escape(fig_id)}"><img alt="{html.escape(caption)}" '
