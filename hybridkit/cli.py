@@ -181,6 +181,19 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_augment(args) -> int:
+    from hybridkit.augment.build import augment
+    from hybridkit.config.run_config import load_config
+
+    result = augment(load_config(args.config))
+    counts = ", ".join(f"{n} {label}" for label, n in result.counts.items())
+    print(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB): {counts}; "
+          f"{result.n_templates} templates")
+    if result.noise_model is not None:
+        print(f"wrote {result.noise_model} (the measured noise covariance)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # resolved here, not at import: importing this module stays light (see hybridkit/__init__)
     from hybridkit import __version__
@@ -325,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "table, agreement matrix and accuracy against SNR")
     p.add_argument("-o", "--out", type=Path, help="HTML file to write (default OUTPUT_DIR/report.html)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("augment", help="write a training set of spike snippets (clean, collided, "
+                       "misaligned, noise) over the recording's noise as HDF5 (docs/augment.md)")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a run config with an augment section")
+    p.set_defaults(func=_cmd_augment)
 
     p = sub.add_parser("example", help="write a small SpikeGLX + Kilosort example dataset")
     p.add_argument("dir", help="folder to write (must be empty or absent unless --force)")

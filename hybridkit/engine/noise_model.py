@@ -47,6 +47,11 @@ class KroneckerNoise:
         """(n_times * n_channels,)^2 covariance of row-major ``vec(X)``; only for small sizes."""
         return np.kron(self.temporal, self.spatial)
 
+    def restricted(self, channels: np.ndarray) -> "KroneckerNoise":
+        """The model on a subset of channels (a Gaussian's marginal: the spatial sub-matrix)."""
+        ch = np.asarray(channels, dtype=np.int64)
+        return KroneckerNoise(self.temporal, self.spatial[np.ix_(ch, ch)])
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n, n_times, n_channels) float64 snippets drawn from the model."""
         lt, ls = psd_sqrt(self.temporal), psd_sqrt(self.spatial)
@@ -54,24 +59,43 @@ class KroneckerNoise:
         return np.einsum("ts,nsc,dc->ntd", lt, z, ls, optimize=True)
 
 
-def estimate(snippets: np.ndarray) -> KroneckerNoise:
-    """The moment estimate of :class:`KroneckerNoise` from noise snippets.
+class KroneckerEstimator:
+    """The moment estimate of :class:`KroneckerNoise`, accumulated over batches of snippets (so
+    memory is one batch, whatever the number of snippets)."""
 
-    Args:
-        snippets: (n, n_times, n_channels) noise-only snippets (any units); each snippet's
-            per-channel mean is removed first (a DC offset is not noise).
-    """
-    x = np.asarray(snippets, dtype=np.float64)
-    if x.ndim != 3 or x.shape[0] < 2:
-        raise ValueError(f"need (n >= 2, n_times, n_channels) snippets, got shape {x.shape}")
-    x = x - x.mean(axis=1, keepdims=True)
-    a = np.einsum("ntc,nsc->ts", x, x, optimize=True) / x.shape[0]
-    b = np.einsum("ntc,ntd->cd", x, x, optimize=True) / x.shape[0]
-    total = float(np.trace(a))
-    if not total > 0:
-        raise ValueError("the noise snippets are constant: no covariance to estimate")
-    scale = float(np.mean(np.diag(a)))
-    return KroneckerNoise(temporal=a / scale, spatial=b * scale / total)
+    def __init__(self) -> None:
+        self._a = self._b = None
+        self.n = 0
+
+    def add(self, snippets: np.ndarray) -> None:
+        """Add (n, n_times, n_channels) noise-only snippets (any units); each snippet's
+        per-channel mean is removed first (a DC offset is not noise)."""
+        x = np.asarray(snippets, dtype=np.float64)
+        if x.ndim != 3:
+            raise ValueError(f"need (n, n_times, n_channels) snippets, got shape {x.shape}")
+        x = x - x.mean(axis=1, keepdims=True)
+        a = np.einsum("ntc,nsc->ts", x, x, optimize=True)
+        b = np.einsum("ntc,ntd->cd", x, x, optimize=True)
+        self._a = a if self._a is None else self._a + a
+        self._b = b if self._b is None else self._b + b
+        self.n += x.shape[0]
+
+    def result(self) -> KroneckerNoise:
+        if self.n < 2:
+            raise ValueError(f"need at least 2 noise snippets, got {self.n}")
+        a, b = self._a / self.n, self._b / self.n
+        total = float(np.trace(a))
+        if not total > 0:
+            raise ValueError("the noise snippets are constant: no covariance to estimate")
+        scale = float(np.mean(np.diag(a)))
+        return KroneckerNoise(temporal=a / scale, spatial=b * scale / total)
+
+
+def estimate(snippets: np.ndarray) -> KroneckerNoise:
+    """The moment estimate of :class:`KroneckerNoise` from (n, n_times, n_channels) noise snippets."""
+    est = KroneckerEstimator()
+    est.add(snippets)
+    return est.result()
 
 
 def empirical_covariance(snippets: np.ndarray) -> np.ndarray:
