@@ -4,7 +4,7 @@ Model: a noise snippet ``X`` (n_times, n_channels) has ``vec(X) ~ N(0, T ⊗ S)`
 (n_times, n_times) temporal and ``S`` the (n_channels, n_channels) spatial covariance (row-major
 ``vec``, so element ``(t, c)`` pairs with ``(t', c')`` through ``T[t, t'] * S[c, c']``).
 
-Estimator (moments; the one YASS uses, one pass, no iteration): from ``N`` mean-removed snippets,
+Estimator (moments, one pass, no iteration): from ``N`` snippets centred on their mean snippet,
 
     A = mean_n X_n X_n^T            (n_times, n_times)      E[A] = T * tr(S)
     B = mean_n X_n^T X_n            (n_channels, n_channels) E[B] = S * tr(T)
@@ -64,26 +64,30 @@ class KroneckerEstimator:
     memory is one batch, whatever the number of snippets)."""
 
     def __init__(self) -> None:
-        self._a = self._b = None
+        self._a = self._b = self._sum = None
         self.n = 0
 
     def add(self, snippets: np.ndarray) -> None:
-        """Add (n, n_times, n_channels) noise-only snippets (any units); each snippet's
-        per-channel mean is removed first (a DC offset is not noise)."""
+        """Add (n, n_times, n_channels) noise-only snippets (any units)."""
         x = np.asarray(snippets, dtype=np.float64)
         if x.ndim != 3:
             raise ValueError(f"need (n, n_times, n_channels) snippets, got shape {x.shape}")
-        x = x - x.mean(axis=1, keepdims=True)
         a = np.einsum("ntc,nsc->ts", x, x, optimize=True)
         b = np.einsum("ntc,ntd->cd", x, x, optimize=True)
-        self._a = a if self._a is None else self._a + a
-        self._b = b if self._b is None else self._b + b
+        total = x.sum(axis=0)
+        if self._a is None:
+            self._a, self._b, self._sum = a, b, total
+        else:
+            self._a, self._b, self._sum = self._a + a, self._b + b, self._sum + total
         self.n += x.shape[0]
 
     def result(self) -> KroneckerNoise:
         if self.n < 2:
             raise ValueError(f"need at least 2 noise snippets, got {self.n}")
-        a, b = self._a / self.n, self._b / self.n
+        # centred on the mean snippet M (a DC offset is not noise): sum (X-M)(X-M)^T = sum X X^T - n M M^T
+        m = self._sum / self.n
+        a = self._a / self.n - m @ m.T
+        b = self._b / self.n - m.T @ m
         total = float(np.trace(a))
         if not total > 0:
             raise ValueError("the noise snippets are constant: no covariance to estimate")
@@ -99,11 +103,11 @@ def estimate(snippets: np.ndarray) -> KroneckerNoise:
 
 
 def empirical_covariance(snippets: np.ndarray) -> np.ndarray:
-    """(n_times * n_channels,)^2 sample covariance of row-major ``vec`` of mean-removed snippets
-    (the unstructured reference the Kronecker model is checked against)."""
+    """(n_times * n_channels,)^2 sample covariance of row-major ``vec`` of snippets centred on
+    their mean snippet (the unstructured reference the Kronecker model is checked against)."""
     x = np.asarray(snippets, dtype=np.float64)
-    x = x - x.mean(axis=1, keepdims=True)
     v = x.reshape(x.shape[0], -1)
+    v = v - v.mean(axis=0)
     return v.T @ v / v.shape[0]
 
 
