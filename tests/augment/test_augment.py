@@ -192,3 +192,16 @@ def test_errors_are_one_line(example, tmp_path, capsys):
     assert main(capsys, "augment", ok)[0] == 0
     code, out, err = main(capsys, "augment", ok)
     assert code == 2 and "exists; set augment.overwrite true" in err
+
+
+def test_the_documented_loader_runs(example, tmp_path, capsys):
+    """docs/augment.md's ten-line loader, run on a real file (numpy and h5py only)."""
+    assert main(capsys, "augment", config(example, tmp_path))[0] == 0
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "augment.md").read_text()
+    code = doc.split("## A training loop (numpy only)")[1].split("```python\n")[1].split("```")[0]
+    assert len(code.strip().splitlines()) <= 12 and "torch" not in code
+    scope: dict = {}
+    exec(compile(code.replace("training_set.h5", str(tmp_path / "train.h5")), "augment.md", "exec"),
+         scope)
+    assert scope["x"].shape == (150, 75, 7) and scope["is_spike"].sum() == 60
+    assert scope["xb"].ndim == 3 and len(scope["yb"]) == len(scope["xb"])
