@@ -12,7 +12,7 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
   ``metadata-<session>.csv``; ``clipped-<session>.csv``;
 * ``probe-<session>.npz`` (+ ``probe-<session>.json`` in probeinterface format when known),
   ``templates-<session>.json`` (each injected template's origin),
-  ``dtype-<session>.npy``, ``templates-<session>.npz`` (the placed templates, uV).
+  ``dtype-<session>.npy`` (``templates-<session>.npz``, the exact plan, is written by every run).
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
 source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
@@ -46,7 +46,7 @@ def hybrid_file_names(recording: Recording) -> list[str]:
     """The legacy writer's hybrid file names for ``recording``, one per source file (segment).
 
     A flat binary source keeps its names (:func:`hybrid_file_name`); a source that is not a flat
-    file but can be written as one (``flat_export``, e.g. the synthetic source) gets
+    file but can be written as one (``flat_export``, e.g. a SpikeInterface recording) gets
     ``<name>.GT.bin``, or ``<name>_seg<k>.GT.bin`` per segment when it has several.
     """
     if recording.flat_binary:
@@ -109,8 +109,8 @@ class LegacyWriter(Writer):
         self.copy = BackgroundCopy(jobs, self.fds).start()
 
     def _begin_flat(self, recording: Recording, out_dir: Path) -> None:
-        """A source with no file to copy (generated): the pipeline streams every block here in
-        time order, and each is written at its place in a flat binary."""
+        """A source with no file to copy (read through SpikeInterface): the pipeline streams every
+        block here in time order, and each is written at its place in a flat binary."""
         # an instance attribute: the pipeline asks the instance which blocks to send
         self.needs_every_sample = True
         self.layouts = flat_layouts(recording)
