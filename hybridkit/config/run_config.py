@@ -9,11 +9,12 @@ valid (see :func:`_explain`).
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
 from hybridkit.config.explain import PLUGIN_TAGS, explain
 from hybridkit.errors import ConfigError
@@ -176,10 +177,17 @@ class OutputConfig(StrictModel):
         "reads every hybrid binary once more), only the small sidecar files, or none.")
 
 
+#: longest session name: output file names add up to ~40 characters to it (the usual limit is 255)
+SESSION_MAX_CHARS = 100
+SESSION_NAME = re.compile(rf"[^\W_][\w.\- ]{{0,{SESSION_MAX_CHARS - 1}}}")
+
+
 class RunConfigBase(StrictModel):
     """Fields of a run that do not depend on installed plugins."""
 
-    session: str | None = Field(None, description="Name of this hybrid run; default 'hybrid-<seed>'.")
+    session: str | None = Field(None, description="Name of this hybrid run, part of output file "
+                                "names: letters, digits, '_', '-', '.' and spaces, starting with a "
+                                "letter or digit, at most 100 characters; default 'hybrid-<seed>'.")
     seed: int | None = Field(None, ge=0, lt=2**32, description="Random seed; drawn and written out "
                              "when absent.")
     units: UnitsConfig | None = Field(
@@ -196,6 +204,16 @@ class RunConfigBase(StrictModel):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     #: where the config came from, for error messages
     _source: str = PrivateAttr(default="config")
+
+    @field_validator("session")
+    @classmethod
+    def _file_name_component(cls, value: str | None) -> str | None:
+        # the session goes into output file names (hybrid_events-<session>.csv): a '/' or '..'
+        # would write outside the output folder, and a long name fails only after the work
+        if value is not None and not SESSION_NAME.fullmatch(value):
+            raise ValueError("must be a file-name part: letters, digits, '_', '-', '.' and spaces, "
+                             f"starting with a letter or digit, at most {SESSION_MAX_CHARS} characters")
+        return value
 
     @property
     def base_dir(self) -> Path:
@@ -273,22 +291,34 @@ def read_config_file(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); save the config as UTF-8") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
+            # pyyaml prints the offending line with a caret over several lines: keep one
             mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+            where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ConfigError(f"{path}:{where} not valid YAML ({problem})") from None
+        try:  # a config is JSON's data model: YAML's dates, sets and complex keys are not
+            data = json.loads(json.dumps(data))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: holds a value a config cannot hold ({exc}); quote dates "
+                              "and times, and use plain string keys") from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a JSON object, got {type(data).__name__}")
     return data
@@ -321,6 +351,11 @@ def _check_plugin_types(data: dict, reg: Registry, source: str, base_dir: Path) 
                         f"{source}: {label}.type is missing; installed: {', '.join(reg.names(kind))}"
                     )
             name = entry["type"]
+            if not isinstance(name, str):
+                raise ConfigError(
+                    f"{source}: {label}.type = {json.dumps(name)}: must be one plugin name (a string); "
+                    f"installed: {', '.join(reg.names(kind)) or '(none)'}"
+                )
             if name not in reg.plugins[kind]:
                 raise ConfigError(
                     f"{source}: {label}.type: no {kind.replace('_', ' ')} named {name!r}; "
