@@ -160,9 +160,15 @@ def parse_prm(path: Path) -> dict:
     Values: float, str, (rows, cols) float64 arrays for ``[...]`` and ranges, lists for ``{...}``.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise SortingError(f"{path}: cannot read the JRCLUST parameter file ({exc.strerror})") from None
+    # MATLAB's editor writes UTF-8, Windows editors often UTF-8 with a BOM or UTF-16 ("Unicode"):
+    # read as UTF-8 only, a UTF-16 file yields no assignment at all
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = raw.decode("utf-16", errors="replace")
+    else:
+        text = raw.decode("utf-8-sig", errors="replace")
     params: dict = {}
     for stmt in _statements(text):
         name, sep, rhs = stmt.partition("=")
