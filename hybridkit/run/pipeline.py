@@ -23,6 +23,7 @@ import numpy as np
 from hybridkit.run import provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.selection import choose_units, write_table
+from hybridkit.errors import OutputError
 from hybridkit.hookspecs import RunContext, Writer
 from hybridkit.model import GroundTruth, Plan, Recording
 from hybridkit.run.planning import build_plan
@@ -142,6 +143,21 @@ def _drifting(plan: Plan, motion_cfg, recording: Recording, rng: np.random.Gener
     return plan
 
 
+def check_new_unit_ids(sorting, writers: list[Writer]) -> None:
+    """Injected units are numbered after the sorting's largest id: refuse, before any work, ids
+    that a writer's format cannot store (phy keeps cluster ids as int32), naming the id and the
+    file it came from. (Before this check, the phy writer overflowed after the whole run.)"""
+    if sorting is None or sorting.unit_ids.size == 0:
+        return
+    largest = int(sorting.unit_ids.max())
+    for w in writers:
+        if w.max_unit_id is not None and largest + 1 > w.max_unit_id:
+            where = sorting.units_file or sorting.path or "sorting"
+            raise OutputError(f"{where}: cluster id {largest} leaves no id for the injected units in "
+                              f"the {w.name} writer, whose ids stop at {w.max_unit_id}; renumber the "
+                              f"sorting's clusters below {w.max_unit_id}, or drop the {w.name} writer")
+
+
 def _instantiate(reg: Registry, kind: str, options, ctx: RunContext):
     return reg.get(kind, options.type)(options, ctx)
 
@@ -174,6 +190,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
             begun.append(w)
         sorting = (_instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
                    if cfg.sorting is not None else None)
+        check_new_unit_ids(sorting, writers)
         source = _instantiate(reg, "template_source", cfg.templates, ctx)
         selection_files: list[Path] = []
         if source.uses_sorting_units:

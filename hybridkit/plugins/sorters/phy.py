@@ -263,6 +263,7 @@ class PhyAdapter(SorterAdapter):
             channel_positions=channel_positions,
             path=folder,
             format="phy",
+            units_file=units_path,
         )
         if recording is not None:
             self._check_against(sorting, recording, params)
