@@ -5,6 +5,9 @@ line: the CLI prints ``str(error)`` and exits 2 (see :mod:`hybridkit.cli`).
 """
 from __future__ import annotations
 
+import errno
+from contextlib import contextmanager
+
 
 class HybridkitError(Exception):
     """Root of every error hybridkit raises on purpose."""
@@ -47,3 +50,29 @@ class OutputError(HybridkitError):
 
 class TruthError(HybridkitError):
     """The ground truth cannot be read back from a run's output (score, report)."""
+
+
+#: what to do about an OS error while writing output, by errno
+_WRITE_HINTS = {
+    errno.ENOSPC: "no space left on the device: free space or choose another output.directory",
+    errno.EDQUOT: "disk quota exceeded: free space or choose another output.directory",
+    errno.EFBIG: "the file is too large for this file system: choose another output.directory",
+    errno.EROFS: "the file system is read-only: choose another output.directory",
+    errno.EACCES: "permission denied: choose a writable output.directory",
+}
+
+
+def output_write_error(path, exc: OSError) -> OutputError:
+    """One OutputError line for an OSError raised while writing output file ``path``."""
+    why = _WRITE_HINTS.get(exc.errno) or (exc.strerror or str(exc))
+    return OutputError(f"{path}: cannot write ({why})")
+
+
+@contextmanager
+def writing(path):
+    """Turn an OSError raised while writing output file ``path`` (disk full, quota, read-only)
+    into one OutputError line naming the file; the pipeline then removes the staging folder."""
+    try:
+        yield
+    except OSError as exc:
+        raise output_write_error(path, exc) from None
