@@ -405,6 +405,7 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     except ValidationError as exc:
         raise ConfigError(explain(exc, source, model, data)) from exc
     _check_sorting_needs(cfg, reg, source)
+    _check_motion_memory(cfg, source)
     cfg._base_dir = Path(base_dir)  # type: ignore[attr-defined]
     cfg._source = source  # type: ignore[attr-defined]
     return cfg
@@ -421,6 +422,34 @@ def _check_sorting_needs(cfg, reg: Registry, source: str) -> None:
     if cfg.sorting is None and cfg.injection.trains.mode == "source":
         raise ConfigError(f"{source}: missing required field sorting (injection.trains.mode "
                           "\"source\" reuses the source units' spike times; or use mode \"poisson\")")
+
+
+def _check_motion_memory(cfg, source: str) -> None:
+    """Synthetic motion precomputes each drifting unit's template at every motion.grid_um step
+    within +-(sum of amplitudes): bound that memory now, by engine.max_memory_mb, rather than
+    failing with a MemoryError after the templates are built (1e5 um asked for ~110 GiB)."""
+    from hybridkit.engine.drift import VARIANT_BYTES, variants_per_unit
+
+    motion = cfg.motion
+    if motion is None or not motion.synthetic:
+        return
+    span = sum(s.amplitude_um for s in motion.synthetic)
+    units = cfg.units
+    n_units = len(units.ids) if units is not None and units.ids else (
+        units.max_count if units is not None and units.max_count else 1)
+    budget = cfg.engine.max_memory_mb * 2**20
+    need = variants_per_unit(span, motion.grid_um) * VARIANT_BYTES * n_units
+    if need <= budget:
+        return
+    biggest = max(range(len(motion.synthetic)), key=lambda i: motion.synthetic[i].amplitude_um)
+    # the largest sum of amplitudes whose variants fit the budget
+    max_span = ((budget // (VARIANT_BYTES * n_units)) - 1) // 2 * motion.grid_um
+    raise ConfigError(
+        f"{source}: motion.synthetic[{biggest}].amplitude_um = {motion.synthetic[biggest].amplitude_um:g}: "
+        f"templates precomputed every {motion.grid_um:g} um over +-{span:g} um need about "
+        f"{need / 2**30:.1f} GiB for {n_units} unit(s), more than engine.max_memory_mb = "
+        f"{cfg.engine.max_memory_mb}; keep the amplitudes' sum within {max_span:g} um, or raise "
+        "motion.grid_um or engine.max_memory_mb")
 
 
 def load_config(path: str | Path, reg: Registry | None = None):
