@@ -216,7 +216,7 @@ def _mutate_phy_file(rng: np.random.Generator, path: Path) -> None:
                np.array([True, False]), np.zeros(60, complex), np.full(60, 2**63, np.uint64)]
         np.save(path, odd[int(rng.integers(len(odd)))])
     elif path.suffix != ".npy" and rng.random() < 0.5:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode("utf-8", "replace").splitlines() or [""]
         i = int(rng.integers(len(lines)))
         lines[i] = lines[i].split("=")[0] + ("= " + ODD_TEXT[int(rng.integers(len(ODD_TEXT)))]
                                               if "=" in lines[i] else "\t" + str(ODD_VALUES[int(rng.integers(len(ODD_VALUES)))]))
