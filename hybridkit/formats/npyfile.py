@@ -3,7 +3,7 @@
 ``np.load`` trusts the header: a corrupt header raises whatever numpy's header parser meets
 (``TokenError``, ``SyntaxError``, ``KeyError``...), and a header claiming a huge shape asks for
 that much memory before it notices the file is short. :func:`read_npy` reads the header first,
-checks that the file holds exactly the bytes the header promises, and only then loads the data,
+checks that the file holds the bytes the header promises, and only then loads the data,
 never unpickling (``allow_pickle=False``). Every failure is the caller's HybridkitError naming
 the file.
 """
@@ -16,13 +16,12 @@ import numpy as np
 from hybridkit.errors import HybridkitError
 
 
-
 def read_npy(path: str | Path, error: type[HybridkitError]) -> np.ndarray:
     """The array in ``path`` (any shape and memory order; object arrays are refused).
 
     Raises:
         ``error``: the file cannot be read, its header is not a valid .npy header, it holds
-        Python objects, or its size does not match the shape and dtype its header states.
+        Python objects, or it holds fewer bytes than the shape and dtype its header states.
     """
     path = Path(path)
     try:
@@ -47,7 +46,7 @@ def read_npy(path: str | Path, error: type[HybridkitError]) -> np.ndarray:
         n_items *= int(s)
     expected = n_items * dtype.itemsize
     size = path.stat().st_size - offset
-    if size != expected:
+    if size < expected:  # more is tolerated, as np.load does: it reads what the header states
         raise error(f"{path}: not a readable .npy array: its header says shape {tuple(shape)} of "
                     f"{dtype} ({expected} bytes) but the file holds {size} bytes of data (truncated "
                     "or corrupt)")
