@@ -62,6 +62,10 @@ _WRITE_HINTS = {
 }
 
 
+#: errno values that only writing can raise: wherever they surface, the output cannot be written
+WRITE_ONLY_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
 def output_write_error(path, exc: OSError) -> OutputError:
     """One OutputError line for an OSError raised while writing output file ``path``."""
     why = _WRITE_HINTS.get(exc.errno) or (exc.strerror or str(exc))

@@ -281,6 +281,15 @@ def disk_full_blocks(d, env):
     env["monkeypatch"].setattr(writer, "write_block", full)
 
 
+def disk_full_manifest(d, env):
+    import hybridkit.run.provenance as provenance
+
+    def full(staging, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(staging / "manifest.json"))
+
+    env["monkeypatch"].setattr(provenance, "write_manifest", full)
+
+
 def yaml_code_tag(d, env):
     # PyYAML's unsafe loader would run this; the config loader must refuse it, running nothing
     return yaml_config(f"session: demo\nseed: !!python/object/apply:os.system ['touch {d}/PWNED']\n")(d, env)
@@ -375,6 +384,7 @@ CASES = [
     # faults
     Case("disk-full-tables", "faults", disk_full_tables, ["artificial_units-demo.csv", "no space left on the device"]),
     Case("disk-full-blocks", "faults", disk_full_blocks, [".GT.bin", "no space left on the device"]),
+    Case("disk-full-manifest", "faults", disk_full_manifest, ["manifest.json", "no space left on the device"]),
     Case("nwb-url-refused", "faults", nwb_url("http://127.0.0.1:{closed_port}/rec.nwb"),
          ["recording.url", "cannot be reached", "connection refused"]),
     Case("nwb-url-no-range", "faults", nwb_url("{no_range_url}/" + SPIKEGLX + ".meta"),
