@@ -23,13 +23,20 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _WORDS = {"true": 1.0, "false": 0.0, "inf": np.inf, "+inf": np.inf, "-inf": -np.inf, "nan": np.nan}
 
 
-def _strip_comment(line: str) -> str:
-    """The line without its % comment (a % inside quotes is kept)."""
+def _scan(line: str) -> tuple[str, str]:
+    """(the line without its % comment, the same with quoted text blanked out).
+
+    A % inside quotes is kept; brackets are counted on the blanked form, so a string such as
+    ``'D:\\run[old'`` cannot leave a bracket open and swallow the rest of the file.
+    """
     quote = None
+    blank = list(line)
     for i, ch in enumerate(line):
         if quote:
             if ch == quote:
                 quote = None
+            else:
+                blank[i] = " "
         elif ch in "'\"":
             # a ' right after a name/closing bracket is MATLAB's transpose, not a quote
             prev = line[:i].rstrip()[-1:] if line[:i].strip() else ""
@@ -37,18 +44,18 @@ def _strip_comment(line: str) -> str:
                 continue
             quote = ch
         elif ch == "%":
-            return line[:i]
-    return line
+            return line[:i], "".join(blank[:i])
+    return line, "".join(blank)
 
 
 def _statements(text: str) -> list[str]:
     out, buf, depth = [], "", 0
     for raw in text.splitlines():
-        line = _strip_comment(raw)
+        line, unquoted = _scan(raw)
         cont = line.rstrip().endswith("...")
         if cont:
             line = line.rstrip()[:-3]
-        for ch in line:
+        for ch in unquoted:
             if ch in "[{(":
                 depth += 1
             elif ch in "]})":

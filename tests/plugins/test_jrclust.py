@@ -124,6 +124,9 @@ def test_prm_that_is_there_is_not_called_missing(tmp_path):
     assert load(path).sampling_rate == 25000.0
     prm.write_bytes(b"\xef\xbb\xbf" + text.encode())  # UTF-8 with a BOM
     assert load(path).sampling_rate == 25000.0
+    # a bracket inside a string left the statement open to the end of the file: nothing parsed
+    prm.write_text("outputDir = 'D:\\sorted[old'; % (moved)\n" + text)
+    assert load(path).sampling_rate == 25000.0
     prm.write_text("% parameters follow\nsee the lab wiki\n")
     with pytest.raises(SortingError, match=r"sess.prm: no parameter could be read") as info:
         load(path)
