@@ -17,7 +17,7 @@ from hybridkit.model import (
     Template,
     TemplateBank,
 )
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import ConfigPath, InputFile, InputFolder, InputPath, PluginOptions
 
 try:
     __version__ = _version("hybridkit")
@@ -40,7 +40,7 @@ def generate(config):
 
 
 __all__ = [
-    "ConfigPath", "GroundTruth", "HybridkitError", "Plan", "PlacedUnit", "PluginOptions",
+    "ConfigPath", "GroundTruth", "HybridkitError", "InputFile", "InputFolder", "InputPath", "Plan", "PlacedUnit", "PluginOptions",
     "Recording", "RunContext", "SorterAdapter", "Sorting", "SourceFile", "SourceReader",
     "Template", "TemplateBank", "TemplateSource", "Writer", "__version__", "generate",
     "hookimpl", "load_config",
