@@ -29,10 +29,12 @@ def read_npy(path: str | Path, error: type[HybridkitError]) -> np.ndarray:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
                 shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
+            elif version in ((2, 0), (3, 0)):
+                # 3.0 differs from 2.0 only in allowing UTF-8 in field names, which a numeric
+                # array's header does not hold; numpy has no public 3.0 reader
                 shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:  # 3.0 (a UTF-8 header) has no public reader of its own
-                shape, _, dtype = np.lib.format._read_array_header(fh, version)
+            else:
+                raise ValueError(f"unknown .npy format version {version[0]}.{version[1]}")
             offset = fh.tell()
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
