@@ -126,12 +126,19 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="block", disable=not enabled, leave=False)
 
 
-def _drifting(plan: Plan, motion_cfg, recording: Recording, rng: np.random.Generator) -> Plan:
-    """The plan with every event moved by the configured motion (docs/drift.md)."""
-    from hybridkit.engine import drift
+def _read_motion(motion_cfg, recording: Recording, rng: np.random.Generator):
+    """The configured motion model, or None without a ``motion`` section."""
+    if motion_cfg is None:
+        return None
     from hybridkit.run.motion import build_motion
 
-    motion = build_motion(motion_cfg, recording, rng)
+    return build_motion(motion_cfg, recording, rng)
+
+
+def _drifting(plan: Plan, motion_cfg, motion, recording: Recording) -> Plan:
+    """The plan with every event moved by ``motion`` (built from ``motion_cfg``; docs/drift.md)."""
+    from hybridkit.engine import drift
+
     mover = drift.ProbeDepthMover(recording.channel_positions, recording.neural, motion_cfg.decay_um)
     plan = drift.apply_motion(plan, motion, mover, recording.sampling_rate, motion_cfg.grid_um)
     log.info("motion: %d of %d units drift; precomputed templates %.1f MB",
@@ -178,6 +185,9 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     blas = threadpool_limits(limits=1, user_api="blas")
     try:
         recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
+        # the motion files are read now, so a bad one is reported before any work (its own
+        # random stream: reading it earlier changes no other stage's numbers)
+        motion = _read_motion(cfg.motion, recording, rngs["motion"])
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
         writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
@@ -197,7 +207,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         plan, skipped = build_plan(choice.bank, choice.unit_ids, recording, sorting, cfg.injection,
                                    rngs, first_new, placement=choice.placement)
         if cfg.motion is not None:  # absent: the static plan, untouched
-            plan = _drifting(plan, cfg.motion, recording, rngs["motion"])
+            plan = _drifting(plan, cfg.motion, motion, recording)
         log.info("plan: %d units, %d events", len(plan.units), plan.n_events)
 
         clipped = stream_hybrid(recording, plan, writers, cfg.engine)
