@@ -233,6 +233,25 @@ def jrclust_prm_unreadable(d, env):
     edit_config(d, set_in("sorting", {"type": "jrclust", "path": "jr/sess_res.mat"}))
 
 
+def binary_with_geometry(geometry: bytes):
+    """The example's .bin read by the 'binary' reader, with ``geometry`` as its geometry .npy."""
+    def run(d, env):
+        replace_file(d / "geom.npy", geometry)
+        edit_config(d, set_in("recording", {"type": "binary", "path": f"{SPIKEGLX}.bin", "dtype": "int16",
+                                            "n_channels": 385, "sampling_rate": 30000.0,
+                                            "geometry": "geom.npy"}))
+    return run
+
+
+def motion_file(name: str, content: bytes, source: dict):
+    def run(d, env):
+        target = d / name
+        target.parent.mkdir(exist_ok=True)
+        replace_file(target, content)
+        edit_config(d, set_in("motion", {"source": source}))
+    return run
+
+
 def yaml_config(text):
     def run(d, env):
         replace_file(d / "config.yaml", text)
@@ -329,7 +348,20 @@ CASES = [
          ["recording.path", "x.ap.bin does not exist"]),
     Case("recording-glob-empty", "recording", config(set_in("recording", "path", "demo_g0/*.lf.bin")),
          ["recording.path", "no file matches", "*.lf.bin"]),
+    Case("geometry-npy-corrupt", "recording",
+         binary_with_geometry(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f8',((\n"), ["geom.npy", "header is corrupt"]),
+    Case("motion-csv-text", "recording", motion_file("m.csv", b"time_s,displacement_um\n0,up\n", {"type": "table", "path": "m.csv"}),
+         ["motion.source.path", "m.csv", "'up'"]),
+    Case("motion-npz-not-zip", "recording", motion_file("m.npz", b"PK\x03\x04not a zip", {"type": "table", "path": "m.npz"}),
+         ["motion.source.path", "m.npz", "not a readable .npz"]),
+    Case("motion-si-json", "recording", motion_file("si/spikeinterface_info.json", b"{'object': 'Motion'}",
+                                                    {"type": "spikeinterface", "path": "si"}),
+         ["motion.source.path", "spikeinterface_info.json is not valid JSON"]),
     # sorting
+    Case("npy-unknown-version", "sorting", lambda d, env: replace_file(d / KS / "spike_times.npy", b"\x93NUMPY\x07\x00" + b" " * 100),
+         ["spike_times.npy", "unknown .npy format version 7.0"]),
+    Case("units-command-corrupt-npy", "sorting", lambda d, env: (corrupt_npy_header(d, env), ["units", d / KS])[1],
+         ["spike_times.npy", "header is corrupt"]),
     Case("npy-corrupt-header", "sorting", corrupt_npy_header, ["spike_times.npy", "header is corrupt", "TokenError"]),
     Case("npy-truncated", "sorting", truncated_npy, ["spike_times.npy", "truncated"]),
     Case("times-not-integers", "sorting", npy("spike_times.npy", np.linspace(0.5, 9.5, 10)),
