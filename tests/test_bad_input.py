@@ -252,6 +252,18 @@ def motion_file(name: str, content: bytes, source: dict):
     return run
 
 
+def damaged_output(name: str, content: bytes, command: str):
+    """A finished run whose output file ``name`` is then damaged; ``command`` reads it back."""
+    def run(d, env):
+        from hybridkit.cli import main as cli_main
+
+        assert cli_main(["generate", str(d / "config.json")]) == 0
+        replace_file(d / "hybrid" / name, content)
+        return [command, d / "hybrid"] + ([d / KS, "--no-signal", "-o", d / "hybrid" / "scores"]
+                                          if command == "score" else ["-o", d / "hybrid" / "report.html"])
+    return run
+
+
 def yaml_config(text):
     def run(d, env):
         replace_file(d / "config.yaml", text)
@@ -413,6 +425,12 @@ CASES = [
     Case("output-under-a-file", "output", output_under_a_file, ["output.directory", "afile is a file"]),
     Case("phy-folder-outside", "output", config(set_in("writers", [{"type": "legacy"}, {"type": "phy", "folder": "../up"}])),
          ["writers[1].folder", "../up"]),
+    Case("report-damaged-manifest", "output", damaged_output("manifest.json", b"[1, 2]", "report"),
+         ["manifest.json", "holds a JSON list"]),
+    Case("score-damaged-units-table", "output", damaged_output("hybrid_units-demo.csv", b"\xff\xfe\x00n", "score"),
+         ["hybrid_units-demo.csv", "not a readable UTF-8 CSV"]),
+    Case("score-damaged-templates", "output", damaged_output("templates-demo.npz", b"not a zip", "score"),
+         ["templates-demo.npz", "never does"]),
     # faults
     Case("disk-full-tables", "faults", disk_full_tables, ["artificial_units-demo.csv", "no space left on the device"]),
     Case("disk-full-blocks", "faults", disk_full_blocks, [".GT.bin", "no space left on the device"]),
@@ -472,7 +490,8 @@ def test_bad_input_is_one_line_and_exit_2(case, pristine, pristine_sums, servers
     assert sorted(after) == sorted(inputs), f"left behind: {sorted(set(after) - set(inputs))}"
     changed = [name for name in inputs if after[name] != inputs[name]]
     assert not changed, f"inputs changed: {changed}"
-    assert not list(d.rglob("manifest.json")) and not list(d.glob(".*partial*"))
+    new_manifests = [m for m in d.rglob("manifest.json") if m.relative_to(d).as_posix() not in inputs]
+    assert not new_manifests and not list(d.glob(".*partial*"))
 
 
 def test_the_shared_copy_is_untouched(pristine, pristine_sums):
