@@ -1,5 +1,5 @@
-"""Seeded fuzzing of the readers of user files: the SpikeGLX .meta parser, the config loader and
-the phy loader. Valid inputs are mutated (byte flips, truncation, random keys and values, wrong
+"""Seeded fuzzing of the readers of user files: the SpikeGLX .meta parser, the config loader, the
+phy loader and the JRCLUST .prm parser. Valid inputs are mutated (byte flips, truncation, random keys and values, wrong
 types); a reader may accept a mutant or refuse it with a HybridkitError, and anything else (a
 ValueError, a TypeError, a MemoryError...) is a bug. Seeds are fixed: a failure names the seed
 and iteration, so it replays exactly.
@@ -17,6 +17,7 @@ import pytest
 
 from hybridkit.config.run_config import load_config
 from hybridkit.errors import HybridkitError
+from hybridkit.formats.prmfile import parse_prm
 from hybridkit.formats.spikeglx_meta import (
     channel_layout,
     gains_to_uV,
@@ -34,8 +35,8 @@ META_FILES = [DATA / "spikeglx" / "ibl-neuropixel" / "sample3B2_exported.imec0.a
 
 #: added to every target's seed: set another value locally to explore more mutants
 SEED = 0
-#: iterations per target (each is a few milliseconds; the three targets together take seconds)
-N_META, N_CONFIG, N_PHY = 150, 300, 200
+#: iterations per target (each is a few milliseconds; the targets together take seconds)
+N_META, N_CONFIG, N_PHY, N_PRM = 150, 300, 200, 400
 
 #: values that break readers that assume the right type
 ODD_VALUES = [None, True, -1, 0, 2**63, -(2**70), 1e308, float("nan"), float("inf"), "", "x", "../..",
@@ -253,7 +254,42 @@ def test_fuzz_phy_loader(tmp_path):
     assert not failures, f"{len(failures)} of {N_PHY} mutants crashed; first:\n{failures[0]}"
 
 
-@pytest.mark.parametrize("target", ["meta", "config", "phy"])
+# -- the JRCLUST .prm parser (MATLAB text, never evaluated) ----------------------------------------------
+PRM = """% JRCLUST parameters (including defaults)
+rawRecordings = {'D:\\data\\sess.bin'}; % Path or paths to raw recordings
+sampleRate = 30000; % (formerly sRateHz) Sampling rate (in Hz) of raw recording
+nChans = 385;
+siteMap = [1, 2, 3:10, 1:2:9]; % 1-based
+siteLoc = [0, 0; 0, 20; ...
+  0, 40];
+figList = {'FigPos', 'FigMap'};
+bitScaling = 0.30518; evtWindow = [-0.25, 0.75]; useGPU = false; maxAmp = Inf;
+"""
+PRM_BYTES = list(b"[]{}()';:,.%\"=0123456789-eE\n ")
+
+
+def test_fuzz_jrclust_prm_parser(tmp_path):
+    rng = np.random.default_rng(11 + SEED)
+    failures = []
+    for i in range(N_PRM):
+        raw = bytearray(PRM.encode())
+        for _ in range(int(rng.integers(1, 10))):  # MATLAB's punctuation flipped, cut or added
+            at = int(rng.integers(len(raw) + 1))
+            op = rng.integers(3)
+            if op == 0 and at < len(raw):
+                raw[at] = PRM_BYTES[int(rng.integers(len(PRM_BYTES)))]
+            elif op == 1 and at < len(raw):
+                del raw[at]
+            else:
+                raw.insert(at, PRM_BYTES[int(rng.integers(len(PRM_BYTES)))])
+        path = tmp_path / "sess.prm"
+        path.write_bytes(bytes(raw) if i % 10 else _mutate_bytes(rng, bytes(raw)))
+        failures.append(_check(lambda path=path: parse_prm(path), f"prm iteration {i}"))
+    failures = [f for f in failures if f]
+    assert not failures, f"{len(failures)} of {N_PRM} mutants crashed; first:\n{failures[0]}"
+
+
+@pytest.mark.parametrize("target", ["meta", "config", "phy", "prm"])
 def test_fuzzing_would_catch_a_crash(tmp_path, target):
     """The harness itself: a reader that raises something else than a HybridkitError is reported."""
     def broken():

@@ -19,6 +19,8 @@ from hybridkit.errors import SortingError
 
 log = logging.getLogger(__name__)
 
+#: more values than any JRCLUST parameter holds (site maps have a few thousand at most)
+MAX_RANGE_VALUES = 1_000_000
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _WORDS = {"true": 1.0, "false": 0.0, "inf": np.inf, "+inf": np.inf, "-inf": -np.inf, "nan": np.nan}
 
@@ -116,12 +118,18 @@ def _range(token: str) -> np.ndarray | None:
     start, step, stop = (vals[0], 1.0, vals[1]) if len(vals) == 2 else vals
     if step == 0:
         return np.zeros(0)
-    n = int(np.floor((stop - start) / step + 1e-10)) + 1
+    span = (stop - start) / step
+    if not np.isfinite(span):
+        return None
+    n = int(np.floor(span + 1e-10)) + 1
+    if n > MAX_RANGE_VALUES:  # '1:1e12' would allocate terabytes
+        raise ValueError(f"the range {token!r} has {n} values (at most {MAX_RANGE_VALUES})")
     return start + step * np.arange(max(n, 0))
 
 
 def _matrix(body: str) -> np.ndarray | None:
     rows = []
+    n_values = 0
     for row in re.split(r"[;\n]", body):
         row = re.sub(r"\s*:\s*", ":", row.strip())
         if not row:
@@ -135,6 +143,9 @@ def _matrix(body: str) -> np.ndarray | None:
                 if rng is None:
                     return None
                 values.extend(rng.tolist())
+                n_values += rng.size
+                if n_values > MAX_RANGE_VALUES:
+                    raise ValueError(f"the matrix holds more than {MAX_RANGE_VALUES} values")
                 continue
             val = _scalar(token)
             if not isinstance(val, float):
@@ -182,7 +193,10 @@ def parse_prm(path: Path) -> dict:
         name = name.strip()
         if not sep or rhs.startswith("=") or not re.fullmatch(r"[A-Za-z_][\w.]*", name):
             continue
-        value = _value(rhs)
+        try:
+            value = _value(rhs)
+        except ValueError as exc:
+            raise SortingError(f"{path}: {name}: {exc}; expected a JRCLUST parameter value") from None
         if value is None:
             log.debug("%s: skipping %s (not a literal)", path, name)
             continue

@@ -133,6 +133,16 @@ def test_prm_that_is_there_is_not_called_missing(tmp_path):
     assert "not beside" not in str(info.value)
 
 
+def test_prm_range_cannot_exhaust_memory(tmp_path):
+    prm = tmp_path / "a.prm"
+    prm.write_text("sampleRate = 30000;\nsiteMap = [1:1e12];\n")
+    with pytest.raises(SortingError, match=r"a.prm: siteMap: the range '1:1e12' has 1000000000000 values"):
+        parse_prm(prm)
+    prm.write_text("siteMap = [" + ", ".join(["1:900000"] * 3) + "];\n")
+    with pytest.raises(SortingError, match=r"siteMap: the matrix holds more than 1000000 values"):
+        parse_prm(prm)
+
+
 def test_checked_against_recording(tmp_path):
     path = _write(tmp_path)
     adapter = JrclustAdapter(JrclustAdapter.Options(type="jrclust", path=path))
