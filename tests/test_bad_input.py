@@ -458,7 +458,14 @@ def _checksums(root: Path) -> dict[str, str]:
 
 
 def _link_copy(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, copy_function=os.link)
+    """The pristine dataset as hard links (40+ cases x 25 MB of copies avoided); a plain copy
+    where the file system has no hard links."""
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+    shutil.copytree(src, dst, copy_function=link)
 
 
 def test_the_table_covers_every_category():
