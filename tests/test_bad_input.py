@@ -449,6 +449,11 @@ CASES = [
     Case("meta-subset-memory-bomb", "security", meta("snsSaveChanSubset", "0:99999999999"),
          [META, "lists more than nSavedChans=385"]),
     Case("yaml-python-tag", "security", yaml_code_tag, ["config.yaml", "not valid YAML"]),
+    Case("yaml-alias-bomb", "security", yaml_config("a: &a [1, 2]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(10))),
+        ["config.yaml", "expands to more than 1000000 values"]),
+    Case("yaml-deep-nesting", "security", yaml_config("a: " + "[" * 50000 + "]" * 50000 + "\n"),
+         ["config.yaml", "nested too deeply"]),
 ]
 
 

@@ -296,6 +296,26 @@ def json_schema(reg: Registry | None = None) -> dict:
 # Loading
 
 
+#: more values than any config holds (inline motion tables included)
+MAX_CONFIG_VALUES = 1_000_000
+
+
+def _expands_beyond(data, limit: int) -> bool:
+    """True when walking ``data`` (shared YAML aliases counted each time) visits > ``limit`` values."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple, set)):
+            stack.extend(node)
+    return False
+
+
 def read_config_file(path: Path) -> dict:
     """Parse a JSON or YAML config file into a dict (ConfigError on syntax errors)."""
     path = Path(path)
@@ -313,12 +333,18 @@ def read_config_file(path: Path) -> dict:
 
         try:
             data = yaml.safe_load(text)
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a config") from None
         except yaml.YAMLError as exc:
             # pyyaml prints the offending line with a caret over several lines: keep one
             mark = getattr(exc, "problem_mark", None)
             where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
             problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
             raise ConfigError(f"{path}:{where} not valid YAML ({problem})") from None
+        if _expands_beyond(data, MAX_CONFIG_VALUES):
+            # YAML aliases of aliases expand exponentially ("billion laughs") when walked
+            raise ConfigError(f"{path}: expands to more than {MAX_CONFIG_VALUES} values (YAML "
+                              "aliases of aliases?); a config is a few hundred")
         try:  # a config is JSON's data model: YAML's dates, sets and complex keys are not
             data = json.loads(json.dumps(data))
         except (TypeError, ValueError) as exc:
