@@ -116,7 +116,7 @@ def _json(path: Path) -> dict:
 
 
 def _npy(path: Path) -> np.ndarray:
-    from hybridkit.formats.npyfile import read_npy
+    from hybridkit.formats.npy import read_npy
 
     return read_npy(path, TruthError)
 

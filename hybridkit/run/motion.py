@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from hybridkit.engine.drift import CombinedMotion, Motion, MotionModel, shifted, synthetic_motion
 from hybridkit.errors import ConfigError
+from hybridkit.formats.npy import read_npy
 from hybridkit.options import InputFile, InputFolder, InputPath, StrictModel
 
 
@@ -189,11 +190,10 @@ def read_kilosort4(path: Path) -> Motion:
     if not path.is_file():
         raise ConfigError(f"motion.source.path: {path} does not exist; expected Kilosort 4's ops.npy "
                           "or the results folder holding it")
-    try:  # a pickled dict of numpy arrays (Kilosort saves tensors as numpy)
-        ops = np.load(path, allow_pickle=True).item()
-    except Exception as exc:
-        raise ConfigError(f"motion.source.path: {path} is not a readable Kilosort ops.npy "
-                          f"({type(exc).__name__}: {exc})") from None
+    # a pickled dict of numpy arrays (Kilosort saves tensors as numpy): unpickled by a reader that
+    # can only build numpy values and containers, so a crafted file cannot run code
+    ops = read_npy(path, ConfigError, "motion.source.path")
+    ops = ops.item() if ops.size == 1 else None
     if not isinstance(ops, dict) or ops.get("dshift") is None:
         raise ConfigError(f"motion.source.path: {path} holds no drift estimate (ops['dshift'] is "
                           "missing or None: Kilosort ran with nblocks=0)")
@@ -289,12 +289,10 @@ def read_spikeinterface(folder: Path, segment: int | None = None,
 
 def _motion_array(path: Path) -> np.ndarray:
     """A numeric array of a SpikeInterface Motion folder (ConfigError naming it otherwise)."""
-    from hybridkit.formats.npyfile import read_npy
-
     if not path.is_file():
         raise ConfigError(f"motion.source.path: {path} is missing; a SpikeInterface Motion folder holds "
                           "spatial_bins_um.npy, temporal_bins_s_seg<i>.npy and displacement_seg<i>.npy")
-    arr = read_npy(path, ConfigError)
+    arr = read_npy(path, ConfigError, "motion.source.path")
     if arr.dtype.kind not in "iuf":
         raise ConfigError(f"motion.source.path: {path}: dtype {arr.dtype}; expected numbers")
     return arr

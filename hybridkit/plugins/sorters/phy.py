@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from hybridkit.errors import SortingError
-from hybridkit.formats.npyfile import read_npy
+from hybridkit.formats.npy import read_npy
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
 from hybridkit.plugins.sorters.common import check_against
