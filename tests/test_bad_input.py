@@ -10,7 +10,8 @@ file unchanged (SHA-256).
 To add a case: write a function ``f(case_dir, env) -> argv or None`` that breaks the inputs in
 ``case_dir`` (through :func:`replace_file`, :func:`edit_config` or :func:`edit_meta`: the case's
 files are hard links to one shared copy, so a file is never written in place) and add a
-``Case`` to :data:`CASES`. ``env`` holds the shared servers and pytest's monkeypatch; the default
+``Case`` to :data:`CASES`. A case that plants a marker file (code that would run) is checked by
+"nothing new beside the inputs". ``env`` holds the shared servers and pytest's monkeypatch; the default
 argv is ``generate config.json``.
 """
 from __future__ import annotations
@@ -264,6 +265,23 @@ def damaged_output(name: str, content: bytes, command: str):
     return run
 
 
+def prb_with_code(d, env):
+    # probeinterface's read_prb exec()s the file; hybridkit parses it and runs nothing
+    replace_file(d / "g.prb", f"import os\nos.system('touch {d}/PWNED')\n"
+                 "channel_groups = {0: {'channels': [0, 1], 'geometry': {0: (0, 0), 1: (0, 20)}}}\n")
+    replace_file(d / "r.bin", b"\0" * 8000)
+    edit_config(d, set_in("recording", {"type": "binary", "path": "r.bin", "dtype": "int16", "n_channels": 2,
+                                        "sampling_rate": 30000.0, "geometry": "g.prb"}))
+
+
+def crafted_ops(d, env):
+    # Kilosort 4 pickles ops.npy; a crafted one must be refused by the numpy-only unpickler
+    arr = np.empty((), dtype=object)
+    arr[()] = {"dshift": _Marker(str(d / "PWNED"))}
+    np.save(d / "ops.npy", arr, allow_pickle=True)
+    edit_config(d, set_in("motion", {"source": {"type": "kilosort4", "path": "ops.npy"}}))
+
+
 def yaml_config(text):
     def run(d, env):
         replace_file(d / "config.yaml", text)
@@ -431,6 +449,11 @@ CASES = [
          ["hybrid_units-demo.csv", "not a readable UTF-8 CSV"]),
     Case("score-damaged-templates", "output", damaged_output("templates-demo.npz", b"not a zip", "score"),
          ["templates-demo.npz", "never does"]),
+    Case("output-is-the-recording-folder", "output",
+         config(set_in("output", {"directory": "demo_g0", "overwrite": True})),
+         ["output.directory", "demo_g0 holds recording.path"]),
+    Case("output-is-the-sorting", "output", config_check(set_in("output", {"directory": KS, "overwrite": True})),
+         ["output.directory", "kilosort4 is sorting.path"]),
     # faults
     Case("disk-full-tables", "faults", disk_full_tables, ["artificial_units-demo.csv", "no space left on the device"]),
     Case("disk-full-blocks", "faults", disk_full_blocks, [".GT.bin", "no space left on the device"]),
@@ -450,6 +473,8 @@ CASES = [
     Case("meta-subset-memory-bomb", "security", meta("snsSaveChanSubset", "0:99999999999"),
          [META, "lists more than nSavedChans=385"]),
     Case("yaml-python-tag", "security", yaml_code_tag, ["config.yaml", "not valid YAML"]),
+    Case("prb-with-code", "security", prb_with_code, ["recording.geometry", "g.prb line 1", "without running them"]),
+    Case("ops-npy-crafted-pickle", "security", crafted_ops, ["motion.source.path", "ops.npy", "io.open"]),
     Case("yaml-alias-bomb", "security", yaml_config("a: &a [1, 2]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(10))),
         ["config.yaml", "expands to more than 1000000 values"]),
