@@ -52,6 +52,11 @@ class TruthError(HybridkitError):
     """The ground truth cannot be read back from a run's output (score, report)."""
 
 
+class PublishError(HybridkitError):
+    """A hybrid dataset cannot be published or regenerated (missing metadata, inputs not found,
+    the archive refused)."""
+
+
 #: what to do about an OS error while writing output, by errno
 _WRITE_HINTS = {
     errno.ENOSPC: "no space left on the device: free space or choose another output.directory",

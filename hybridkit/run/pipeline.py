@@ -174,6 +174,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     rngs = stage_rngs(seed)
     ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
+    ctx.resolved_config = resolved.model_dump(mode="json")
 
     out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     begun: list[Writer] = []
