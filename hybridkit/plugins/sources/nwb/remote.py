@@ -26,6 +26,8 @@ class RemoteFile:
     url: str
     handle: Any
     size: int
+    #: bytes fetched while opening (the Range probe), before any read of the file's content
+    bytes_probed: int = 0
 
     def close(self) -> None:
         try:
@@ -66,16 +68,16 @@ def _what_happened(exc: BaseException) -> str:
     return f"cannot be opened ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
 
 
-def _check_ranges(handle, url: str, field: str, size: int) -> None:
+def _check_ranges(handle, url: str, field: str, size: int) -> int:
     """Fail now, in one line, when the server ignores ``Range`` and sends the whole file for
     every read: h5py would fail deep inside a read with fsspec's ValueError, after downloading
-    the start of the file again for each block."""
+    the start of the file again for each block. Returns the bytes the probe fetched."""
     if size <= 1:
-        return
+        return 0
     try:
         # one byte at offset 1: a Range-capable server answers 206 with that byte; for one that
         # is not, fsspec raises before it reads the body (the start is not 0)
-        handle._fetch_range(1, 2)
+        return len(handle._fetch_range(1, 2))
     except ValueError as exc:
         if "range" not in str(exc).lower():
             raise
@@ -108,12 +110,12 @@ def open_url(url: str, block_mb: float = 2.0, field: str = f"{FIELD}.url") -> Re
             raise SourceError(f"{field}: {url} does not state its size (no Content-Length); "
                               "streaming needs it: download the file and set recording.path instead")
         size = int(handle.size)
-        _check_ranges(handle, url, field, size)
+        probed = _check_ranges(handle, url, field, size)
     except SourceError:
         raise
     except Exception as exc:  # aiohttp ClientResponseError / connection errors
         raise SourceError(f"{field}: {url} {_what_happened(exc)}").with_traceback(None) from None
-    return RemoteFile(url=url, handle=handle, size=size)
+    return RemoteFile(url=url, handle=handle, size=size, bytes_probed=probed)
 
 
 def dandi_client(instance: str, field: str, token: str | None = None):
