@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from hybridkit.errors import HybridkitError
+from hybridkit.errors import WRITE_ONLY_ERRNOS, HybridkitError, output_write_error
 
 log = logging.getLogger("hybridkit")
 
@@ -509,6 +509,12 @@ def _run(argv: list[str] | None) -> int:
     except Exception as exc:  # a bug: say so, and how to see it
         if args.debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in WRITE_ONLY_ERRNOS:
+            # a full disk where no writer named its file (the manifest, an HDF5 library): still
+            # the user's to fix, in one line; the run has removed its staging folder by now
+            err = output_write_error(exc.filename or "output", exc)
+            print(f"hybridkit: error: {err}", file=sys.stderr)
+            return err.exit_code
         print(f"hybridkit: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
               "traceback and report it)", file=sys.stderr)
         return 1

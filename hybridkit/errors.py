@@ -5,6 +5,9 @@ line: the CLI prints ``str(error)`` and exits 2 (see :mod:`hybridkit.cli`).
 """
 from __future__ import annotations
 
+import errno
+from contextlib import contextmanager
+
 
 class HybridkitError(Exception):
     """Root of every error hybridkit raises on purpose."""
@@ -56,3 +59,33 @@ class StudyError(HybridkitError):
 class PublishError(HybridkitError):
     """A hybrid dataset cannot be published or regenerated (missing metadata, inputs not found,
     the archive refused)."""
+
+
+#: what to do about an OS error while writing output, by errno
+_WRITE_HINTS = {
+    errno.ENOSPC: "no space left on the device: free space or choose another output.directory",
+    errno.EDQUOT: "disk quota exceeded: free space or choose another output.directory",
+    errno.EFBIG: "the file is too large for this file system: choose another output.directory",
+    errno.EROFS: "the file system is read-only: choose another output.directory",
+    errno.EACCES: "permission denied: choose a writable output.directory",
+}
+
+
+#: errno values that only writing can raise: wherever they surface, the output cannot be written
+WRITE_ONLY_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def output_write_error(path, exc: OSError) -> OutputError:
+    """One OutputError line for an OSError raised while writing output file ``path``."""
+    why = _WRITE_HINTS.get(exc.errno) or (exc.strerror or str(exc))
+    return OutputError(f"{path}: cannot write ({why})")
+
+
+@contextmanager
+def writing(path):
+    """Turn an OSError raised while writing output file ``path`` (disk full, quota, read-only)
+    into one OutputError line naming the file; the pipeline then removes the staging folder."""
+    try:
+        yield
+    except OSError as exc:
+        raise output_write_error(path, exc) from None

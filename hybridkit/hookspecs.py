@@ -137,6 +137,9 @@ class Writer(Plugin):
     needs_every_sample: ClassVar[bool] = False
     #: names of writers that must run in the same run (e.g. phy needs legacy's hybrid binary)
     requires: ClassVar[tuple[str, ...]] = ()
+    #: the largest unit id the writer's format can store (phy: int32), None for no limit; the
+    #: pipeline checks the injected units' ids against it before any work
+    max_unit_id: ClassVar[int | None] = None
 
     @abstractmethod
     def begin(self, recording: "Recording", out_dir: Path) -> None:

@@ -225,6 +225,8 @@ class Sorting:
     channel_positions: np.ndarray | None = None
     path: Path | None = None
     format: str = ""
+    #: the file the unit ids were read from (phy: spike_clusters.npy), for messages
+    units_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.spike_times = np.asarray(self.spike_times, dtype=np.int64).ravel()

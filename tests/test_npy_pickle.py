@@ -134,6 +134,8 @@ def test_no_other_loader_may_unpickle():
     for path in HYBRIDKIT.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("read_npy", "_load_npy", "_npy"):
+                calls += 1  # the safe reader (formats/npy.py) and its wrappers in phy.py, truth.py
             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("np.load", "numpy.load"):
                 calls += 1
                 kw = {k.arg: k.value for k in node.keywords}
@@ -142,4 +144,4 @@ def test_no_other_loader_may_unpickle():
             if isinstance(node, (ast.Import, ast.ImportFrom)) and path.name != "npy.py":
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not {"pickle", "dill", "joblib", "cloudpickle"} & set(names), f"{path}:{node.lineno}"
-    assert calls >= 10  # the walk does find the loaders
+    assert calls >= 10  # the walk does find the loaders (np.load and read_npy calls)

@@ -9,11 +9,12 @@ valid (see :func:`_explain`).
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
 from hybridkit.config.augment_config import AugmentConfig
 from hybridkit.config.explain import PLUGIN_TAGS, explain
@@ -193,10 +194,17 @@ class OutputConfig(StrictModel):
         "reads every hybrid binary once more), only the small sidecar files, or none.")
 
 
+#: longest session name: output file names add up to ~40 characters to it (the usual limit is 255)
+SESSION_MAX_CHARS = 100
+SESSION_NAME = re.compile(rf"[^\W_][\w.\- ]{{0,{SESSION_MAX_CHARS - 1}}}")
+
+
 class RunConfigBase(StrictModel):
     """Fields of a run that do not depend on installed plugins."""
 
-    session: str | None = Field(None, description="Name of this hybrid run; default 'hybrid-<seed>'.")
+    session: str | None = Field(None, description="Name of this hybrid run, part of output file "
+                                "names: letters, digits, '_', '-', '.' and spaces, starting with a "
+                                "letter or digit, at most 100 characters; default 'hybrid-<seed>'.")
     seed: int | None = Field(None, ge=0, lt=2**32, description="Random seed; drawn and written out "
                              "when absent.")
     units: UnitsConfig | None = Field(
@@ -218,6 +226,16 @@ class RunConfigBase(StrictModel):
     _source: str = PrivateAttr(default="config")
     #: the config file, when loaded from one (an input the output must never overwrite)
     _config_path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("session")
+    @classmethod
+    def _file_name_component(cls, value: str | None) -> str | None:
+        # the session goes into output file names (hybrid_events-<session>.csv): a '/' or '..'
+        # would write outside the output folder, and a long name fails only after the work
+        if value is not None and not SESSION_NAME.fullmatch(value):
+            raise ValueError("must be a file-name part: letters, digits, '_', '-', '.' and spaces, "
+                             f"starting with a letter or digit, at most {SESSION_MAX_CHARS} characters")
+        return value
 
     @property
     def base_dir(self) -> Path:
@@ -292,6 +310,26 @@ def json_schema(reg: Registry | None = None) -> dict:
 # Loading
 
 
+#: more values than any config holds (inline motion tables included)
+MAX_CONFIG_VALUES = 1_000_000
+
+
+def _expands_beyond(data, limit: int) -> bool:
+    """True when walking ``data`` (shared YAML aliases counted each time) visits > ``limit`` values."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple, set)):
+            stack.extend(node)
+    return False
+
+
 def read_config_file(path: Path) -> dict:
     """Parse a JSON or YAML config file into a dict (ConfigError on syntax errors)."""
     path = Path(path)
@@ -299,22 +337,40 @@ def read_config_file(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); save the config as UTF-8") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
         try:
             data = yaml.safe_load(text)
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a config") from None
         except yaml.YAMLError as exc:
+            # pyyaml prints the offending line with a caret over several lines: keep one
             mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+            where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ConfigError(f"{path}:{where} not valid YAML ({problem})") from None
+        if _expands_beyond(data, MAX_CONFIG_VALUES):
+            # YAML aliases of aliases expand exponentially ("billion laughs") when walked
+            raise ConfigError(f"{path}: expands to more than {MAX_CONFIG_VALUES} values (YAML "
+                              "aliases of aliases?); a config is a few hundred")
+        try:  # a config is JSON's data model: YAML's dates, sets and complex keys are not
+            data = json.loads(json.dumps(data))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: holds a value a config cannot hold ({exc}); quote dates "
+                              "and times, and use plain string keys") from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a JSON object, got {type(data).__name__}")
     return data
@@ -347,6 +403,11 @@ def _check_plugin_types(data: dict, reg: Registry, source: str, base_dir: Path) 
                         f"{source}: {label}.type is missing; installed: {', '.join(reg.names(kind))}"
                     )
             name = entry["type"]
+            if not isinstance(name, str):
+                raise ConfigError(
+                    f"{source}: {label}.type = {json.dumps(name)}: must be one plugin name (a string); "
+                    f"installed: {', '.join(reg.names(kind)) or '(none)'}"
+                )
             if name not in reg.plugins[kind]:
                 raise ConfigError(
                     f"{source}: {label}.type: no {kind.replace('_', ' ')} named {name!r}; "
@@ -399,6 +460,7 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     except ValidationError as exc:
         raise ConfigError(explain(exc, source, model, data)) from exc
     _check_sorting_needs(cfg, reg, source)
+    _check_motion_memory(cfg, source)
     cfg._base_dir = Path(base_dir)  # type: ignore[attr-defined]
     cfg._source = source  # type: ignore[attr-defined]
     return cfg
@@ -415,6 +477,34 @@ def _check_sorting_needs(cfg, reg: Registry, source: str) -> None:
     if cfg.sorting is None and cfg.injection.trains.mode == "source":
         raise ConfigError(f"{source}: missing required field sorting (injection.trains.mode "
                           "\"source\" reuses the source units' spike times; or use mode \"poisson\")")
+
+
+def _check_motion_memory(cfg, source: str) -> None:
+    """Synthetic motion precomputes each drifting unit's template at every motion.grid_um step
+    within +-(sum of amplitudes): bound that memory now, by engine.max_memory_mb, rather than
+    failing with a MemoryError after the templates are built (1e5 um asked for ~110 GiB)."""
+    from hybridkit.engine.drift import VARIANT_BYTES, variants_per_unit
+
+    motion = cfg.motion
+    if motion is None or not motion.synthetic:
+        return
+    span = sum(s.amplitude_um for s in motion.synthetic)
+    units = cfg.units
+    n_units = len(units.ids) if units is not None and units.ids else (
+        units.max_count if units is not None and units.max_count else 1)
+    budget = cfg.engine.max_memory_mb * 2**20
+    need = variants_per_unit(span, motion.grid_um) * VARIANT_BYTES * n_units
+    if need <= budget:
+        return
+    biggest = max(range(len(motion.synthetic)), key=lambda i: motion.synthetic[i].amplitude_um)
+    # the largest sum of amplitudes whose variants fit the budget
+    max_span = ((budget // (VARIANT_BYTES * n_units)) - 1) // 2 * motion.grid_um
+    raise ConfigError(
+        f"{source}: motion.synthetic[{biggest}].amplitude_um = {motion.synthetic[biggest].amplitude_um:g}: "
+        f"templates precomputed every {motion.grid_um:g} um over +-{span:g} um need about "
+        f"{need / 2**30:.1f} GiB for {n_units} unit(s), more than engine.max_memory_mb = "
+        f"{cfg.engine.max_memory_mb}; keep the amplitudes' sum within {max_span:g} um, or raise "
+        "motion.grid_um or engine.max_memory_mb")
 
 
 def load_config(path: str | Path, reg: Registry | None = None):

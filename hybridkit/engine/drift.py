@@ -29,6 +29,16 @@ from hybridkit.model import DriftVariants, Plan, Template
 #: |uV| at or below which a moved channel carries no signal: the footprint is exactly zero off
 #: its sparse channels, so interpolation touching only those contacts gives exact zeros
 _ZERO = 0.0
+#: offsets moved per matrix product in ProbeDepthMover.variants (bounds its working memory)
+_MOVE_BATCH = 256
+#: bytes of one precomputed variant of a typical template (<= 64 contacts x <= 96 samples,
+#: float32, plus its Template record): the unit of the memory bound on a motion's amplitude
+VARIANT_BYTES = 64 * 96 * 4 + 1024
+
+
+def variants_per_unit(max_displacement_um: float, grid_um: float) -> int:
+    """Templates precomputed for a unit whose displacement spans +-``max_displacement_um``."""
+    return 2 * int(np.ceil(max_displacement_um / grid_um)) + 1
 
 
 class MotionModel:
@@ -234,28 +244,32 @@ class ProbeDepthMover:
         hi = ys.max() + offsets[-1] + 2 * self.pitch_um
         tgt = np.flatnonzero((self.positions[:, 1] >= lo) & (self.positions[:, 1] <= hi))
         moving = np.flatnonzero(offsets != 0.0)
-        points = self.positions[tgt][None, :, :] - np.c_[np.zeros(moving.size), offsets[moving]][:, None, :]
-        index, weight = self.geometry.weights(points)  # (n_mov, n_tgt, 3)
         # the footprint is the template on its sparse contacts and zero on every other contact
         full = np.zeros((self.channels.size, template.n_times), np.float32)
         full[src] = template.waveform.T
-        w = weight_matrix(index, weight, self.channels.size)
-        moved = np.asarray(w @ full, np.float32).reshape(moving.size, tgt.size, template.n_times)
-        carries = (np.abs(moved) > _ZERO).any(axis=2)  # (n_mov, n_tgt)
         templates: list[Template] = [template] * offsets.size
-        for m, k in enumerate(moving):
-            keep = np.flatnonzero(carries[m])
-            if keep.size == 0:  # moved entirely off the probe: nothing to inject
-                keep = np.array([int(np.argmin(np.abs(self.positions[tgt, 1] - template.position[1]
-                                                      - offsets[k])))])
-            wf = np.ascontiguousarray(moved[m, keep].T)
-            cols = self.channels[tgt[keep]]
-            peak = int(cols[np.argmax(np.abs(wf).max(axis=0))])
-            templates[k] = Template(
-                unit_id=template.unit_id, waveform=wf, channels=cols, peak_index=template.peak_index,
-                peak_channel=peak, position=template.position + np.array([0.0, offsets[k]]),
-                source=template.source, n_spikes=template.n_spikes,
-                provenance={"drift_offset_um": float(offsets[k])})
+        # offsets are moved a batch at a time: the dense (offsets, contacts, samples) product of
+        # a wide motion would otherwise be far larger than the sparse variants it is cut into
+        for first in range(0, moving.size, _MOVE_BATCH):
+            batch = moving[first:first + _MOVE_BATCH]
+            points = self.positions[tgt][None, :, :] - np.c_[np.zeros(batch.size), offsets[batch]][:, None, :]
+            index, weight = self.geometry.weights(points)  # (n_batch, n_tgt, 3)
+            w = weight_matrix(index, weight, self.channels.size)
+            moved = np.asarray(w @ full, np.float32).reshape(batch.size, tgt.size, template.n_times)
+            carries = (np.abs(moved) > _ZERO).any(axis=2)  # (n_batch, n_tgt)
+            for m, k in enumerate(batch):
+                keep = np.flatnonzero(carries[m])
+                if keep.size == 0:  # moved entirely off the probe: nothing to inject
+                    keep = np.array([int(np.argmin(np.abs(self.positions[tgt, 1] - template.position[1]
+                                                          - offsets[k])))])
+                wf = np.ascontiguousarray(moved[m, keep].T)
+                cols = self.channels[tgt[keep]]
+                peak = int(cols[np.argmax(np.abs(wf).max(axis=0))])
+                templates[k] = Template(
+                    unit_id=template.unit_id, waveform=wf, channels=cols, peak_index=template.peak_index,
+                    peak_channel=peak, position=template.position + np.array([0.0, offsets[k]]),
+                    source=template.source, n_spikes=template.n_spikes,
+                    provenance={"drift_offset_um": float(offsets[k])})
         return DriftVariants(offsets_um=offsets, templates=templates, zero=int(zero[0]))
 
 

@@ -5,6 +5,8 @@ are (n_times, n_channels).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from hybridkit.errors import TemplateError
@@ -211,6 +213,14 @@ def _taper(n_times: int, n_ramp: int) -> np.ndarray:
     return w
 
 
+class BuiltTemplate(NamedTuple):
+    """What :func:`build_template` returns."""
+
+    waveform: np.ndarray
+    n_used: int
+    rank: int
+
+
 def build_template(
     snippets_uV: np.ndarray,
     rank: int = 6,
@@ -218,7 +228,7 @@ def build_template(
     peak_index: int | None = None,
     *,
     unit_id: int | None = None,
-) -> tuple[np.ndarray, int]:
+) -> BuiltTemplate:
     """One unit's denoised mean waveform.
 
     Steps:
@@ -252,10 +262,13 @@ def build_template(
         unit_id: used in error messages only.
 
     Returns:
-        (waveform (n_times, n_ch) float32 uV, n_used spikes averaged).
+        BuiltTemplate: waveform (n_times, n_ch) float32 uV, n_used spikes averaged, and the rank
+        used: the SVD components kept, which is less than ``rank`` when the spikes, channels or
+        samples allow fewer (``n_times`` when nothing was projected away; 0 when disabled).
 
     Raises:
-        TemplateError: no spikes, NaN/inf in the snippets or the result.
+        TemplateError: no spikes, NaN/inf in the snippets or the result, or a template that is
+            zero everywhere (no signal).
     """
     label = _unit_label(unit_id)
     x = np.asarray(snippets_uV, dtype=np.float32)
@@ -320,7 +333,12 @@ def build_template(
     waveform = (mean * _taper(n_times, max(2, max_shift))[:, None]).astype(np.float32)
     if not np.isfinite(waveform).all():
         raise TemplateError(f"{label}: the template contains NaN or inf values")
-    return waveform, n_spikes
+    if not np.any(waveform):
+        # injecting it would add nothing while the truth table lists every event as injected
+        raise TemplateError(f"{label}: the template is zero on every channel: its {n_spikes} "
+                            "spikes carry no signal in the recording (a blank stretch, or an "
+                            "all-zero file?); choose units whose spikes are in the recording")
+    return BuiltTemplate(waveform, n_spikes, max(k, 0))
 
 
 def sparsify(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from hybridkit.errors import SourceError
+from hybridkit.formats.npy import read_npy
 
 #: suffix -> description, for error messages
 GEOMETRY_FORMATS = {
@@ -119,7 +120,7 @@ def _read_probe_file(path: Path, field: str) -> Geometry:
 def _read_positions(path: Path, field: str) -> Geometry:
     try:
         if path.suffix.lower() == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            arr = read_npy(path, SourceError)
         else:
             # any whitespace separates x and y (YASS split on one space; tabs are common too)
             arr = np.loadtxt(path, dtype=np.float64, ndmin=2, comments="#")

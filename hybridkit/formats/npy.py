@@ -6,7 +6,9 @@ numpy arrays, numbers, strings, lists and nested dicts; rebuilding that needs on
 globals. This module reads the header with numpy's own ``numpy.lib.format`` and unpickles the
 payload with an :class:`pickle.Unpickler` whose ``find_class`` returns only those globals: any
 other global (``os.system``, ``builtins.eval``, ...) stops the load before it can be called.
-Arrays without objects are read with ``allow_pickle=False``, as everywhere else in hybridkit.
+Arrays without objects are read with ``allow_pickle=False``, as everywhere else in hybridkit,
+once their header is checked against the file's size. Every ``.npy`` another program wrote
+(a sorter's output, a geometry, a motion estimate) is read through :func:`read_npy`.
 """
 from __future__ import annotations
 
@@ -60,44 +62,80 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("it holds a persistent id, which numpy never writes")
 
 
-def read_npy(path: Path, error: type[HybridkitError], label: str) -> np.ndarray:
+def read_npy(path: Path, error: type[HybridkitError], label: str = "") -> np.ndarray:
     """The array in the ``.npy`` file ``path``; object arrays through :class:`NumpyOnlyUnpickler`.
+
+    The header is read first: a corrupt one (numpy's parser then raises ``TokenError``,
+    ``SyntaxError``...) and a file shorter than its header's shape and dtype promise are errors
+    before any data is read, so a header claiming 10**12 values allocates nothing.
 
     Args:
         path: the .npy file.
         error: the HybridkitError subclass to raise (the caller's context: config, sorting, ...).
-        label: the config field or role of the file, to start the one-line message with.
+        label: the config field or role of the file, to start the one-line message with (else
+            the message starts with the path).
 
     Returns:
         the array as ``np.load(path, allow_pickle=True)`` would return it, for the files numpy
         writes; shape and dtype as in the file's header.
 
     Raises:
-        ``error``: not a .npy file, an unsupported version, or a pickle that needs anything
-        beyond numpy arrays, dtypes, scalars and builtin containers (nothing of it is run).
+        ``error``: not a .npy file, an unsupported version, a corrupt header, a truncated file,
+        or a pickle that needs anything beyond numpy arrays, dtypes, scalars and builtin
+        containers (nothing of it is run).
     """
     path = Path(path)
+    where = f"{label}: {path}" if label else str(path)
     try:
-        with open(path, "rb") as fh:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
+    with fh:
+        try:
             version = npy_format.read_magic(fh)
             if version == (1, 0):
                 shape, _, dtype = npy_format.read_array_header_1_0(fh)
-            elif version == (2, 0):
+            elif version in ((2, 0), (3, 0)):
+                # 3.0 differs from 2.0 only in allowing UTF-8 in field names, which a numeric
+                # array's header does not hold; numpy has no public 3.0 reader
                 shape, _, dtype = npy_format.read_array_header_2_0(fh)
             else:
-                raise ValueError(f".npy format version {version[0]}.{version[1]}; "
-                                 "versions 1.0 and 2.0 are read")
-            if not dtype.hasobject:
+                raise ValueError(f"unknown .npy format version {version[0]}.{version[1]}; versions "
+                                 "1.0, 2.0 and 3.0 are read")
+        except OSError as exc:
+            raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
+        except Exception as exc:  # numpy's header parser raises many types on corrupt bytes
+            raise error(f"{where}: not a readable .npy array: its header is corrupt "
+                        f"({type(exc).__name__}: {_one_line(exc)}); expected a file written by "
+                        "np.save") from None
+        if not dtype.hasobject:
+            n_items = 1
+            for s in shape:
+                n_items *= int(s)
+            expected = n_items * dtype.itemsize
+            size = path.stat().st_size - fh.tell()
+            if size < expected:  # more is tolerated, as np.load does: it reads what the header states
+                raise error(f"{where}: not a readable .npy array: its header says shape "
+                            f"{tuple(shape)} of {dtype} ({expected} bytes) but the file holds {size} "
+                            "bytes of data (truncated or corrupt)")
+            try:
                 fh.seek(0)
                 return np.load(fh, allow_pickle=False)
+            except Exception as exc:  # the header was valid, so this is a damaged body
+                raise error(f"{where}: not a readable .npy array ({type(exc).__name__}: "
+                            f"{_one_line(exc)})") from None
+        try:
             array = NumpyOnlyUnpickler(fh).load()
-    except OSError as exc:
-        raise error(f"{label}: cannot read {path} ({exc.strerror or exc})") from None
-    except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError, IndexError,
-            KeyError, MemoryError, OverflowError) as exc:
-        raise error(f"{label}: {path} is not a .npy file hybridkit can read safely "
-                    f"({exc}); expected numpy arrays, numbers, strings and containers only") from None
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError, IndexError,
+                KeyError, MemoryError, OverflowError, OSError) as exc:
+            raise error(f"{where} is not a .npy file hybridkit can read safely "
+                        f"({_one_line(exc)}); expected numpy arrays, numbers, strings and "
+                        "containers only") from None
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape) or array.dtype != dtype:
-        raise error(f"{label}: {path}: its payload is a {type(array).__name__}, not the "
+        raise error(f"{where}: its payload is a {type(array).__name__}, not the "
                     f"{dtype} array of shape {tuple(shape)} its header announces")
     return array
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]

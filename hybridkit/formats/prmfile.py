@@ -19,17 +19,26 @@ from hybridkit.errors import SortingError
 
 log = logging.getLogger(__name__)
 
+#: more values than any JRCLUST parameter holds (site maps have a few thousand at most)
+MAX_RANGE_VALUES = 1_000_000
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _WORDS = {"true": 1.0, "false": 0.0, "inf": np.inf, "+inf": np.inf, "-inf": -np.inf, "nan": np.nan}
 
 
-def _strip_comment(line: str) -> str:
-    """The line without its % comment (a % inside quotes is kept)."""
+def _scan(line: str) -> tuple[str, str]:
+    """(the line without its % comment, the same with quoted text blanked out).
+
+    A % inside quotes is kept; brackets are counted on the blanked form, so a string such as
+    ``'D:\\run[old'`` cannot leave a bracket open and swallow the rest of the file.
+    """
     quote = None
+    blank = list(line)
     for i, ch in enumerate(line):
         if quote:
             if ch == quote:
                 quote = None
+            else:
+                blank[i] = " "
         elif ch in "'\"":
             # a ' right after a name/closing bracket is MATLAB's transpose, not a quote
             prev = line[:i].rstrip()[-1:] if line[:i].strip() else ""
@@ -37,18 +46,18 @@ def _strip_comment(line: str) -> str:
                 continue
             quote = ch
         elif ch == "%":
-            return line[:i]
-    return line
+            return line[:i], "".join(blank[:i])
+    return line, "".join(blank)
 
 
 def _statements(text: str) -> list[str]:
     out, buf, depth = [], "", 0
     for raw in text.splitlines():
-        line = _strip_comment(raw)
+        line, unquoted = _scan(raw)
         cont = line.rstrip().endswith("...")
         if cont:
             line = line.rstrip()[:-3]
-        for ch in line:
+        for ch in unquoted:
             if ch in "[{(":
                 depth += 1
             elif ch in "]})":
@@ -109,12 +118,18 @@ def _range(token: str) -> np.ndarray | None:
     start, step, stop = (vals[0], 1.0, vals[1]) if len(vals) == 2 else vals
     if step == 0:
         return np.zeros(0)
-    n = int(np.floor((stop - start) / step + 1e-10)) + 1
+    span = (stop - start) / step
+    if not np.isfinite(span):
+        return None
+    n = int(np.floor(span + 1e-10)) + 1
+    if n > MAX_RANGE_VALUES:  # '1:1e12' would allocate terabytes
+        raise ValueError(f"the range {token!r} has {n} values (at most {MAX_RANGE_VALUES})")
     return start + step * np.arange(max(n, 0))
 
 
 def _matrix(body: str) -> np.ndarray | None:
     rows = []
+    n_values = 0
     for row in re.split(r"[;\n]", body):
         row = re.sub(r"\s*:\s*", ":", row.strip())
         if not row:
@@ -128,6 +143,9 @@ def _matrix(body: str) -> np.ndarray | None:
                 if rng is None:
                     return None
                 values.extend(rng.tolist())
+                n_values += rng.size
+                if n_values > MAX_RANGE_VALUES:
+                    raise ValueError(f"the matrix holds more than {MAX_RANGE_VALUES} values")
                 continue
             val = _scalar(token)
             if not isinstance(val, float):
@@ -160,16 +178,25 @@ def parse_prm(path: Path) -> dict:
     Values: float, str, (rows, cols) float64 arrays for ``[...]`` and ranges, lists for ``{...}``.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise SortingError(f"{path}: cannot read the JRCLUST parameter file ({exc.strerror})") from None
+    # MATLAB's editor writes UTF-8, Windows editors often UTF-8 with a BOM or UTF-16 ("Unicode"):
+    # read as UTF-8 only, a UTF-16 file yields no assignment at all
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = raw.decode("utf-16", errors="replace")
+    else:
+        text = raw.decode("utf-8-sig", errors="replace")
     params: dict = {}
     for stmt in _statements(text):
         name, sep, rhs = stmt.partition("=")
         name = name.strip()
         if not sep or rhs.startswith("=") or not re.fullmatch(r"[A-Za-z_][\w.]*", name):
             continue
-        value = _value(rhs)
+        try:
+            value = _value(rhs)
+        except ValueError as exc:
+            raise SortingError(f"{path}: {name}: {exc}; expected a JRCLUST parameter value") from None
         if value is None:
             log.debug("%s: skipping %s (not a literal)", path, name)
             continue

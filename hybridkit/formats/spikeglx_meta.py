@@ -18,6 +18,8 @@ from hybridkit.errors import SourceError
 log = logging.getLogger(__name__)
 
 ITEMSIZE = 2  # SpikeGLX words are int16
+#: more channels than any SpikeGLX stream saves (imec: <= 1536 + sync; nidq: a few hundred)
+MAX_CHANNELS = 65536
 
 # -- probe families (FORMATS.md: int16 -> microvolts) ----------------------------------------------
 #: imec probe types whose gains are read per channel from an NP1-style imroTbl (or its header)
@@ -99,40 +101,65 @@ def rewrite_meta(
     return dst_meta
 
 
-def meta_int(meta: dict, key: str, meta_path: Path) -> int:
+def meta_int(meta: dict, key: str, meta_path: Path, minimum: int | None = None,
+             maximum: int | None = None) -> int:
+    """``meta[key]`` as an int; values outside [minimum, maximum] are errors naming the .meta."""
     try:
-        return int(meta[key])
+        value = int(meta[key])
     except KeyError:
         raise SourceError(f"SpikeGLX meta {meta_path}: required key {key!r} is missing") from None
     except ValueError:
         raise SourceError(
             f"SpikeGLX meta {meta_path}: {key}={meta[key]!r} is not an integer"
         ) from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        valid = (f"between {minimum} and {maximum}" if minimum is not None and maximum is not None
+                 else f">= {minimum}" if minimum is not None else f"<= {maximum}")
+        raise SourceError(f"SpikeGLX meta {meta_path}: {key}={meta[key]!r:.40}; expected an integer "
+                          f"{valid}")
+    return value
 
 
-def meta_float(meta: dict, key: str, meta_path: Path, default: float | None = None) -> float:
+def meta_float(meta: dict, key: str, meta_path: Path, default: float | None = None,
+               positive: bool = False) -> float:
+    """``meta[key]`` as a finite float (``default`` when absent or empty); with ``positive``,
+    values <= 0 are errors naming the .meta (a rate or gain of 0 breaks every later division)."""
     if key not in meta or meta[key] == "":
         if default is not None:
             return default
         raise SourceError(f"SpikeGLX meta {meta_path}: required key {key!r} is missing")
     try:
-        return float(meta[key])
+        value = float(meta[key])
     except ValueError:
         raise SourceError(f"SpikeGLX meta {meta_path}: {key}={meta[key]!r} is not a number") from None
+    if not np.isfinite(value) or (positive and value <= 0):
+        kind = "a positive number" if positive else "a finite number"
+        raise SourceError(f"SpikeGLX meta {meta_path}: {key}={meta[key]!r}; expected {kind}")
+    return value
 
 
 def parse_channel_subset(text: str, n_saved: int) -> np.ndarray:
-    """(n,) int64 acquisition ids of ``snsSaveChanSubset`` (``all``, or ``0:383,768`` inclusive)."""
+    """(n,) int64 acquisition ids of ``snsSaveChanSubset`` (``all``, or ``0:383,768`` inclusive).
+
+    Raises ValueError for text that is not such a list, or that lists more than ``n_saved`` ids
+    (checked while parsing: a corrupt ``0:99999999999`` must not build a list that large).
+    """
     text = text.strip()
     if text in ("", "all"):
         return np.arange(n_saved, dtype=np.int64)
     ids: list[int] = []
     for part in text.split(","):
         if ":" in part:
-            lo, hi = part.split(":", 1)
-            ids.extend(range(int(lo), int(hi) + 1))
+            lo, hi = (int(v) for v in part.split(":", 1))
+            if lo < 0 or hi < lo:
+                raise ValueError(f"range {part.strip()!r} is not 'first:last' with 0 <= first <= last")
+            if hi - lo + 1 > n_saved - len(ids):
+                raise ValueError(f"lists more than nSavedChans={n_saved} channels")
+            ids.extend(range(lo, hi + 1))
         elif part.strip():
             ids.append(int(part))
+    if any(not 0 <= i < MAX_CHANNELS for i in ids):
+        raise ValueError(f"holds a channel id outside 0..{MAX_CHANNELS - 1}")
     return np.asarray(ids, dtype=np.int64)
 
 
@@ -177,13 +204,13 @@ def channel_layout(meta: dict, meta_path: Path) -> tuple[np.ndarray, np.ndarray,
     Acquisition ids are AP ``0..nAP-1``, then LF, then SY (counts from ``acqApLfSy``); the imroTbl
     channel of an LF column is its id minus the AP count (-1 for sync words).
     """
-    n_saved = meta_int(meta, "nSavedChans", meta_path)
+    n_saved = meta_int(meta, "nSavedChans", meta_path, minimum=1, maximum=MAX_CHANNELS)
     try:
         ids = parse_channel_subset(meta.get("snsSaveChanSubset", "all"), n_saved)
-    except ValueError:
+    except ValueError as exc:
         raise SourceError(
-            f"SpikeGLX meta {meta_path}: snsSaveChanSubset={meta['snsSaveChanSubset']!r} is not a "
-            "channel list like 0:383,768"
+            f"SpikeGLX meta {meta_path}: snsSaveChanSubset={meta['snsSaveChanSubset']!r:.80} is not a "
+            f"channel list like 0:383,768 ({exc})"
         ) from None
     if ids.size != n_saved:
         raise SourceError(
@@ -236,22 +263,22 @@ def gains_to_uV(meta: dict, meta_path: Path) -> np.ndarray:
         ap[:], lf[:] = float(header[3]), float(header[4])
         default_range, default_maxint = 0.6, 512
     elif ptype in NP2_GAIN80_TYPES or part in NP2_GAIN80_PARTS:
-        ap[:] = meta_float(meta, "imChan0apGain", meta_path, 80.0)
+        ap[:] = meta_float(meta, "imChan0apGain", meta_path, 80.0, positive=True)
         default_range, default_maxint = 0.5, 8192
     elif ptype in NP2_GAIN100_TYPES:
-        ap[:] = meta_float(meta, "imChan0apGain", meta_path, 100.0)
+        ap[:] = meta_float(meta, "imChan0apGain", meta_path, 100.0, positive=True)
         default_range, default_maxint = 0.62, 2048
     elif "imChan0apGain" in meta and "imMaxInt" in meta and "imAiRangeMax" in meta:
-        ap[:] = meta_float(meta, "imChan0apGain", meta_path)
-        lf[:] = meta_float(meta, "imChan0lfGain", meta_path, 1.0)
+        ap[:] = meta_float(meta, "imChan0apGain", meta_path, positive=True)
+        lf[:] = meta_float(meta, "imChan0lfGain", meta_path, 1.0, positive=True)
         default_range, default_maxint = 0.0, 0
     else:
         raise SourceError(
             f"SpikeGLX meta {meta_path}: cannot determine gains for probe type {ptype!r} "
             f"(imDatPrb_pn={part!r}); known: 3A, NP1.0 family, NP2.0 types 21/24/20xx"
         )
-    rng = meta_float(meta, "imAiRangeMax", meta_path, default_range)
-    maxint = meta_float(meta, "imMaxInt", meta_path, float(default_maxint))
+    rng = meta_float(meta, "imAiRangeMax", meta_path, default_range or None, positive=True)
+    maxint = meta_float(meta, "imMaxInt", meta_path, float(default_maxint) or None, positive=True)
     gain = np.where(band == "ap", ap, np.where(band == "lf", lf, np.nan))
     if np.any(np.isnan(gain[band == "lf"])):
         raise SourceError(
@@ -259,6 +286,10 @@ def gains_to_uV(meta: dict, meta_path: Path) -> np.ndarray:
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         uv = rng / maxint / gain * 1e6
+    bad = np.flatnonzero((band != "sy") & ~(np.isfinite(uv) & (uv > 0)))
+    if bad.size:
+        raise SourceError(f"SpikeGLX meta {meta_path}: file column {int(bad[0])} has gain "
+                          f"{gain[bad[0]]:g} (imroTbl / imChan0apGain); expected a positive gain")
     return np.where(band == "sy", 0.0, uv)
 
 

@@ -87,7 +87,7 @@ def open_hybrid_nwb(name: str | Path, field: str = "HYBRID", block_mb: float = 0
             raise PublishError(f"{field}: {path} is not an NWB (HDF5) file ({exc})") from None
     url = text if asset is None else resolve_dandi_asset(asset.dandiset, asset.path, asset.version, asset.api)
     remote = open_url(url, block_mb, field)
-    fetched = [0]
+    fetched = [remote.bytes_probed]  # open_url's Range probe is traffic too
     cache = getattr(remote.handle, "cache", None)
     if cache is not None and callable(getattr(cache, "fetcher", None)):
         # count what the server actually sends (a block at the end of the file is short)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(fh))
     except OSError as exc:
         raise TruthError(f"{path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TruthError(f"{path}: not a readable UTF-8 CSV table ({exc}); the output is damaged") from None
 
 
 def _column(rows: list[dict], name: str, path: Path, dtype=float) -> np.ndarray:
@@ -114,9 +118,35 @@ def _one(folder: Path, pattern: str, session: str = "") -> Path | None:
 
 def _json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError, RecursionError) as exc:
         raise TruthError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise TruthError(f"{path}: holds a JSON {type(data).__name__}, not an object; the output is damaged")
+    return data
+
+
+def _npy(path: Path) -> np.ndarray:
+    from hybridkit.formats.npy import read_npy
+
+    return read_npy(path, TruthError)
+
+
+@contextmanager
+def _reading(path: Path):
+    """Reading one output file: a damaged one (a bad .npz member, a missing column, text where a
+    number belongs) is a TruthError naming it."""
+    try:
+        yield
+    except TruthError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, ValueError) and "pickled" in str(exc):
+            # numpy's own advice here is to unpickle the file, which could run code: not that
+            raise TruthError(f"{path}: not a numeric .npz/.npy file (numpy would have to unpickle "
+                             "it, which hybridkit never does); the output is damaged") from None
+        raise TruthError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); the output is "
+                         "damaged or was not written by hybridkit") from None
 
 
 # -- legacy ------------------------------------------------------------------------------------------
@@ -147,7 +177,7 @@ def _load_legacy(folder: Path) -> Truth:
             k = int(np.argmax(times))
             rate = float(times[k] / t_s[k]) if t_s[k] > 0 else None
     else:
-        ft = np.load(folder / "firings_true.npy", allow_pickle=False)
+        ft = _npy(folder / "firings_true.npy")
         if ft.ndim != 2 or ft.shape[0] != 3:
             raise TruthError(f"{folder / 'firings_true.npy'}: shape {ft.shape}, expected (3, n_events)")
         times, units = ft[1].astype(np.int64), ft[2].astype(np.int64)  # source ids stand for units
@@ -161,12 +191,14 @@ def _load_legacy(folder: Path) -> Truth:
     template_sources: dict[int, str] = {}
     table = _one(folder, "hybrid_units-*.csv", session)
     if table is not None:
-        for r in _read_csv(table):
-            u = int(r["new_unit"])
-            source_units[u] = int(r["source_unit"])
-            if r.get("template_source"):
-                template_sources[u] = r["template_source"]
-            shifts[u] = np.array([float(r["shift_x_um"]), float(r["shift_y_um"])])
+        with _reading(table):
+            rows = _read_csv(table)
+            for r in rows:
+                u = int(r["new_unit"])
+                source_units[u] = int(r["source_unit"])
+                if r.get("template_source"):
+                    template_sources[u] = r["template_source"]
+                shifts[u] = np.array([float(r["shift_x_um"]), float(r["shift_y_um"])])
         unit_ids = np.union1d(unit_ids, np.array(list(shifts), np.int64))
 
     templates: dict[int, Template] = {}
@@ -174,13 +206,13 @@ def _load_legacy(folder: Path) -> Truth:
     positions = None
     probe = _one(folder, "probe-*.npz", session)
     if probe is not None:
-        with np.load(probe, allow_pickle=False) as p:
+        with _reading(probe), np.load(probe, allow_pickle=False) as p:
             cmap = np.asarray(p["channel_map"], np.int64)
             n_ch = int(manifest.get("n_channels") or (cmap.max() + 1 if cmap.size else 0))
             positions = np.full((n_ch, 2), np.nan)
             positions[cmap] = np.asarray(p["channel_positions"], float)[:, :2]
     if npz is not None:
-        with np.load(npz, allow_pickle=False) as z:
+        with _reading(npz), np.load(npz, allow_pickle=False) as z:
             for u in unit_ids.tolist():
                 key = f"unit{u}"
                 if f"{key}_waveform_uV" not in z:
@@ -194,7 +226,8 @@ def _load_legacy(folder: Path) -> Truth:
     clipped = None
     cpath = _one(folder, "clipped-*.csv", session)
     if cpath is not None:
-        clipped = {int(r["channel"]): int(r["clipped_samples"]) for r in _read_csv(cpath)}
+        with _reading(cpath):
+            clipped = {int(r["channel"]): int(r["clipped_samples"]) for r in _read_csv(cpath)}
     order = np.argsort(times, kind="stable")
     annotations = _one(folder, "annotations-*.csv", session)
     source_trains = None
@@ -228,26 +261,26 @@ def _load_phy(folder: Path) -> Truth:
     params = read_params_py(folder / "params.py") if (folder / "params.py").is_file() else {}
     if "sample_rate" not in params:
         raise TruthError(f"{folder / 'params.py'}: no sample_rate; the phy folder's rate is needed")
-    times = np.load(folder / "spike_times.npy", allow_pickle=False).ravel().astype(np.int64)
-    clusters = np.load(folder / "spike_clusters.npy", allow_pickle=False).ravel().astype(np.int64)
-    rows = np.load(folder / "spike_templates.npy", allow_pickle=False).ravel().astype(np.int64) \
+    times = _npy(folder / "spike_times.npy").ravel().astype(np.int64)
+    clusters = _npy(folder / "spike_clusters.npy").ravel().astype(np.int64)
+    rows = _npy(folder / "spike_templates.npy").ravel().astype(np.int64) \
         if (folder / "spike_templates.npy").is_file() else None
     if clusters.size != times.size:
         raise TruthError(f"{folder}: spike_clusters.npy has {clusters.size} entries, spike_times.npy {times.size}")
-    gains = np.load(folder / "amplitudes.npy", allow_pickle=False).ravel().astype(np.float32) \
+    gains = _npy(folder / "amplitudes.npy").ravel().astype(np.float32) \
         if (folder / "amplitudes.npy").is_file() else None
     src = read_cluster_tsv(folder / "cluster_source_unit.tsv") \
         if (folder / "cluster_source_unit.tsv").is_file() else {}
     unit_ids = np.unique(clusters)
     positions = None
     if (folder / "channel_map.npy").is_file() and (folder / "channel_positions.npy").is_file():
-        cmap = np.load(folder / "channel_map.npy", allow_pickle=False).ravel().astype(np.int64)
+        cmap = _npy(folder / "channel_map.npy").ravel().astype(np.int64)
         n_ch = int(params.get("n_channels_dat") or cmap.max() + 1)
         positions = np.full((n_ch, 2), np.nan)
-        positions[cmap] = np.load(folder / "channel_positions.npy", allow_pickle=False)[:, :2]
+        positions[cmap] = _npy(folder / "channel_positions.npy")[:, :2]
     templates: dict[int, Template] = {}
     if rows is not None and (folder / "templates.npy").is_file() and positions is not None:
-        dense = np.load(folder / "templates.npy", allow_pickle=False)
+        dense = _npy(folder / "templates.npy")
         for u in unit_ids.tolist():
             k = np.unique(rows[clusters == u])
             if k.size != 1 or k[0] >= dense.shape[0]:
@@ -413,10 +446,12 @@ def load_truth(path: str | Path) -> Truth:
             return _load_nwb(path)
         raise TruthError(f"{path}: not an output folder or an .nwb file")
     if _one(path, "hybrid_events-*.csv") is not None or (path / "firings_true.npy").is_file():
-        return _load_legacy(path)
+        with _reading(path):  # what no single file's reader caught (a value of the wrong kind)
+            return _load_legacy(path)
     for phy in (path, path / "phy"):
         if (phy / "spike_times.npy").is_file() and (phy / "spike_clusters.npy").is_file():
-            return _load_phy(phy)
+            with _reading(phy):
+                return _load_phy(phy)
     nwbs = _nwb_files(path)
     if len(nwbs) == 1:
         return _load_nwb(nwbs[0])

@@ -250,19 +250,27 @@ def read_spikeinterface(folder: Path, segment: int | None = None,
     if not info_path.is_file():
         raise ConfigError(f"motion.source.path: {folder} is not a SpikeInterface Motion folder "
                           "(no spikeinterface_info.json)")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"motion.source.path: {info_path} is not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise ConfigError(f"motion.source.path: {info_path} holds {type(info).__name__}, not a JSON object")
     if info.get("object") not in (None, "Motion"):
         raise ConfigError(f"motion.source.path: {info_path} describes a {info.get('object')!r}, not a Motion")
     direction = info.get("direction", "y")
     if direction != "y":
         raise ConfigError(f"motion.source.path: {info_path}: direction {direction!r}; only 'y' (along "
                           "the probe's depth) is supported")
-    n_seg = int(info.get("num_segments", 1))
-    depths = np.load(folder / "spatial_bins_um.npy", allow_pickle=False)
+    n_seg = info.get("num_segments", 1)
+    if not isinstance(n_seg, int) or n_seg < 1:
+        raise ConfigError(f"motion.source.path: {info_path}: num_segments = {n_seg!r}; expected an "
+                          "integer >= 1")
+    depths = _motion_array(folder / "spatial_bins_um.npy")
 
     def seg(i: int):
-        return (np.load(folder / f"temporal_bins_s_seg{i}.npy", allow_pickle=False),
-                np.load(folder / f"displacement_seg{i}.npy", allow_pickle=False))
+        return (_motion_array(folder / f"temporal_bins_s_seg{i}.npy"),
+                _motion_array(folder / f"displacement_seg{i}.npy"))
 
     if segment is not None or n_seg == 1:
         i = 0 if segment is None else segment
@@ -279,6 +287,17 @@ def read_spikeinterface(folder: Path, segment: int | None = None,
     return _motion(str(folder), times, depths, np.concatenate(ds, axis=0))
 
 
+def _motion_array(path: Path) -> np.ndarray:
+    """A numeric array of a SpikeInterface Motion folder (ConfigError naming it otherwise)."""
+    if not path.is_file():
+        raise ConfigError(f"motion.source.path: {path} is missing; a SpikeInterface Motion folder holds "
+                          "spatial_bins_um.npy, temporal_bins_s_seg<i>.npy and displacement_seg<i>.npy")
+    arr = read_npy(path, ConfigError, "motion.source.path")
+    if arr.dtype.kind not in "iuf":
+        raise ConfigError(f"motion.source.path: {path}: dtype {arr.dtype}; expected numbers")
+    return arr
+
+
 def read_table(src: TableMotion) -> Motion:
     """A TableMotion (inline arrays, .npz or .csv) -> Motion."""
     if src.path is None:
@@ -288,21 +307,38 @@ def read_table(src: TableMotion) -> Motion:
     if not path.is_file():
         raise ConfigError(f"motion.source.path: {path} does not exist; expected a .npz or .csv table")
     if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"times_s", "displacement_um"} - set(z.files)
-            if missing:
-                raise ConfigError(f"motion.source.path: {path} lacks arrays {sorted(missing)}; "
-                                  f"it has {sorted(z.files)}")
-            depths = z["depths_um"] if "depths_um" in z.files else [0.0]
-            return _motion(str(path), z["times_s"], depths, z["displacement_um"], src.interpolation)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = {"times_s", "displacement_um"} - set(z.files)
+                if missing:
+                    raise ConfigError(f"motion.source.path: {path} lacks arrays {sorted(missing)}; "
+                                      f"it has {sorted(z.files)}")
+                depths = z["depths_um"] if "depths_um" in z.files else [0.0]
+                times, disp = z["times_s"], z["displacement_um"]
+        except ConfigError:
+            raise
+        except Exception as exc:  # not a zip, a damaged member, an object array
+            raise ConfigError(f"motion.source.path: {path} is not a readable .npz ({type(exc).__name__}: "
+                              f"{exc}); expected arrays times_s, displacement_um (and depths_um)") from None
+        return _motion(str(path), times, depths, disp, src.interpolation)
     if path.suffix.lower() != ".csv":
         raise ConfigError(f"motion.source.path: {path}: unknown table format {path.suffix!r}; use .npz or .csv")
-    names = path.read_text(encoding="utf-8").splitlines()[0].strip().split(",")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"motion.source.path: {path} is not UTF-8 text; expected a CSV table") from None
+    names = [n.strip() for n in (lines[0] if lines else "").strip().split(",")]
     need = {"time_s", "displacement_um"}
     if not need <= set(names):
         raise ConfigError(f"motion.source.path: {path}: columns {names}; need time_s, "
                           "displacement_um and optionally depth_um")
-    rows = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    try:
+        rows = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except ValueError as exc:
+        raise ConfigError(f"motion.source.path: {path}: {exc}; expected numbers in every column") from None
+    if rows.size and rows.shape[1] != len(names):
+        raise ConfigError(f"motion.source.path: {path}: rows have {rows.shape[1]} values but the header "
+                          f"names {len(names)} columns")
     col = {n: rows[:, names.index(n)] for n in names}
     times = np.unique(col["time_s"])
     depths = np.unique(col["depth_um"]) if "depth_um" in col else np.array([0.0])

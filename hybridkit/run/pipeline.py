@@ -23,6 +23,7 @@ from hybridkit.run import output_guard, provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.choosing import choose_and_place
 from hybridkit.run.selection import write_table
+from hybridkit.errors import OutputError
 from hybridkit.hookspecs import RunContext, Writer
 from hybridkit.model import GroundTruth, Plan, Recording
 from hybridkit.run.planning import RNG_STREAMS, build_plan, stage_rngs  # noqa: F401 (RNG_STREAMS re-exported)
@@ -126,18 +127,40 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="block", disable=not enabled, leave=False)
 
 
-def _drifting(plan: Plan, motion_cfg, recording: Recording, rng: np.random.Generator) -> Plan:
-    """The plan with every event moved by the configured motion (docs/drift.md)."""
-    from hybridkit.engine import drift
+def _read_motion(motion_cfg, recording: Recording, rng: np.random.Generator):
+    """The configured motion model, or None without a ``motion`` section."""
+    if motion_cfg is None:
+        return None
     from hybridkit.run.motion import build_motion
 
-    motion = build_motion(motion_cfg, recording, rng)
+    return build_motion(motion_cfg, recording, rng)
+
+
+def _drifting(plan: Plan, motion_cfg, motion, recording: Recording) -> Plan:
+    """The plan with every event moved by ``motion`` (built from ``motion_cfg``; docs/drift.md)."""
+    from hybridkit.engine import drift
+
     mover = drift.ProbeDepthMover(recording.channel_positions, recording.neural, motion_cfg.decay_um)
     plan = drift.apply_motion(plan, motion, mover, recording.sampling_rate, motion_cfg.grid_um)
     log.info("motion: %d of %d units drift; precomputed templates %.1f MB",
              sum(u.variants is not None for u in plan.units), len(plan.units),
              sum(u.variants.nbytes for u in plan.units if u.variants is not None) / 1e6)
     return plan
+
+
+def check_new_unit_ids(sorting, writers: list[Writer]) -> None:
+    """Injected units are numbered after the sorting's largest id: refuse, before any work, ids
+    that a writer's format cannot store (phy keeps cluster ids as int32), naming the id and the
+    file it came from. (Before this check, the phy writer overflowed after the whole run.)"""
+    if sorting is None or sorting.unit_ids.size == 0:
+        return
+    largest = int(sorting.unit_ids.max())
+    for w in writers:
+        if w.max_unit_id is not None and largest + 1 > w.max_unit_id:
+            where = sorting.units_file or sorting.path or "sorting"
+            raise OutputError(f"{where}: cluster id {largest} leaves no id for the injected units in "
+                              f"the {w.name} writer, whose ids stop at {w.max_unit_id}; renumber the "
+                              f"sorting's clusters below {w.max_unit_id}, or drop the {w.name} writer")
 
 
 def _instantiate(reg: Registry, kind: str, options, ctx: RunContext):
@@ -165,6 +188,9 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         staging = provenance.open_staging(out_dir, cfg.output.overwrite)
         blas = threadpool_limits(limits=1, user_api="blas")
         recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
+        # the motion files are read now, so a bad one is reported before any work (its own
+        # random stream: reading it earlier changes no other stage's numbers)
+        motion = _read_motion(cfg.motion, recording, rngs["motion"])
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
         writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
@@ -173,6 +199,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
             begun.append(w)
         sorting = (_instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
                    if cfg.sorting is not None else None)
+        check_new_unit_ids(sorting, writers)
         source = _instantiate(reg, "template_source", cfg.templates, ctx)
         choice = choose_and_place(cfg, recording, sorting, source, rngs, seed)
         selection_files: list[Path] = []
@@ -183,7 +210,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         plan, skipped = build_plan(choice.bank, choice.unit_ids, recording, sorting, cfg.injection,
                                    rngs, first_new, placement=choice.placement)
         if cfg.motion is not None:  # absent: the static plan, untouched
-            plan = _drifting(plan, cfg.motion, recording, rngs["motion"])
+            plan = _drifting(plan, cfg.motion, motion, recording)
         log.info("plan: %d units, %d events", len(plan.units), plan.n_events)
 
         clipped = stream_hybrid(recording, plan, writers, cfg.engine)

@@ -95,7 +95,7 @@ def test_noise_estimate_integer_path_matches_float(synthetic, tmp_path):
 def test_template_recovers_known_waveform(synthetic):
     rec, wf, _ = synthetic
     snips = _snippets_uV(rec, SPIKE_TIMES)
-    template, n_used = build_template(snips, rank=6, max_shift=6, peak_index=N_BEFORE)
+    template, n_used, _ = build_template(snips, rank=6, max_shift=6, peak_index=N_BEFORE)
     assert template.shape == wf.shape and template.dtype == np.float32
     assert n_used == SPIKE_TIMES.size
     assert _corr(template, wf) > 0.95
@@ -119,8 +119,8 @@ def test_alignment_undoes_time_jitter(synthetic):
     rec, wf, _ = synthetic
     jitter = np.random.default_rng(3).integers(-3, 4, size=SPIKE_TIMES.size)
     snips = _snippets_uV(rec, SPIKE_TIMES + jitter)
-    aligned, _ = build_template(snips, rank=6, max_shift=6, peak_index=N_BEFORE)
-    blurred, _ = build_template(snips, rank=6, max_shift=0, peak_index=N_BEFORE)
+    aligned, _, _ = build_template(snips, rank=6, max_shift=6, peak_index=N_BEFORE)
+    blurred, _, _ = build_template(snips, rank=6, max_shift=0, peak_index=N_BEFORE)
     assert _corr(aligned, wf) > 0.95
     assert np.abs(aligned[:, PEAK_CH]).max() == pytest.approx(np.abs(wf[:, PEAK_CH]).max(), rel=0.04)
     assert best_lag(aligned, wf) == 0
@@ -132,7 +132,7 @@ def test_alignment_undoes_time_jitter(synthetic):
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_svd_keeps_rank_k(synthetic, rank):
     rec, wf, _ = synthetic
-    template, _ = build_template(_snippets_uV(rec, SPIKE_TIMES[:60]), rank=rank, max_shift=4,
+    template, _, _ = build_template(_snippets_uV(rec, SPIKE_TIMES[:60]), rank=rank, max_shift=4,
                                  peak_index=N_BEFORE)
     s = np.linalg.svd(template.astype(np.float64), compute_uv=False)
     assert s[rank - 1] / s[0] > 1e-3
@@ -145,7 +145,7 @@ def test_denoising_projects_on_the_top_svd_components(synthetic):
 
     rec, _, _ = synthetic
     snips = _snippets_uV(rec, SPIKE_TIMES[:80]).astype(np.float64)
-    got, _ = build_template(snips, rank=3, max_shift=0, peak_index=N_BEFORE)
+    got, _, _ = build_template(snips, rank=3, max_shift=0, peak_index=N_BEFORE)
     n_base = N_BEFORE // 2
     x = snips - snips[:, :n_base].mean(axis=1, keepdims=True)
     mean = x.mean(axis=0)
@@ -164,25 +164,45 @@ def test_noise_free_spikes_are_reproduced_exactly():
     b = np.exp(-0.5 * ((t - 40) / 8.0) ** 2)
     wf = np.column_stack([100 * a + 10 * b, 40 * a, 30 * b, 5 * a - 20 * b]).astype(np.float32)
     snips = np.repeat(wf[None], 25, axis=0)
-    out, n_used = build_template(snips, rank=2, max_shift=3, peak_index=25)
+    out, n_used, _ = build_template(snips, rank=2, max_shift=3, peak_index=25)
     assert n_used == 25
     wf = wf - wf[:12].mean(axis=0)  # the documented baseline: first half of the 25 samples before the peak
     np.testing.assert_allclose(out[3:-3], wf[3:-3], atol=1e-4)
     assert (out[0] == 0).all() and (out[-1] == 0).all()
     assert (np.abs(out[1:3]) < np.abs(wf[1:3]) + 1e-6).all()
     # rank larger than the data allows is clipped, not an error
-    big, _ = build_template(snips, rank=500, max_shift=3, peak_index=25)
+    big, _, _ = build_template(snips, rank=500, max_shift=3, peak_index=25)
     np.testing.assert_allclose(big[3:-3], wf[3:-3], atol=1e-4)
     # rank 1 cannot hold two temporal shapes
-    one, _ = build_template(snips, rank=1, max_shift=3, peak_index=25)
+    one, _, _ = build_template(snips, rank=1, max_shift=3, peak_index=25)
     assert np.abs(one - wf)[3:-3].max() > 1.0
+
+
+def test_rank_used_is_what_the_spikes_allow():
+    """The rank recorded is the rank applied: 2 spikes on 2 channels hold at most 4 components."""
+    rng = np.random.default_rng(3)
+    snips = rng.normal(size=(2, 60, 2)).astype(np.float32) * 10
+    snips[:, 20, 0] -= 200
+    assert build_template(snips, rank=6, max_shift=0, peak_index=20).rank == 4
+    assert build_template(snips, rank=3, max_shift=0, peak_index=20).rank == 3
+    assert build_template(snips, rank=0, max_shift=0, peak_index=20).rank == 0
+    # more components than samples: nothing is projected away, all 60 are kept
+    assert build_template(np.repeat(snips, 40, axis=0), rank=500, max_shift=0, peak_index=20).rank == 60
+
+
+def test_a_template_without_signal_is_an_error():
+    with pytest.raises(TemplateError, match="unit 5: the template is zero on every channel: its 30 spikes"):
+        build_template(np.zeros((30, 40, 3), np.float32), unit_id=5)
+    # a constant offset is baseline, not signal
+    with pytest.raises(TemplateError, match="unit 5: the template is zero"):
+        build_template(np.full((30, 40, 3), 250.0, np.float32), unit_id=5)
 
 
 def test_baseline_is_removed():
     t = np.arange(60)
     wf = (-80 * np.exp(-0.5 * ((t - 20) / 3.0) ** 2))[:, None] * np.array([1.0, 0.5])
     snips = np.repeat((wf + np.array([300.0, -120.0]))[None], 10, axis=0)
-    out, _ = build_template(snips, rank=6, max_shift=2, peak_index=20)
+    out, _, _ = build_template(snips, rank=6, max_shift=2, peak_index=20)
     np.testing.assert_allclose(out[2:-2], (wf - wf[:10].mean(axis=0))[2:-2], atol=1e-3)
     assert np.abs(wf[:10].mean(axis=0)).max() < 0.1  # i.e. the 300 / -120 uV offsets are gone
 
@@ -190,7 +210,7 @@ def test_baseline_is_removed():
 def test_sparsity_keeps_footprint_and_peak(synthetic):
     rec, wf, pos = synthetic
     chans = rec.neural_channels
-    template, _ = build_template(_snippets_uV(rec, SPIKE_TIMES), rank=6, max_shift=6, peak_index=N_BEFORE)
+    template, _, _ = build_template(_snippets_uV(rec, SPIKE_TIMES), rank=6, max_shift=6, peak_index=N_BEFORE)
     noise = estimate_noise_uV(rec, chans, np.random.default_rng(0))
     mask = sparsify(template, noise, pos, PEAK_CH)
     true_amp = np.abs(wf).max(axis=0)

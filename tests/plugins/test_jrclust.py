@@ -113,6 +113,36 @@ def test_missing_prm_and_wrong_format(tmp_path):
         load(other)
 
 
+def test_prm_that_is_there_is_not_called_missing(tmp_path):
+    """A .prm saved as UTF-16 (a Windows editor's "Unicode") parsed to nothing, and the adapter
+    then said the file was not beside the _res.mat: it is read now, and an unreadable one is
+    named for what it is."""
+    path = _write(tmp_path)
+    prm = tmp_path / "sess.prm"
+    text = prm.read_text()
+    prm.write_bytes(text.encode("utf-16"))
+    assert load(path).sampling_rate == 25000.0
+    prm.write_bytes(b"\xef\xbb\xbf" + text.encode())  # UTF-8 with a BOM
+    assert load(path).sampling_rate == 25000.0
+    # a bracket inside a string left the statement open to the end of the file: nothing parsed
+    prm.write_text("outputDir = 'D:\\sorted[old'; % (moved)\n" + text)
+    assert load(path).sampling_rate == 25000.0
+    prm.write_text("% parameters follow\nsee the lab wiki\n")
+    with pytest.raises(SortingError, match=r"sess.prm: no parameter could be read") as info:
+        load(path)
+    assert "not beside" not in str(info.value)
+
+
+def test_prm_range_cannot_exhaust_memory(tmp_path):
+    prm = tmp_path / "a.prm"
+    prm.write_text("sampleRate = 30000;\nsiteMap = [1:1e12];\n")
+    with pytest.raises(SortingError, match=r"a.prm: siteMap: the range '1:1e12' has 1000000000000 values"):
+        parse_prm(prm)
+    prm.write_text("siteMap = [" + ", ".join(["1:900000"] * 3) + "];\n")
+    with pytest.raises(SortingError, match=r"siteMap: the matrix holds more than 1000000 values"):
+        parse_prm(prm)
+
+
 def test_checked_against_recording(tmp_path):
     path = _write(tmp_path)
     adapter = JrclustAdapter(JrclustAdapter.Options(type="jrclust", path=path))

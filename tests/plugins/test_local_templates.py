@@ -98,6 +98,17 @@ def test_max_spikes_and_seed(data, tmp_path):
     assert a.waveform.shape != c.waveform.shape or not np.array_equal(a.waveform, c.waveform)
 
 
+def test_provenance_records_the_rank_used(data, tmp_path):
+    """One spike on <= 32 SVD channels holds at most 32 components: rank 50 is clamped, and the
+    provenance says so (it used to record the 50 asked for)."""
+    rec, sorting, _, _ = data
+    t = _source(tmp_path, rank=50, min_spikes=1, max_spikes=1).build(rec, sorting, [3]).templates[3]
+    assert t.provenance["rank_requested"] == 50
+    assert 1 <= t.provenance["rank"] <= 32
+    many = _source(tmp_path, rank=50).build(rec, sorting, [7]).templates[7]
+    assert many.provenance["rank"] == many.provenance["rank_requested"] == 50
+
+
 def test_window_options_in_samples(data, tmp_path):
     rec, sorting, _, _ = data
     t = _source(tmp_path, ms_before=0.5, ms_after=1.5, rank=0).build(rec, sorting, [7]).templates[7]

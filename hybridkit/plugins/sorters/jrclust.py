@@ -116,9 +116,13 @@ class JrclustAdapter(SorterAdapter):
 
     def _read_v4(self, top: MatStruct, path: Path) -> dict:
         params, source = self._params(path, "_res.mat")
-        if not params:
+        if not source:
             raise SortingError(f"{path}: JRCLUST v4 keeps its parameters in <session>.prm, and "
                                f"{path.name[:-8]}.prm is not beside it; set sorting.prm")
+        if not params:  # the file is there: say what is wrong with it, not that it is missing
+            raise SortingError(f"{source}: no parameter could be read from this JRCLUST .prm; "
+                               "expected MATLAB assignments such as `sampleRate = 30000;` and "
+                               "`siteMap = [1, 2, 3];`")
         return {
             "times1": top.get("spikeTimes"), "sites1": top.get("spikeSites"),
             "clusters": top.get("spikeClusters"), "what": ("spikeTimes", "spikeSites", "spikeClusters"),

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from hybridkit.errors import SortingError
+from hybridkit.formats.npy import read_npy
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
 from hybridkit.plugins.sorters.common import check_against
@@ -44,6 +45,11 @@ def read_params_py(path: Path) -> dict:
     except SyntaxError as exc:
         raise SortingError(
             f"{path}: not a valid params.py (line {exc.lineno}: {exc.msg}); expected lines "
+            "like `sample_rate = 30000.0`"
+        ) from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+        raise SortingError(
+            f"{path}: not a valid params.py ({type(exc).__name__}: {exc}); expected lines "
             "like `sample_rate = 30000.0`"
         ) from None
     except OSError as exc:
@@ -111,10 +117,7 @@ def read_cluster_tsv(path: Path, column: str | tuple[str, ...] | None = None) ->
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise SortingError(f"{path}: not a readable .npy array ({exc})") from None
+    return read_npy(path, SortingError)
 
 
 def _load_vector(path: Path, what: str) -> np.ndarray:
@@ -215,15 +218,16 @@ class PhyAdapter(SorterAdapter):
             channel_map = _load_vector(map_path, "channel_map")
         pos_path = folder / "channel_positions.npy"
         if pos_path.is_file():
-            channel_positions = np.asarray(_load_npy(pos_path), dtype=np.float64)
+            channel_positions = _load_npy(pos_path)
             n_ch = channel_map.size if channel_map is not None else None
-            if channel_positions.ndim != 2 or channel_positions.shape[1] < 2 or (
-                n_ch is not None and channel_positions.shape[0] != n_ch
-            ):
+            if channel_positions.dtype.kind not in "iuf" or channel_positions.ndim != 2 or (
+                channel_positions.shape[1] < 2
+            ) or (n_ch is not None and channel_positions.shape[0] != n_ch):
                 raise SortingError(
-                    f"{pos_path}: shape {channel_positions.shape}, expected ({n_ch or 'n_channels'}, 2)"
+                    f"{pos_path}: shape {channel_positions.shape} dtype {channel_positions.dtype}, "
+                    f"expected numbers of shape ({n_ch or 'n_channels'}, 2)"
                 )
-            channel_positions = channel_positions[:, :2].copy()
+            channel_positions = channel_positions[:, :2].astype(np.float64)
 
         templates, template_units = self._load_templates(folder, times, units, channel_map)
         params = read_params_py(folder / "params.py") if (folder / "params.py").is_file() else {}
@@ -231,9 +235,12 @@ class PhyAdapter(SorterAdapter):
         if rate is not None:
             try:
                 rate = float(rate)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
+                rate = float("nan")
+            if not (np.isfinite(rate) and rate > 0):
                 raise SortingError(
-                    f"{folder / 'params.py'}: sample_rate = {rate!r} is not a number (Hz)"
+                    f"{folder / 'params.py'}: sample_rate = {params['sample_rate']!r:.60}; expected "
+                    "a positive number (Hz)"
                 ) from None
 
         labels: dict[int, str] = {}
@@ -256,6 +263,7 @@ class PhyAdapter(SorterAdapter):
             channel_positions=channel_positions,
             path=folder,
             format="phy",
+            units_file=units_path,
         )
         if recording is not None:
             self._check_against(sorting, recording, params)
@@ -282,6 +290,8 @@ class PhyAdapter(SorterAdapter):
         ind_path = folder / "template_ind.npy"  # phy's sparse templates; KS's templates_ind.npy is trivial
         if ind_path.is_file():
             ind = np.asarray(_load_npy(ind_path))
+            if ind.dtype.kind not in "iu":
+                raise SortingError(f"{ind_path}: dtype {ind.dtype}; expected integer channel indices")
             if ind.shape != data.shape[::2]:
                 raise SortingError(
                     f"{ind_path}: shape {ind.shape}, expected {data.shape[::2]} to match templates.npy"

@@ -87,7 +87,10 @@ def read_geometry(path: Path, n_channels: int | None) -> np.ndarray:
     path = Path(path)
     try:
         if path.suffix.lower() == ".npy":
-            geom = np.asarray(np.load(path, allow_pickle=False), np.float64)
+            geom = _load_npy(path)
+            if geom.dtype.kind not in "iuf":
+                raise SortingError(f"{path}: geometry dtype {geom.dtype}; expected numbers (um)")
+            geom = geom.astype(np.float64)
         else:
             geom = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (OSError, ValueError) as exc:

@@ -23,6 +23,7 @@ from hybridkit.model import Recording, SourceFile
 from hybridkit.options import InputFile, PluginOptions
 from hybridkit.formats.spikeglx_meta import (
     ITEMSIZE,
+    MAX_CHANNELS,
     meta_float,
     meta_int,
     channel_layout,
@@ -93,7 +94,9 @@ class SpikeGLXReader(SourceReader):
                 f"SpikeGLX meta {meta_path}: a {kind} stream has no probe; read it with the "
                 "'binary' reader (dtype int16, n_channels, sampling_rate, geometry file)"
             )
-        n_chan = meta_int(meta, "nSavedChans", meta_path)
+        n_chan = meta_int(meta, "nSavedChans", meta_path, minimum=1, maximum=MAX_CHANNELS)
+        # checked here, before any later step divides by it or compares a sorter's rate to it
+        meta_float(meta, "imSampRate", meta_path, positive=True)
         size = bin_path.stat().st_size
         frame = n_chan * ITEMSIZE
         if size % frame:
@@ -108,7 +111,7 @@ class SpikeGLXReader(SourceReader):
                     f"SpikeGLX file {bin_path}: size {size} bytes but its meta says "
                     f"fileSizeBytes={stated}"
                 )
-        first = meta_int(meta, "firstSample", meta_path) if meta.get("firstSample") else 0
+        first = meta_int(meta, "firstSample", meta_path, minimum=0) if meta.get("firstSample") else 0
         return SourceFile(bin_path, size // frame, 0, first, meta_path), meta
 
     def open(self) -> Recording:
@@ -137,8 +140,8 @@ class SpikeGLXReader(SourceReader):
                     f"{a.path.name} ends at {a.first_sample + a.n_samples}; match one of them only"
                 )
         meta_path = first_file.meta_path
-        n_chan = meta_int(meta, "nSavedChans", meta_path)
-        rate = meta_float(meta, "imSampRate", meta_path)
+        n_chan = meta_int(meta, "nSavedChans", meta_path, minimum=1, maximum=MAX_CHANNELS)
+        rate = meta_float(meta, "imSampRate", meta_path, positive=True)
         gains = gains_to_uV(meta, meta_path)
         _, band, _ = channel_layout(meta, meta_path)
         probe, positions = spikeglx_probe(meta_path, meta)

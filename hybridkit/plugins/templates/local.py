@@ -149,8 +149,8 @@ class LocalTemplates(TemplateSource):
                                     n_before, n_after, neural, gain, opt.sparsity_radius_um, band)
             snippets = _snippets_uV(recording, usable, n_before, n_after, neural[cand], gain[cand],
                                     offset[cand], band)
-            waveform, n_used = build_template(snippets, rank=opt.rank, max_shift=max_shift,
-                                              peak_index=n_before, unit_id=unit)
+            waveform, n_used, rank_used = build_template(snippets, rank=opt.rank, max_shift=max_shift,
+                                                         peak_index=n_before, unit_id=unit)
             del snippets
             peak_idx = int(np.argmax(np.abs(waveform).max(axis=0)))
             noise = noise_box[0].result()
@@ -174,7 +174,9 @@ class LocalTemplates(TemplateSource):
                 source=self.name,
                 n_spikes=int(n_used),
                 provenance={
-                    "rank": opt.rank, "align_ms": opt.align_ms, "ms_before": opt.ms_before,
+                    # the rank applied: fewer spikes/samples than opt.rank allow fewer components
+                    "rank": rank_used, "rank_requested": opt.rank,
+                    "align_ms": opt.align_ms, "ms_before": opt.ms_before,
                     "ms_after": opt.ms_after, "n_spikes_available": n_available,
                     "sparsity_threshold": opt.sparsity_threshold,
                     "sparsity_radius_um": opt.sparsity_radius_um,

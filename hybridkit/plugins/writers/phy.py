@@ -90,6 +90,8 @@ class PhyWriter(Writer):
 
     name: ClassVar[str] = "phy"
     requires: ClassVar[tuple[str, ...]] = ("legacy",)
+    #: phy's spike_clusters.npy holds int32 cluster ids
+    max_unit_id: ClassVar[int | None] = int(np.iinfo(np.int32).max)
 
     Options: ClassVar[type[PluginOptions]] = PhyWriterOptions
 
@@ -135,9 +137,10 @@ class PhyWriter(Writer):
             raise OutputError(f"phy writer: cannot create {folder} ({exc.strerror})") from None
 
         ids = [int(u.new_unit_id) for u in plan.units]
-        if len(set(ids)) != len(ids) or any(i < 0 for i in ids):
+        if len(set(ids)) != len(ids) or any(not 0 <= i <= self.max_unit_id for i in ids):
             raise OutputError(
-                f"phy writer: injected unit ids {ids} must be distinct and >= 0 to be phy cluster ids"
+                f"phy writer: injected unit ids {ids} must be distinct and in 0..{self.max_unit_id} "
+                "to be phy cluster ids (int32)"
             )
         if plan.n_events == 0:
             log.warning("phy writer: no injected events; phy cannot open a folder without spikes")

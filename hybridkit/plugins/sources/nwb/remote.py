@@ -8,6 +8,7 @@ actually read are fetched. A DANDI asset is resolved to a content URL with the d
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ class RemoteFile:
     url: str
     handle: Any
     size: int
+    #: bytes fetched while opening (the Range probe), before any read of the file's content
+    bytes_probed: int = 0
 
     def close(self) -> None:
         try:
@@ -36,6 +39,51 @@ class RemoteFile:
 def _http_status(exc: BaseException) -> int | None:
     status = getattr(exc, "status", None) or getattr(exc, "code", None)
     return int(status) if isinstance(status, int) else None
+
+
+def _what_happened(exc: BaseException) -> str:
+    """What went wrong when opening a URL, read from the exception chain: fsspec reports a failed
+    HEAD and GET as FileNotFoundError whatever the cause, and a refused connection is no 404."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for e in chain:
+        status = _http_status(e)
+        if status == 404:
+            return "answered HTTP 404 Not Found; check the URL"
+        if status:
+            return f"answered HTTP {status} {getattr(e, 'message', '') or ''}".rstrip()
+    for e in chain:
+        name = type(e).__name__
+        if isinstance(e, ConnectionError) or "Connector" in name:
+            code = getattr(getattr(e, "os_error", e), "errno", None)
+            reason = os.strerror(code).lower() if code else name
+            return (f"cannot be reached: the connection failed ({reason}); check the host and "
+                    "port, and that the server is running")
+        if "Timeout" in name or isinstance(e, TimeoutError):
+            return "cannot be reached: the connection timed out"
+    if isinstance(exc, FileNotFoundError):
+        return "answered HTTP 404 Not Found; check the URL"
+    return f"cannot be opened ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+
+
+def _check_ranges(handle, url: str, field: str, size: int) -> int:
+    """Fail now, in one line, when the server ignores ``Range`` and sends the whole file for
+    every read: h5py would fail deep inside a read with fsspec's ValueError, after downloading
+    the start of the file again for each block. Returns the bytes the probe fetched."""
+    if size <= 1:
+        return 0
+    try:
+        # one byte at offset 1: a Range-capable server answers 206 with that byte; for one that
+        # is not, fsspec raises before it reads the body (the start is not 0)
+        return len(handle._fetch_range(1, 2))
+    except ValueError as exc:
+        if "range" not in str(exc).lower():
+            raise
+        raise SourceError(f"{field}: the server of {url} does not support HTTP Range requests (it "
+                          "answered a byte-range request with the whole file); streaming needs them: "
+                          "download the file and set recording.path instead") from None
 
 
 def open_url(url: str, block_mb: float = 2.0, field: str = f"{FIELD}.url") -> RemoteFile:
@@ -58,14 +106,16 @@ def open_url(url: str, block_mb: float = 2.0, field: str = f"{FIELD}.url") -> Re
     fs = fsspec.filesystem("http", skip_instance_cache=True)
     try:
         handle = fs.open(url, "rb", block_size=max(int(block_mb * 2**20), 2**16), cache_type="blockcache")
+        if handle.size is None:
+            raise SourceError(f"{field}: {url} does not state its size (no Content-Length); "
+                              "streaming needs it: download the file and set recording.path instead")
         size = int(handle.size)
-    except FileNotFoundError:
-        raise SourceError(f"{field}: {url} answered HTTP 404 Not Found; check the URL") from None
-    except Exception as exc:  # aiohttp ClientResponseError / connection errors / no size
-        status = _http_status(exc)
-        what = f"answered HTTP {status}" if status else f"cannot be opened ({type(exc).__name__}: {exc})"
-        raise SourceError(f"{field}: {url} {what}").with_traceback(None) from None
-    return RemoteFile(url=url, handle=handle, size=size)
+        probed = _check_ranges(handle, url, field, size)
+    except SourceError:
+        raise
+    except Exception as exc:  # aiohttp ClientResponseError / connection errors
+        raise SourceError(f"{field}: {url} {_what_happened(exc)}").with_traceback(None) from None
+    return RemoteFile(url=url, handle=handle, size=size, bytes_probed=probed)
 
 
 def dandi_client(instance: str, field: str, token: str | None = None):

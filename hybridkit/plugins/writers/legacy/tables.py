@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridkit.errors import writing
 from hybridkit.model import GroundTruth
 
 
@@ -30,7 +31,7 @@ def _csv_blocks(path: Path, header: list[str], blocks, fmts: list[str]) -> Path:
     through ``tolist()``, so they print as Python ints and floats do.
     """
     row = ",".join(fmts) + "\n"
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+    with writing(path), open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(",".join(header) + "\n")
         for columns in blocks:
             k = len(columns[0])
@@ -87,7 +88,8 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
     plan, rec, s = truth.plan, truth.recording, truth.session
     files: list[Path] = []
     ft = firings_true(truth)
-    np.save(out / "firings_true.npy", ft)
+    with writing(out / "firings_true.npy"):
+        np.save(out / "firings_true.npy", ft)
     files.append(out / "firings_true.npy")
 
     new_ids = np.array([u.new_unit_id for u in plan.units], np.int64)
@@ -133,18 +135,20 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
                       [nz, truth.clipped_per_channel[nz]], ["%d", "%d"]))
 
     neural = rec.neural_channels
-    np.savez(out / f"probe-{s}.npz", channel_map=neural, connected=np.ones(neural.size, bool),
-             channel_positions=rec.channel_positions[neural],
-             name=np.array(getattr(rec.probe, "model_name", "") or rec.name))
+    with writing(out / f"probe-{s}.npz"):
+        np.savez(out / f"probe-{s}.npz", channel_map=neural, connected=np.ones(neural.size, bool),
+                 channel_positions=rec.channel_positions[neural],
+                 name=np.array(getattr(rec.probe, "model_name", "") or rec.name))
     files.append(out / f"probe-{s}.npz")
     if rec.probe is not None:
         from probeinterface import write_probeinterface
 
-        write_probeinterface(out / f"probe-{s}.json", rec.probe)
+        with writing(out / f"probe-{s}.json"):
+            write_probeinterface(out / f"probe-{s}.json", rec.probe)
         files.append(out / f"probe-{s}.json")
     # the predecessor stored the rate in the data dtype (a 40 kHz rate wraps in int16): kept for old
     # readers only; the exact rate is in manifest.json
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"), writing(out / f"dtype-{s}.npy"):
         np.save(out / f"dtype-{s}.npy", np.array([rec.sampling_rate]).astype(rec.dtype))
     files.append(out / f"dtype-{s}.npy")
 
@@ -176,6 +180,7 @@ def _write_provenance(truth: GroundTruth, path: Path) -> Path:
             "shift_um": [float(x) for x in u.shift_um], "n_template_spikes": int(u.template.n_spikes),
             "provenance": plain(u.template.provenance),
         } for u in truth.plan.units}
-    path.write_text(json.dumps({"session": truth.session, "units": units}, indent=2) + "\n",
-                    encoding="utf-8")
+    with writing(path):
+        path.write_text(json.dumps({"session": truth.session, "units": units}, indent=2) + "\n",
+                        encoding="utf-8")
     return path

@@ -29,7 +29,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from hybridkit.formats.binio import write_block
-from hybridkit.errors import OutputError
+from hybridkit.errors import OutputError, writing
 from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
 from hybridkit.hookspecs import Writer, hookimpl
 from hybridkit.model import GroundTruth, Recording
@@ -135,7 +135,8 @@ class LegacyWriter(Writer):
             elif a < b:
                 lay = self.recording.layout(i)
                 self._wait_copied(i, lay, b - lo)
-                write_block(fd, lay, a - lo, block[a - start : b - start], channels)
+                with writing(self.targets[i]):
+                    write_block(fd, lay, a - lo, block[a - start : b - start], channels)
 
     def _wait_copied(self, i: int, lay, stop: int) -> None:
         """Block until the copy has passed sample ``stop`` of file ``i`` (the whole file when
@@ -185,11 +186,12 @@ class LegacyWriter(Writer):
             from hybridkit.formats.spikeglx_meta import rewrite_meta
 
             meta_out = out_dir / hybrid_file_name(f.meta_path)
-            rewrite_meta(f.meta_path, meta_out, {
-                "fileName": str(target.name),
-                "fileSizeBytes": str(target.stat().st_size),
-                "fileSHA1": None,  # it described the source file
-            })
+            with writing(meta_out):
+                rewrite_meta(f.meta_path, meta_out, {
+                    "fileName": str(target.name),
+                    "fileSizeBytes": str(target.stat().st_size),
+                    "fileSHA1": None,  # it described the source file
+                })
             written.append(meta_out)
         return written
 
