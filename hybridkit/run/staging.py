@@ -46,14 +46,19 @@ def staging_folders(out_dir: Path, prefix: str | None = None) -> list[Path]:
         return []
 
 
-def _process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux /proc), to tell a reused pid."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (Linux), or None where there is none."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
-    return int(fields[19]) if len(fields) > 19 else None  # field 22 of proc(5)
+    return stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux /proc), to tell a reused pid."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None  # field 22 of proc(5)
 
 
 def write_owner(staging: Path) -> None:
@@ -61,7 +66,10 @@ def write_owner(staging: Path) -> None:
     pid = os.getpid()
     owner = {"pid": pid, "host": socket.gethostname(), "process_start": _process_start(pid),
              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (staging / OWNER_FILE).write_text(json.dumps(owner) + "\n", encoding="utf-8")
+    # Written whole or not at all: a run killed mid-write must not leave an empty record.
+    tmp = staging / f"{OWNER_FILE}.tmp"
+    tmp.write_text(json.dumps(owner) + "\n", encoding="utf-8")
+    os.replace(tmp, staging / OWNER_FILE)
 
 
 def read_owner(staging: Path) -> dict | None:
@@ -85,6 +93,9 @@ def pid_alive(pid: int, process_start: int | None = None) -> bool:
         return False
     except PermissionError:  # someone else's process: it exists
         pass
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: gone
+        return False
     if process_start is not None:
         now = _process_start(pid)
         if now is not None and now != process_start:
