@@ -57,8 +57,11 @@ def start_and_signal(cfg: Path, out: Path, sig: int, delay_s: float = 0.0
                      ) -> tuple[subprocess.CompletedProcess, Path, int]:
     """Run ``hybridkit generate`` and send ``sig`` as soon as its staging folder exists; return
     the finished process, its staging folder and its pid."""
+    # A shell without job control starts background commands with SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored: give the run the default disposition a terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", "hybridkit", "generate", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not stagings(out) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -262,3 +265,20 @@ def test_interrupt_between_the_renames_puts_the_previous_output_back(tmp_path, m
         provenance.commit_staging(new, out, overwrite=True)
     assert json.loads((out / "manifest.json").read_text())["tool"] == "hybridkit"
     assert not list(tmp_path.glob(".out.old-*"))
+
+
+def test_a_killed_process_not_yet_reaped_is_not_alive():
+    """A SIGKILLed worker stays a zombie until its parent reaps it: its staging is stale."""
+    from hybridkit.run.staging import pid_alive
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert pid_alive(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not pid_alive(proc.pid)  # still in the process table, but gone
+    finally:
+        proc.wait()

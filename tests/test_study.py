@@ -310,8 +310,9 @@ def test_resume_skips_completed_and_survives_a_killed_worker(root, client, ran, 
     killed = None
     deadline = time.monotonic() + 120
     while thread.is_alive() and killed is None and time.monotonic() < deadline:
-        live = [p for p in datasets.glob(f".{victim}.partial-*") if p.name != stale.name]
-        if live:  # generate is writing: kill the worker process running it
+        live = [p for p in datasets.glob(f".{victim}.partial-*")
+                if p.name != stale.name and (p / OWNER_FILE).is_file()]
+        if live:  # generate is writing (its owner record is down): kill the worker running it
             for addr, keys in client.processing().items():
                 if any(str(k).startswith(f"generate-{victim}-") for k in keys):
                     pid = client.run(os.getpid, workers=[addr])[addr]
