@@ -94,11 +94,16 @@ def _versions(reg) -> dict[str, str]:
 
 def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg) -> Path:
     """Write manifest.json: versions, seed, sources, outputs (sizes, checksums), totals."""
+    hashed: dict[tuple[int, int], str] = {}  # (device, inode) -> sha256: a hard link is read once
+
     def entry(p: Path) -> dict:
-        size = p.stat().st_size
-        item = {"path": p.relative_to(staging).as_posix(), "bytes": size}
-        if checksums == "all" or (checksums == "sidecars" and size <= SIDECAR_MAX_BYTES):
-            item["sha256"] = sha256(p)
+        st = p.stat()
+        item = {"path": p.relative_to(staging).as_posix(), "bytes": st.st_size}
+        if checksums == "all" or (checksums == "sidecars" and st.st_size <= SIDECAR_MAX_BYTES):
+            key = (st.st_dev, st.st_ino)
+            if key not in hashed:
+                hashed[key] = sha256(p)
+            item["sha256"] = hashed[key]
         return item
 
     manifest = {
