@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,31 @@ class GenerateResult:
     output_dir: Path
     truth: GroundTruth
     files: list[Path]
+    #: the writers (config ``type``) that wrote the hybrid recording's samples; empty: the run
+    #: wrote ground truth only (warned about, and said in the CLI's summary)
+    trace_writers: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        """The lines the CLI prints after a run: what was injected and what was written."""
+        truth = self.truth
+        lines = [f"wrote {self.output_dir}",
+                 f"  session {truth.session}, seed {truth.seed}: {len(truth.plan.units)} units "
+                 f"injected, {truth.plan.n_events} events, {truth.clipped_samples} samples clipped"]
+        lines += [f"  skipped unit {unit}: {why}" for unit, why in truth.skipped_units.items()]
+        names = [f.relative_to(self.output_dir).as_posix() for f in self.files]
+        if self.trace_writers:
+            lines.append(f"  hybrid recording written by: {', '.join(self.trace_writers)}")
+        else:
+            lines.append("  no hybrid recording: no writer in this run writes the hybrid samples "
+                         "(ground truth only); add {\"type\": \"legacy\"} or {\"type\": \"nwb\"} "
+                         "to writers for one")
+        lines.append(f"  files ({len(names)}): {', '.join(names)}")
+        return lines
+
+
+def trace_writers(cfg, reg: Registry) -> list[str]:
+    """The config's writers that write the hybrid recording's samples (``Writer.writes_traces``)."""
+    return [w.type for w in cfg.writers if reg.get("writer", w.type).writes_traces(w)]
 
 
 def stream_hybrid(
@@ -156,6 +181,10 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
 
+    writing_traces = trace_writers(cfg, reg)
+    if not writing_traces:  # legal (a third-party truth writer), but rarely what a user wants
+        log.warning("no writer in writers (%s) writes the hybrid recording: this run writes its "
+                    "ground truth only", ", ".join(w.type for w in cfg.writers))
     out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
     staging = provenance.open_staging(out_dir, cfg.output.overwrite)
     begun: list[Writer] = []
@@ -212,5 +241,5 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     finally:
         blas.restore_original_limits()
     final = [out_dir / f.relative_to(staging) for f in files]
-    return GenerateResult(output_dir=out_dir, truth=truth, files=final)
+    return GenerateResult(output_dir=out_dir, truth=truth, files=final, trace_writers=writing_traces)
 

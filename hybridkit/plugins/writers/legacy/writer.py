@@ -78,6 +78,10 @@ class LegacyWriter(Writer):
     name: ClassVar[str] = "legacy"
     Options: ClassVar[type[PluginOptions]] = LegacyOptions
 
+    @classmethod
+    def writes_traces(cls, options: PluginOptions) -> bool:
+        return True
+
     def begin(self, recording: Recording, out_dir: Path) -> None:
         """Create the hybrid files and start copying the sources into them in the background."""
         self.recording = recording

@@ -191,7 +191,8 @@ def new_nwbfile(opt, recording, session: str, seed: int, notes: dict[str, Any]):
             f"Hybrid ground-truth data for spike sorting: units injected by hybridkit (seed {seed}) "
             f"into the recording {recording.name}."),
         keywords=keywords, subject=subject, was_generated_by=generated,
-        source_script=" ".join(__import__("sys").argv) or "hybridkit",
+        # not sys.argv: the command line names this machine's paths
+        source_script=f"hybridkit {_version('hybridkit')} generate",
         source_script_file_name="hybridkit", notes=json.dumps(notes, default=str),
     )
     device = _probe_device(nwbfile, recording)

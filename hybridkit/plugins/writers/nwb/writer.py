@@ -115,6 +115,18 @@ class NwbWriter(Writer):
     name: ClassVar[str] = "nwb"
     Options: ClassVar[type[PluginOptions]] = NwbWriterOptions
 
+    @classmethod
+    def required_writers(cls, options: PluginOptions) -> list[tuple[str, str]]:
+        if options.traces:
+            return []
+        return [("legacy", "nwb writer with traces: false writes only the ground truth and points "
+                 "to the hybrid binaries of the legacy writer, which is not in writers (or set "
+                 "traces to true)")]
+
+    @classmethod
+    def writes_traces(cls, options: PluginOptions) -> bool:
+        return bool(options.traces)
+
     def __init__(self, options, context=None) -> None:
         super().__init__(options, context)
         # an instance attribute: the pipeline asks the instance; ground-truth-only files need no samples
@@ -129,21 +141,31 @@ class NwbWriter(Writer):
         from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
 
         ctx = self.context
+        source_nwb = dict(recording.meta.get("nwb") or {})
+        if "source" in source_nwb:  # a local path of this machine: only its name travels
+            source_nwb["source"] = _portable(source_nwb["source"])
         notes = {"hybridkit": {
             "session": getattr(ctx, "session", ""), "seed": getattr(ctx, "seed", None),
-            "source": {"files": [str(f.path) for f in recording.files], "dtype": recording.dtype.str,
+            # names only: a file must not carry the paths of the machine that wrote it
+            "source": {"files": [_portable(str(f.path)) for f in recording.files],
+                       "dtype": recording.dtype.str,
                        "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
-                       "nwb": recording.meta.get("nwb")},
+                       "nwb": source_nwb or None},
         }}
         if self.options.traces:
             notes["hybridkit"]["traces"] = f"acquisition/{SERIES}"
         else:
             notes["hybridkit"]["traces"] = {
                 "in_this_file": False,
+                # paths relative to this file's folder (the legacy writer writes them beside it);
+                # hybridkit.results.traces.open_nwb_hybrid opens them
                 "hybrid_binaries": [hybrid_file_name(Path(f.path)) for f in recording.files],
+                "relative_to": "the folder of this NWB file",
                 "layout": recording.order, "dtype": recording.dtype.str,
                 "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
+                "n_samples": [int(f.n_samples) for f in recording.files],
                 "gain_to_uV": recording.gain_to_uV.tolist(),
+                "offset_to_uV": recording.offset_to_uV.tolist(),
                 "offset_bytes": [int(f.offset_bytes) for f in recording.files],
             }
         return notes
@@ -283,6 +305,11 @@ class NwbWriter(Writer):
             module = nwbfile.processing.get("ecephys") or nwbfile.create_processing_module(
                 "ecephys", "Extracellular electrophysiology: the hybrid ground truth")
             module.add(units)
+
+
+def _portable(source: str) -> str:
+    """A URL as it is; a local path as its file name (the machine's folders stay on the machine)."""
+    return source if re.match(r"[a-z][a-z0-9+.-]*://", source) else Path(source).name
 
 
 def _columns(cols: np.ndarray, n_channels: int) -> np.ndarray | slice:
