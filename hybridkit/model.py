@@ -127,6 +127,17 @@ class Recording:
         return self._bounds.copy()
 
     @property
+    def clock_breaks(self) -> np.ndarray:
+        """(k,) int64 concatenated-clock samples where a file starts whose first sample does not
+        follow its predecessor's last on the acquisition clock (SpikeGLX ``firstSample``: a gap
+        between triggers, or no ``firstSample`` to show continuity). Nothing may be injected
+        across these: the samples on either side are not neighbours in time."""
+        breaks = [int(self._bounds[i]) for i in range(1, len(self.files))
+                  if self.files[i].first_sample
+                  != self.files[i - 1].first_sample + self.files[i - 1].n_samples]
+        return np.asarray(breaks, np.int64)
+
+    @property
     def neural_channels(self) -> np.ndarray:
         """(n_neural,) int64 file columns that carry a contact."""
         return np.flatnonzero(self.neural).astype(np.int64)

@@ -13,17 +13,18 @@ from hybridkit.config.run_config import load_config
 from hybridkit.formats.spikeglx_meta import read_meta
 from hybridkit.run.pipeline import generate
 
+from ..helpers import planned_sum
 from .test_spikeglx import IMEC_METAS, IBL, SI_UNREADABLE, make_stream
 
 SI_READABLE = [m for m in IMEC_METAS if m.name not in SI_UNREADABLE]
 
 
-def _run(tmp_path, bin_path, session="hyb"):
+def _run(tmp_path, bin_path, session="hyb", rate_hz=200.0, n_units=2):
     cfg = {
         "session": session, "seed": 5,
         "recording": {"type": "spikeglx", "path": str(bin_path)},
-        "templates": {"type": "synthetic", "n_units": 2, "ms_before": 0.5, "ms_after": 1.0},
-        "injection": {"trains": {"mode": "poisson", "rate_hz": 200.0},
+        "templates": {"type": "synthetic", "n_units": n_units, "ms_before": 0.5, "ms_after": 1.0},
+        "injection": {"trains": {"mode": "poisson", "rate_hz": rate_hz},
                       "placement": {"min_distance_um": 0.0}},  # NP-Ultra: a 48 x 96 um probe
         "output": {"directory": str(tmp_path / "out")},
         "writers": [{"type": "legacy"}],
@@ -105,3 +106,31 @@ def test_two_triggers_open_as_two_segments(tmp_path):
     for seg, name in enumerate(["run_g0_t0.imec1.ap.GT.bin", "run_g0_t1.imec1.ap.GT.bin"]):
         hybrid = np.fromfile(out / name, "<i2").reshape(-1, 385)
         np.testing.assert_array_equal(si.get_traces(segment_index=seg), hybrid[:, :384])
+
+
+@pytest.mark.parametrize("gap", [0, 15000], ids=["contiguous", "half-second-gap"])
+def test_event_windows_stay_inside_a_file_across_a_gap(tmp_path, gap):
+    """t1 starts `gap` samples after t0 ends on the acquisition clock: with a gap no injected
+    window spans the two files (the samples either side are 0.5 s apart); contiguous files may be
+    spanned. The hybrid minus the source is the planned templates everywhere, in both cases."""
+    src_meta = IBL / "sample3B_g0_t0.imec1.ap.meta"
+    rng = np.random.default_rng(2)
+    a, b = rng.integers(-50, 50, (6000, 385)), rng.integers(-50, 50, (6000, 385))
+    make_stream(src_meta, tmp_path / "src", data=a, stem="run_g0_t0.imec1.ap", updates={"firstSample": "3000"})
+    make_stream(src_meta, tmp_path / "src", data=b, stem="run_g0_t1.imec1.ap",
+                updates={"firstSample": str(3000 + 6000 + gap)})
+    result = _run(tmp_path, tmp_path / "src" / "run_g0_t*.imec1.ap.bin", rate_hz=500.0, n_units=4)
+    plan, rec = result.truth.plan, result.truth.recording
+    assert list(rec.clock_breaks) == ([6000] if gap else [])
+    starts = np.array([plan.times[i] - plan.units[u].template.peak_index
+                       for i, u in enumerate(plan.unit_index)])
+    stops = starts + np.array([plan.units[u].template.n_times for u in plan.unit_index])
+    spanning = (starts < 6000) & (stops > 6000)
+    if gap:
+        assert not spanning.any() and (stops <= 6000).any() and (starts >= 6000).any()
+    else:
+        assert spanning.any()  # the same seed does span contiguous files
+    hybrid = np.concatenate([np.fromfile(result.output_dir / f"run_g0_t{i}.imec1.ap.GT.bin", "<i2")
+                             .reshape(-1, 385) for i in (0, 1)])
+    expected = planned_sum(plan, 12000, 385, rec.gain_to_uV)
+    assert np.abs(hybrid - np.concatenate([a, b]) - expected).max() <= 0.5 + 1e-3
