@@ -60,6 +60,9 @@ class Recording:
         probe: a probeinterface Probe of the neural contacts whose device_channel_indices are file
             columns, or None when the reader has no geometry beyond channel_positions.
         meta: reader-specific extras (e.g. the parsed SpikeGLX meta), written out for provenance.
+        start_time_s: time (s) of sample 0 on the source's own clock (an NWB series'
+            ``starting_time`` or first timestamp); 0 when the source states none. Sample times
+            stay 0-based; writers that store seconds add it.
     """
 
     #: False for recordings that are not flat binary files (an NWB dataset): writers that copy
@@ -78,6 +81,7 @@ class Recording:
     probe: Any = None
     name: str = "recording"
     meta: dict = field(default_factory=dict)
+    start_time_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)

@@ -149,7 +149,8 @@ def nwb_hybrid_spikeinterface(nwb_path: str | Path):
     neural = rec.neural_channels
     si = si.select_channels(si.channel_ids[neural])
     probe = si.create_dummy_probe_from_locations(rec.channel_positions[neural])
-    return si.set_probe(probe, in_place=False)
+    placed = si.set_probe(probe)  # SpikeInterface >= 0.105 sets it in place and returns None
+    return si if placed is None else placed
 
 
 def open_traces(truth: Truth) -> Traces | None:

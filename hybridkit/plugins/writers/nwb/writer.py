@@ -93,20 +93,29 @@ class NwbWriterOptions(PluginOptions):
             raise ValueError("a session_id is a non-empty name without '/'")
         return v
 
+    # With an NWB source, a missing session_start_time, subject or location may come from the
+    # source file: the check waits for it (resolve_metadata, when the writer begins).
     @field_validator("session_start_time")
     @classmethod
     def _start(cls, v, info: ValidationInfo):
-        return check_session_start(v, info.data.get("dandi", True))
+        return check_session_start(v, info.data.get("dandi", True) and not _source_may_tell(info))
 
     @field_validator("subject")
     @classmethod
     def _subject(cls, v, info: ValidationInfo):
-        return check_subject(v, info.data.get("dandi", True))
+        return check_subject(v, info.data.get("dandi", True) and not _source_may_tell(info))
 
     @field_validator("electrode_location")
     @classmethod
     def _location(cls, v, info: ValidationInfo):
+        if v is None and _source_may_tell(info):
+            return v
         return check_location(v, info.data.get("subject")) if info.data.get("dandi", True) else v
+
+
+def _source_may_tell(info: ValidationInfo) -> bool:
+    """Whether the run's source is an NWB file, which may hold the session metadata itself."""
+    return (info.context or {}).get("recording_type") == "nwb"
 
 
 class NwbWriter(Writer):
@@ -146,6 +155,8 @@ class NwbWriter(Writer):
             source_nwb["source"] = _portable(source_nwb["source"])
         notes = {"hybridkit": {
             "session": getattr(ctx, "session", ""), "seed": getattr(ctx, "seed", None),
+            # spike_times and series times are start_time_s + samples / rate (the source's clock)
+            "start_time_s": float(recording.start_time_s),
             # names only: a file must not carry the paths of the machine that wrote it
             "source": {"files": [_portable(str(f.path)) for f in recording.files],
                        "dtype": recording.dtype.str,
@@ -180,7 +191,10 @@ class NwbWriter(Writer):
     def begin(self, recording: Recording, out_dir: Path) -> None:
         from hybridkit.plugins.writers.nwb.metadata import session_id_for
 
+        from hybridkit.plugins.writers.nwb.metadata import resolve_metadata
+
         self.recording = recording
+        self.options = resolve_metadata(self.options, recording)
         name = self.options.file_name or f"{session_id_for(getattr(self.context, 'session', 'hybrid'))}.nwb"
         self.path = Path(out_dir) / name
         if not self.options.traces:
@@ -220,7 +234,7 @@ class NwbWriter(Writer):
         conversion, channel_conversion, offset = conversion_for(recording)
         es = ElectricalSeries(
             name=SERIES, data=self._dataio(n, neural.size, recording.dtype), electrodes=region,
-            starting_time=0.0, rate=float(recording.sampling_rate), conversion=conversion,
+            starting_time=float(recording.start_time_s), rate=float(recording.sampling_rate), conversion=conversion,
             offset=offset, channel_conversion=channel_conversion,
             filtering="As the source recording; hybridkit adds templates and changes nothing else",
             description=f"Hybrid recording: {recording.name} with injected ground-truth units "
@@ -230,7 +244,7 @@ class NwbWriter(Writer):
         if other.size:
             nwbfile.add_acquisition(TimeSeries(
                 name=NON_NEURAL, data=self._dataio(n, other.size, recording.dtype), unit="n.a.",
-                starting_time=0.0, rate=float(recording.sampling_rate),
+                starting_time=float(recording.start_time_s), rate=float(recording.sampling_rate),
                 description=f"Columns {other.tolist()} of the source file (sync words, auxiliary "
                             "inputs), unchanged, raw values"))
         try:
