@@ -2,6 +2,12 @@
 
 Only the windows around the requested spikes are read, in time order (front to back through the
 page cache), each with one positional read. The whole recording is never loaded.
+
+A recording stored in compressed chunks (``recording.chunk_shape``, an NWB series) is read in
+chunk order instead: each chunk row that holds windows is read once, only its column chunks
+that hold requested channels, every window cut from it, and it is dropped before the next one
+(:func:`gather_many`, which serves several requests - e.g. every unit's spikes - in one pass).
+Memory: at most two chunk rows of the requested columns, plus the snippets themselves.
 """
 from __future__ import annotations
 
@@ -66,6 +72,10 @@ def gather_snippets(
             f"(first at time {first}; valid times are {n_before}..{n_total - n_after})"
         )
 
+    if getattr(recording, "chunk_shape", None) is not None:
+        gather_chunk_order(recording, [(times - n_before, cols, out)])
+        return out
+
     # positional reads per window (not memmap slices): touched memmap pages would stay resident,
     # and with the kernel's fault-around a few thousand windows map most of a file
     order = np.argsort(times, kind="stable")
@@ -103,6 +113,8 @@ def gather_band_snippets(
     """
     if band is None:
         return gather_snippets(recording, times, n_before, n_after, channels)
+    if getattr(recording, "chunk_shape", None) is not None:  # one pass, not one per batch
+        return gather_many(recording, [(times, channels)], n_before, n_after, band)[0]
     times = np.asarray(times, dtype=np.int64).ravel()
     n_ch = recording.n_channels if channels is None else np.asarray(channels).size
     out = np.empty((times.size, int(n_before) + int(n_after), n_ch), np.float32)
@@ -142,3 +154,101 @@ def _gather_rows(recording: Recording, starts: np.ndarray, n_times: int, cols: n
             read_windows(fd, lay, starts[part] - bounds[f], buf)
             out[part] = buf[:, :, take]
     return order[~inside]
+
+
+def gather_many(
+    recording: Recording,
+    requests: list[tuple[np.ndarray, np.ndarray | None]],
+    n_before: int,
+    n_after: int,
+    band: "Highpass | None" = None,
+    extra: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = (),
+) -> list[np.ndarray]:
+    """:func:`gather_band_snippets` for several ``(times, channels)`` requests at once.
+
+    For a chunked recording every request is served by one pass over the chunks (each chunk read
+    and decompressed at most once); for a flat binary each request is gathered on its own (its
+    windows are positional reads already). Results are the same either way. ``extra`` are more
+    raw :func:`gather_chunk_order` jobs filled in the same pass (or read directly from a flat
+    binary), e.g. the noise chunks.
+
+    Returns:
+        one (len(times), n_before + n_after, n_ch) float32 array per request, raw file units.
+    """
+    if getattr(recording, "chunk_shape", None) is None:
+        for starts, cols, out in extra:
+            for i, a in enumerate(np.asarray(starts, np.int64).tolist()):
+                out[i] = recording.read(a, a + out.shape[1], np.asarray(cols, np.int64))
+        return [gather_band_snippets(recording, t, n_before, n_after, ch, band) for t, ch in requests]
+    pad = band.pad if band is not None else 0
+    wide = n_before + n_after + 2 * pad
+    jobs = []
+    for times, channels in requests:
+        times = np.asarray(times, dtype=np.int64).ravel()
+        cols = np.arange(recording.n_channels) if channels is None else np.asarray(channels, np.int64).ravel()
+        starts = times - n_before - pad
+        if times.size and (starts.min() < 0 or starts.max() + wide > recording.n_samples):
+            raise ValueError(f"snippet windows leave the recording of {recording.n_samples} samples "
+                             f"(valid times are {n_before + pad}..{recording.n_samples - n_after - pad})")
+        jobs.append((starts, cols, np.empty((times.size, wide, cols.size), np.float32)))
+    gather_chunk_order(recording, jobs + list(extra))
+    if band is None:
+        return [out for _, _, out in jobs]
+    results = []
+    for _, cols, out in jobs:  # filtered in batches: the filter works in float64
+        done = np.empty((out.shape[0], n_before + n_after, cols.size), np.float32)
+        for a in range(0, out.shape[0], _FILTER_BATCH):
+            done[a : a + _FILTER_BATCH] = band.apply(out[a : a + _FILTER_BATCH], axis=1, crop=pad)
+        results.append(done)
+    return results
+
+
+def gather_chunk_order(recording: Recording, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Fill each job's ``out[i]`` with samples ``[starts[i], starts[i] + out.shape[1])`` of its
+    columns, reading the chunked recording's chunk rows in time order, each at most once, and
+    only their column chunks that hold a requested column.
+
+    ``jobs``: (starts (n,), columns (k,), out (n, length, k)) per request; lengths may differ
+    between jobs (spike windows and noise chunks can share one pass). Memory: the chunk rows one
+    window spans (a window longer than a chunk row holds several).
+    """
+    rows_per_chunk, cols_per_chunk = recording.chunk_shape
+    jobs = [(np.asarray(s, np.int64).ravel(), np.asarray(c, np.int64).ravel(), o) for s, c, o in jobs]
+    if not sum(s.size for s, _, _ in jobs):
+        return
+    job_of = np.concatenate([np.full(s.size, j) for j, (s, _, _) in enumerate(jobs)])
+    row_of = np.concatenate([np.arange(s.size) for s, _, _ in jobs])
+    starts = np.concatenate([s for s, _, _ in jobs])
+    lengths = np.concatenate([np.full(s.size, o.shape[1]) for s, _, o in jobs])
+    order = np.argsort(starts, kind="stable")
+    first = starts // rows_per_chunk
+    last = (starts + lengths - 1) // rows_per_chunk
+    # the column chunks each chunk row must provide: the union over the windows touching it
+    col_chunks = [set((cols // cols_per_chunk).tolist()) for _, cols, _ in jobs]
+    needed: dict[int, set[int]] = {}
+    for j, a, b in set(zip(job_of.tolist(), first.tolist(), last.tolist())):
+        for r in range(a, b + 1):
+            needed.setdefault(r, set()).update(col_chunks[j])
+    loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # row chunk -> (block, column of channel)
+    n_total, n_ch = recording.n_samples, recording.n_channels
+    for w in order.tolist():
+        r0, r1 = int(first[w]), int(last[w])
+        for r in [r for r in loaded if r < r0]:  # windows come in time order: never needed again
+            del loaded[r]
+        for r in range(r0, r1 + 1):
+            if r not in loaded:
+                cols = np.concatenate([np.arange(c * cols_per_chunk, min((c + 1) * cols_per_chunk, n_ch))
+                                       for c in sorted(needed[r])])
+                at = np.full(n_ch, -1, np.int64)
+                at[cols] = np.arange(cols.size)
+                loaded[r] = (recording.read(r * rows_per_chunk, min((r + 1) * rows_per_chunk, n_total),
+                                            cols), at)
+        _, cols, out = jobs[int(job_of[w])]
+        s, n = int(starts[w]), int(lengths[w])
+        filled = 0
+        for r in range(r0, r1 + 1):  # a window across chunk rows takes its pieces in order
+            block, at = loaded[r]
+            lo = s + filled - r * rows_per_chunk
+            take = min(n - filled, block.shape[0] - lo)
+            out[row_of[w], filled : filled + take] = block[lo : lo + take][:, at[cols]]
+            filled += take

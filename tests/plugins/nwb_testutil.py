@@ -16,7 +16,7 @@ def write_nwb(path: Path, data: np.ndarray, fs: float = 30000.0, conversion: flo
               positions: np.ndarray | None = "default", channel_conversion=None, offset: float = 0.0,
               series: tuple[str, ...] = ("ElectricalSeries",), position_columns=("rel_x", "rel_y"),
               timestamps: bool = False, chunks=None, names=None, start: float = 0.0,
-              subject: dict | None = None, compression: str | None = None) -> Path:
+              subject: dict | None = None, compression: str | None = None, shuffle: bool = False) -> Path:
     """An NWB file holding ``data`` (time, channel) as one or more ElectricalSeries.
 
     ``positions`` has one column per name in ``position_columns`` (e.g. atlas x, y, z); ``start``
@@ -43,7 +43,7 @@ def write_nwb(path: Path, data: np.ndarray, fs: float = 30000.0, conversion: flo
         nwb.add_electrode(group=grp, location="CA1", channel_name=(names or [f"AP{j}" for j in range(c)])[i], **kw)
     region = nwb.create_electrode_table_region(list(range(c)), "all")
     for name in series:
-        wrapped = H5DataIO(data, chunks=chunks, compression=compression) if chunks else data
+        wrapped = H5DataIO(data, chunks=chunks, compression=compression, shuffle=shuffle) if chunks else data
         timing = {"timestamps": start + np.arange(n) / fs} if timestamps else \
             {"rate": fs, "starting_time": start}
         nwb.add_acquisition(ElectricalSeries(name=name, data=wrapped, electrodes=region,

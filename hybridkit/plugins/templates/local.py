@@ -79,17 +79,58 @@ class LocalTemplates(TemplateSource):
         return self.context.rng if self.context is not None else np.random.default_rng(0)
 
     @staticmethod
-    def _candidates(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
-                    neural: np.ndarray, gain: np.ndarray, radius_um: float,
-                    band: Highpass | None) -> np.ndarray:
-        """Indices into ``neural`` of channels within radius_um + a margin of the rough peak."""
-        snips = _snippets_uV(recording, times, n_before, n_after, neural, gain, None, band)
-        mean = snips.mean(axis=0)
+    def _candidates(recording: Recording, snips_uV: np.ndarray, neural: np.ndarray,
+                    radius_um: float) -> np.ndarray:
+        """Indices into ``neural`` of channels within radius_um + a margin of the rough peak of
+        ``snips_uV`` (a few spikes over every neural channel)."""
+        mean = snips_uV.mean(axis=0)
         mean -= np.median(mean, axis=0, keepdims=True)
         peak = int(np.argmax(np.abs(mean).max(axis=0)))
         pos = recording.channel_positions[neural]
         dist = np.hypot(*(pos - pos[peak]).T)
         return np.flatnonzero(dist <= radius_um + _CANDIDATE_MARGIN_UM)
+
+    def _in_passes(self, recording: Recording, chosen, probe, finish, noise_box: list,
+                   noise_starts: np.ndarray, n_before: int, n_after: int, neural: np.ndarray,
+                   gain: np.ndarray, offset: np.ndarray, band: Highpass | None):
+        """The templates of ``chosen`` from a chunked recording: the same steps and numbers as
+        one unit at a time (rough peak from a few spikes on every channel, then every spike on
+        the channels near it), but each step gathers the windows of a group of units in one pass
+        over the chunks, so a chunk is decompressed once per group instead of once per unit;
+        the noise chunks ride along with the first group of the second step. Groups hold at
+        most ``_PASS_BYTES`` of snippets."""
+        from concurrent.futures import Future
+
+        from hybridkit.engine.snippets import gather_many
+        from hybridkit.engine.templates import NOISE_CHUNK_SAMPLES, noise_block_bounds
+
+        width = n_before + n_after + 2 * (band.pad if band is not None else 0)
+        probes = [probe(usable) for _, usable, _ in chosen]
+        cands: list[np.ndarray] = []
+        for group in _groups([p.size * width * neural.size * 4 for p in probes], _PASS_BYTES):
+            raws = gather_many(recording, [(probes[i], neural) for i in group], n_before, n_after, band)
+            for raw in raws:
+                cands.append(self._candidates(recording, _to_uV(raw, gain, None, band), neural,
+                                              self.options.sparsity_radius_um))
+        bounds = noise_block_bounds(recording, noise_starts,
+                                    min(NOISE_CHUNK_SAMPLES, recording.n_samples), band)
+        blocks = [np.empty((1, b - a, neural.size), recording.dtype) for a, b in bounds]
+        noise_jobs = [(np.array([a]), neural, blk) for (a, _), blk in zip(bounds, blocks)]
+        built = []
+        sizes = [usable.size * width * c.size * 4 for (_, usable, _), c in zip(chosen, cands)]
+        for g, group in enumerate(_groups(sizes, _PASS_BYTES)):
+            raws = gather_many(recording, [(chosen[i][1], neural[cands[i]]) for i in group],
+                               n_before, n_after, band, extra=noise_jobs if g == 0 else ())
+            if g == 0:  # the noise chunks came with the first group's pass
+                noise = Future()
+                noise.set_result(estimate_noise_uV(recording, neural, None, starts=noise_starts,
+                                                   band=band, blocks=[blk[0] for blk in blocks]))
+                noise_box.append(noise)
+                del blocks, noise_jobs
+            for i, raw in zip(group, raws):
+                c = cands[i]
+                built.append(finish(chosen[i], c, _to_uV(raw, gain[c], offset[c], band)))
+        return built
 
     def build(self, recording: Recording, sorting: Sorting | None, unit_ids: list[int]) -> TemplateBank:
         """One sparse template (uV) per unit of ``unit_ids``, on ``recording``'s file columns.
@@ -140,15 +181,25 @@ class LocalTemplates(TemplateSource):
 
         noise_box: list = []  # the noise future, set below; units need it only to sparsify
 
-        def one(item: tuple[int, np.ndarray, int]) -> Template:
-            unit, usable, n_available = item
+        def probe(usable: np.ndarray) -> np.ndarray:
             # Only channels near the unit can carry its signal (sparsify keeps those within
             # sparsity_radius_um of the peak): find the peak on a few spikes over all channels,
             # then do the full work on the channels near it (10x less on a 384-channel probe).
-            cand = self._candidates(recording, usable[:: max(1, usable.size // _PROBE_SPIKES)],
-                                    n_before, n_after, neural, gain, opt.sparsity_radius_um, band)
+            # The first spikes (not spread over the recording): a compressed source then
+            # decompresses only its first chunks for this step.
+            return usable[:_PROBE_SPIKES]
+
+        def one(item: tuple[int, np.ndarray, int]) -> Template:
+            unit, usable, _ = item
+            cand = self._candidates(recording, _snippets_uV(recording, probe(usable), n_before,
+                                                            n_after, neural, gain, None, band),
+                                    neural, opt.sparsity_radius_um)
             snippets = _snippets_uV(recording, usable, n_before, n_after, neural[cand], gain[cand],
                                     offset[cand], band)
+            return finish(item, cand, snippets)
+
+        def finish(item: tuple[int, np.ndarray, int], cand: np.ndarray, snippets: np.ndarray) -> Template:
+            unit, usable, n_available = item
             waveform, n_used = build_template(snippets, rank=opt.rank, max_shift=max_shift,
                                               peak_index=n_before, unit_id=unit)
             del snippets
@@ -188,25 +239,53 @@ class LocalTemplates(TemplateSource):
 
         # the noise estimate runs beside the first units (its chunks were drawn above, in order)
         n_threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1, len(chosen) + 1))
-        with ThreadPoolExecutor(n_threads) as pool:
-            noise_box.append(pool.submit(estimate_noise_uV, recording, neural, None,
-                                         starts=noise_starts, band=band))
-            built = list(pool.map(one, chosen))
+        if getattr(recording, "chunk_shape", None) is not None:
+            # compressed chunks: every unit's windows (and the noise chunks) in one pass per
+            # step over the chunks, not one per unit
+            built = self._in_passes(recording, chosen, probe, finish, noise_box, noise_starts,
+                                    n_before, n_after, neural, gain, offset, band)
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                noise_box.append(pool.submit(estimate_noise_uV, recording, neural, None,
+                                             starts=noise_starts, band=band))
+                built = list(pool.map(one, chosen))
         templates: dict[int, Template] = {t.unit_id: t for t in built}
         return TemplateBank(templates=templates, sampling_rate=fs)
+
+
+def _groups(sizes: list[int], budget: int) -> list[list[int]]:
+    """Consecutive indices grouped so each group's summed size stays within ``budget`` (a
+    larger single item makes a group of its own)."""
+    groups: list[list[int]] = [[]]
+    total = 0
+    for i, size in enumerate(sizes):
+        if groups[-1] and total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += size
+    return groups
+
+
+def _to_uV(snips: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
+           band: Highpass | None) -> np.ndarray:
+    """Raw snippets to uV in place: x gain (+ offset, which a high-passed snippet no longer has)."""
+    snips *= gain
+    if offset is not None and band is None:
+        snips += offset
+    return snips
 
 
 def _snippets_uV(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
                  channels: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
                  band: Highpass | None) -> np.ndarray:
     """(n_spikes, n_before + n_after, n_ch) float32 uV snippets, high-passed when ``band`` is set."""
-    snips = gather_band_snippets(recording, times, n_before, n_after, channels, band)
-    snips *= gain
-    if offset is not None and band is None:  # a high-passed snippet has no offset left
-        snips += offset
-    return snips
+    return _to_uV(gather_band_snippets(recording, times, n_before, n_after, channels, band),
+                  gain, offset, band)
 
 
+#: snippets (bytes, float32) gathered per pass over a chunked recording's chunks
+_PASS_BYTES = 256 * 2**20
 #: threads building templates (units are independent; results do not depend on the count)
 _MAX_THREADS = 2
 #: spikes used to find a unit's rough peak channel before the full template is built

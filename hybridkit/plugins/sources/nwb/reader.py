@@ -59,17 +59,49 @@ class NwbRecording(Recording):
 
     def attach(self, h5file, data, remote=None) -> None:
         self._h5, self._data, self._remote = h5file, data, remote
+        self._chunks = None
+        if data is not None and data.chunks is not None and data.ndim == 2:
+            from hybridkit.plugins.sources.nwb.chunks import ChunkReader
+
+            self._chunks = ChunkReader(data, threads=2)
+
+    @property
+    def chunk_shape(self) -> tuple[int, int] | None:
+        """(samples, channels) of one stored chunk, or None for a contiguous dataset: reads of
+        whole chunks in time order (:mod:`hybridkit.engine.snippets`) decompress each once."""
+        return None if getattr(self, "_chunks", None) is None else self._chunks.chunks
+
+    @property
+    def chunks_touched(self) -> dict[tuple[int, int], int]:
+        """{(row chunk, column chunk): stored bytes} of every chunk read so far."""
+        return {} if getattr(self, "_chunks", None) is None else dict(self._chunks.touched)
 
     def read(self, start: int, stop: int, channels: np.ndarray | slice | None = None) -> np.ndarray:
-        """Samples ``[start, stop)`` as a new (stop - start, n_channels or len(channels)) native array."""
+        """Samples ``[start, stop)`` as a new (stop - start, n_channels or len(channels)) native array.
+
+        A chunked series is read as the whole chunks the block touches, only the column chunks
+        holding ``channels``, decompressed on threads (see :mod:`.chunks`)."""
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
         if self._data is None:
             raise SourceError(f"recording {self.name}: the NWB file was closed")
-        block = np.asarray(self._data[start:stop])
-        if channels is None:
-            return block
-        return block[:, channels]
+        if isinstance(channels, slice):
+            channels = np.arange(self.n_channels)[channels]
+        if self._chunks is None or start == stop:
+            block = np.asarray(self._data[start:stop])
+            return block if channels is None else block[:, channels]
+        rc, cc = self._chunks.chunks
+        cols = np.arange(self.n_channels) if channels is None else np.asarray(channels, np.int64)
+        col_chunks = np.unique(cols // cc).tolist()
+        block = self._chunks.read(range(start // rc, -(-stop // rc)), col_chunks)
+        # column of file channel ch in the block: its chunk's place in col_chunks + offset in it
+        at = np.searchsorted(col_chunks, cols // cc) * cc + cols % cc
+        rows = slice(start - (start // rc) * rc, stop - (start // rc) * rc)
+        if at.size and np.array_equal(at, np.arange(at[0], at[0] + at.size)):  # no gather needed
+            part = block[rows, at[0]:at[0] + at.size]
+            # a copy when it is a small part: a view would keep the whole chunk row alive
+            return part if part.size * 2 >= block.size else part.copy()
+        return block[rows][:, at]
 
     def layout(self, index: int):
         raise OutputError(
@@ -78,7 +110,10 @@ class NwbRecording(Recording):
 
     def close(self) -> None:
         h5, remote = getattr(self, "_h5", None), getattr(self, "_remote", None)
-        self._h5 = self._data = self._remote = None
+        chunks = getattr(self, "_chunks", None)
+        self._h5 = self._data = self._remote = self._chunks = None
+        if chunks is not None:
+            chunks.close()
         if h5 is not None:
             try:
                 h5.close()
