@@ -192,63 +192,95 @@ def gather_many(
                              f"(valid times are {n_before + pad}..{recording.n_samples - n_after - pad})")
         jobs.append((starts, cols, np.empty((times.size, wide, cols.size), np.float32)))
     gather_chunk_order(recording, jobs + list(extra))
+    return [filter_windows(out, band) for _, _, out in jobs]
+
+
+def filter_windows(wide: np.ndarray, band: "Highpass | None") -> np.ndarray:
+    """Windows read ``band.pad`` samples wider on each side -> high-passed and cut back (zero
+    phase, per window and channel, in batches: the filter works in float64); ``wide`` itself
+    when ``band`` is None. (n, length + 2 pad, k) -> (n, length, k) float32."""
     if band is None:
-        return [out for _, _, out in jobs]
-    results = []
-    for _, cols, out in jobs:  # filtered in batches: the filter works in float64
-        done = np.empty((out.shape[0], n_before + n_after, cols.size), np.float32)
-        for a in range(0, out.shape[0], _FILTER_BATCH):
-            done[a : a + _FILTER_BATCH] = band.apply(out[a : a + _FILTER_BATCH], axis=1, crop=pad)
-        results.append(done)
-    return results
+        return wide
+    done = np.empty((wide.shape[0], wide.shape[1] - 2 * band.pad, wide.shape[2]), np.float32)
+    for a in range(0, wide.shape[0], _FILTER_BATCH):
+        done[a : a + _FILTER_BATCH] = band.apply(wide[a : a + _FILTER_BATCH], axis=1, crop=band.pad)
+    return done
 
 
-def gather_chunk_order(recording: Recording, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+def gather_chunk_order(recording: Recording, jobs: list[tuple]) -> None:
     """Fill each job's ``out[i]`` with samples ``[starts[i], starts[i] + out.shape[1])`` of its
-    columns, reading the chunked recording's chunk rows in time order, each at most once, and
-    only their column chunks that hold a requested column.
+    columns, reading the chunked recording's chunk rows in time order, each chunk at most once,
+    and only the column chunks that hold a requested column.
 
-    ``jobs``: (starts (n,), columns (k,), out (n, length, k)) per request; lengths may differ
-    between jobs (spike windows and noise chunks can share one pass). Memory: the chunk rows one
-    window spans (a window longer than a chunk row holds several).
+    ``jobs``: ``(starts (n,), columns (k,), out (n, length, k))`` per request, optionally with a
+    fourth item ``then``: called with no argument once the job's windows are filled, it returns
+    more jobs for the same sweep (their windows may not start before that job's last window).
+    That is how a unit's first spikes, read on every channel, choose the channels of the rest
+    without a second pass. Lengths may differ between jobs (spike windows and noise chunks can
+    share the sweep). Memory: the chunk rows one window spans.
     """
+    import heapq
+
     rows_per_chunk, cols_per_chunk = recording.chunk_shape
-    jobs = [(np.asarray(s, np.int64).ravel(), np.asarray(c, np.int64).ravel(), o) for s, c, o in jobs]
-    if not sum(s.size for s, _, _ in jobs):
-        return
-    job_of = np.concatenate([np.full(s.size, j) for j, (s, _, _) in enumerate(jobs)])
-    row_of = np.concatenate([np.arange(s.size) for s, _, _ in jobs])
-    starts = np.concatenate([s for s, _, _ in jobs])
-    lengths = np.concatenate([np.full(s.size, o.shape[1]) for s, _, o in jobs])
-    order = np.argsort(starts, kind="stable")
-    first = starts // rows_per_chunk
-    last = (starts + lengths - 1) // rows_per_chunk
-    # the column chunks each chunk row must provide: the union over the windows touching it
-    col_chunks = [set((cols // cols_per_chunk).tolist()) for _, cols, _ in jobs]
-    needed: dict[int, set[int]] = {}
-    for j, a, b in set(zip(job_of.tolist(), first.tolist(), last.tolist())):
-        for r in range(a, b + 1):
-            needed.setdefault(r, set()).update(col_chunks[j])
-    loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # row chunk -> (block, column of channel)
     n_total, n_ch = recording.n_samples, recording.n_channels
-    for w in order.tolist():
-        r0, r1 = int(first[w]), int(last[w])
+    pending: list[tuple[int, int, int]] = []  # (start, job, row in job): a heap in time order
+    table: list[list] = []  # per job: [starts, cols, out, then, windows left]
+    needed: dict[int, set[int]] = {}  # chunk row -> column chunks some window there needs
+    sweep_at = [-1]
+
+    def add(job) -> None:
+        starts, cols, out = (np.asarray(job[0], np.int64).ravel(), np.asarray(job[1], np.int64).ravel(),
+                             job[2])
+        then = job[3] if len(job) > 3 else None
+        j = len(table)
+        table.append([starts, cols, out, then, starts.size])
+        if starts.size and starts.min() < sweep_at[0]:
+            raise ValueError(f"a follow-up window starts at {int(starts.min())}, before the sweep "
+                             f"(at {sweep_at[0]})")
+        chunks = set((cols // cols_per_chunk).tolist())
+        length = out.shape[1]
+        for r in {(int(a), int(b)) for a, b in zip(starts // rows_per_chunk,
+                                                   (starts + length - 1) // rows_per_chunk)}:
+            for row in range(r[0], r[1] + 1):
+                needed.setdefault(row, set()).update(chunks)
+        for i, a in enumerate(starts.tolist()):
+            heapq.heappush(pending, (a, j, i))
+        if starts.size == 0 and then is not None:
+            table[j][3] = None
+            for more in then():
+                add(more)
+
+    for job in jobs:
+        add(job)
+    loaded: dict[int, tuple[np.ndarray, set[int]]] = {}  # chunk row -> (samples x all columns, filled)
+    while pending:
+        s, j, i = heapq.heappop(pending)
+        sweep_at[0] = s
+        starts, cols, out, then, _ = table[j]
+        n = out.shape[1]
+        r0, r1 = s // rows_per_chunk, (s + n - 1) // rows_per_chunk
         for r in [r for r in loaded if r < r0]:  # windows come in time order: never needed again
             del loaded[r]
         for r in range(r0, r1 + 1):
-            if r not in loaded:
-                cols = np.concatenate([np.arange(c * cols_per_chunk, min((c + 1) * cols_per_chunk, n_ch))
-                                       for c in sorted(needed[r])])
-                at = np.full(n_ch, -1, np.int64)
-                at[cols] = np.arange(cols.size)
-                loaded[r] = (recording.read(r * rows_per_chunk, min((r + 1) * rows_per_chunk, n_total),
-                                            cols), at)
-        _, cols, out = jobs[int(job_of[w])]
-        s, n = int(starts[w]), int(lengths[w])
-        filled = 0
+            block, filled = loaded.get(r) or (None, set())
+            missing = sorted(needed[r] - filled)
+            if missing:
+                a, b = r * rows_per_chunk, min((r + 1) * rows_per_chunk, n_total)
+                if block is None:
+                    block = np.empty((b - a, n_ch), recording.dtype)
+                want = np.concatenate([np.arange(c * cols_per_chunk, min((c + 1) * cols_per_chunk, n_ch))
+                                       for c in missing])
+                block[:, want] = recording.read(a, b, want)
+                loaded[r] = (block, filled | set(missing))
+        filled_at = 0
         for r in range(r0, r1 + 1):  # a window across chunk rows takes its pieces in order
-            block, at = loaded[r]
-            lo = s + filled - r * rows_per_chunk
-            take = min(n - filled, block.shape[0] - lo)
-            out[row_of[w], filled : filled + take] = block[lo : lo + take][:, at[cols]]
-            filled += take
+            block = loaded[r][0]
+            lo = s + filled_at - r * rows_per_chunk
+            take = min(n - filled_at, block.shape[0] - lo)
+            out[i, filled_at : filled_at + take] = block[lo : lo + take][:, cols]
+            filled_at += take
+        table[j][4] -= 1
+        if table[j][4] == 0 and then is not None:
+            table[j][3] = None
+            for more in then():
+                add(more)

@@ -93,43 +93,62 @@ class LocalTemplates(TemplateSource):
     def _in_passes(self, recording: Recording, chosen, probe, finish, noise_box: list,
                    noise_starts: np.ndarray, n_before: int, n_after: int, neural: np.ndarray,
                    gain: np.ndarray, offset: np.ndarray, band: Highpass | None):
-        """The templates of ``chosen`` from a chunked recording: the same steps and numbers as
-        one unit at a time (rough peak from a few spikes on every channel, then every spike on
-        the channels near it), but each step gathers the windows of a group of units in one pass
-        over the chunks, so a chunk is decompressed once per group instead of once per unit;
-        the noise chunks ride along with the first group of the second step. Groups hold at
-        most ``_PASS_BYTES`` of snippets."""
+        """The templates of ``chosen`` from a chunked recording, with the same steps and numbers
+        as one unit at a time, in one sweep over the chunks per group of units: each unit's
+        first spikes are read on every neural channel; as soon as they are in, they choose the
+        unit's channels (its rough peak), and the rest of its spikes are read, later in the same
+        sweep, on those channels only. The noise chunks ride along with the first group. A
+        chunk is thus decompressed once per group instead of twice per unit. Groups hold at most
+        ``_PASS_BYTES`` of snippets (counting every unit's channels at their most)."""
         from concurrent.futures import Future
 
-        from hybridkit.engine.snippets import gather_many
+        from hybridkit.engine.snippets import filter_windows, gather_chunk_order
         from hybridkit.engine.templates import NOISE_CHUNK_SAMPLES, noise_block_bounds
 
-        width = n_before + n_after + 2 * (band.pad if band is not None else 0)
-        probes = [probe(usable) for _, usable, _ in chosen]
-        cands: list[np.ndarray] = []
-        for group in _groups([p.size * width * neural.size * 4 for p in probes], _PASS_BYTES):
-            raws = gather_many(recording, [(probes[i], neural) for i in group], n_before, n_after, band)
-            for raw in raws:
-                cands.append(self._candidates(recording, _to_uV(raw, gain, None, band), neural,
-                                              self.options.sparsity_radius_um))
+        radius = self.options.sparsity_radius_um
+        pad = band.pad if band is not None else 0
+        width = n_before + n_after + 2 * pad
+        pos = recording.channel_positions[neural]
+        most = int(max((np.hypot(*(pos - p).T) <= radius + _CANDIDATE_MARGIN_UM).sum() for p in pos))
+        sizes = [4 * width * (min(usable.size, _PROBE_SPIKES) * neural.size + usable.size * most)
+                 for _, usable, _ in chosen]
         bounds = noise_block_bounds(recording, noise_starts,
                                     min(NOISE_CHUNK_SAMPLES, recording.n_samples), band)
         blocks = [np.empty((1, b - a, neural.size), recording.dtype) for a, b in bounds]
-        noise_jobs = [(np.array([a]), neural, blk) for (a, _), blk in zip(bounds, blocks)]
         built = []
-        sizes = [usable.size * width * c.size * 4 for (_, usable, _), c in zip(chosen, cands)]
         for g, group in enumerate(_groups(sizes, _PASS_BYTES)):
-            raws = gather_many(recording, [(chosen[i][1], neural[cands[i]]) for i in group],
-                               n_before, n_after, band, extra=noise_jobs if g == 0 else ())
-            if g == 0:  # the noise chunks came with the first group's pass
+            state: dict[int, tuple] = {}
+            jobs: list[tuple] = []
+            for i in group:
+                usable = chosen[i][1]  # sorted: the first spikes come first in the sweep
+                first = probe(usable)
+                probe_out = np.empty((first.size, width, neural.size), np.float32)
+
+                def then(i=i, usable=usable, first=first, probe_out=probe_out):
+                    snips = filter_windows(probe_out, band)
+                    cand = self._candidates(recording, _to_uV(snips.copy(), gain, None, band),
+                                            neural, radius)
+                    rest = usable[first.size:]
+                    rest_out = np.empty((rest.size, width, cand.size), np.float32)
+                    state[i] = (cand, snips[:, :, cand], rest_out)
+                    return [(rest - n_before - pad, neural[cand], rest_out)]
+
+                jobs.append((first - n_before - pad, neural, probe_out, then))
+            if g == 0:
+                jobs += [(np.array([a]), neural, blk) for (a, _), blk in zip(bounds, blocks)]
+            gather_chunk_order(recording, jobs)
+            del jobs
+            if g == 0:  # the noise chunks came with the first group's sweep
                 noise = Future()
                 noise.set_result(estimate_noise_uV(recording, neural, None, starts=noise_starts,
                                                    band=band, blocks=[blk[0] for blk in blocks]))
                 noise_box.append(noise)
-                del blocks, noise_jobs
-            for i, raw in zip(group, raws):
-                c = cands[i]
-                built.append(finish(chosen[i], c, _to_uV(raw, gain[c], offset[c], band)))
+                del blocks
+            for i in group:
+                cand, first_snips, rest_out = state.pop(i)
+                raw = np.concatenate([first_snips, filter_windows(rest_out, band)])
+                del rest_out
+                built.append(finish(chosen[i], cand, _to_uV(raw, gain[cand], offset[cand], band)))
         return built
 
     def build(self, recording: Recording, sorting: Sorting | None, unit_ids: list[int]) -> TemplateBank:
