@@ -268,9 +268,9 @@ def gather_chunk_order(recording: Recording, jobs: list[tuple]) -> None:
                 a, b = r * rows_per_chunk, min((r + 1) * rows_per_chunk, n_total)
                 if block is None:
                     block = np.empty((b - a, n_ch), recording.dtype)
-                want = np.concatenate([np.arange(c * cols_per_chunk, min((c + 1) * cols_per_chunk, n_ch))
-                                       for c in missing])
-                block[:, want] = recording.read(a, b, want)
+                for c0, c1 in _runs(missing):  # contiguous column ranges: slices, not a gather
+                    lo, hi = c0 * cols_per_chunk, min(c1 * cols_per_chunk, n_ch)
+                    block[:, lo:hi] = recording.read(a, b, np.arange(lo, hi))
                 loaded[r] = (block, filled | set(missing))
         filled_at = 0
         for r in range(r0, r1 + 1):  # a window across chunk rows takes its pieces in order
@@ -284,3 +284,14 @@ def gather_chunk_order(recording: Recording, jobs: list[tuple]) -> None:
             table[j][3] = None
             for more in then():
                 add(more)
+
+
+def _runs(sorted_ints: list[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7, 8] -> [(1, 4), (7, 9)]: runs of consecutive integers as half-open ranges."""
+    runs: list[tuple[int, int]] = []
+    for v in sorted_ints:
+        if runs and runs[-1][1] == v:
+            runs[-1] = (runs[-1][0], v + 1)
+        else:
+            runs.append((v, v + 1))
+    return runs
