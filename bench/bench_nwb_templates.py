@@ -136,6 +136,7 @@ def main() -> None:
     summary = {}
     for label, rs in runs.items():
         summary[label] = {"seconds": round(statistics.median(r["seconds"] for r in rs), 2),
+                          "cpu_s": round(statistics.median(r["cpu_s"] for r in rs), 2),
                           "peak_rss_mb": round(max(r["peak_rss_mb"] for r in rs), 1),
                           "checksum": rs[0]["checksum"]}
     url_runs = runs["nwb url"]
