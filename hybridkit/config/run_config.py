@@ -29,9 +29,11 @@ class UnitsConfig(StrictModel):
     """Which sorted units become ground-truth units: explicit ids and/or quality criteria.
 
     With ids, only those units are candidates (each must exist); without, every unit with spikes.
-    Candidates must pass every criterion given; max_count then keeps the best by rank_by. Every
-    run writes units_selection-<session>.csv: each candidate, its metrics, and the first
-    criterion it failed. `hybridkit units` prints the same table before a run.
+    Candidates must pass every criterion given; of two duplicate units (trains coinciding beyond
+    chance and similar waveforms) the better by rank_by is kept; max_count then keeps the best by
+    rank_by. Every run writes units_selection-<session>.csv: each candidate, its metrics, and the
+    first criterion it failed (or why it was not placed). `hybridkit units --recording CONFIG`
+    prints the same table before a run.
     """
 
     ids: list[int] | None = Field(
@@ -59,7 +61,17 @@ class UnitsConfig(StrictModel):
     max_count: int | None = Field(None, ge=1, description="Keep at most this many units passing "
                                   "the criteria, the best by rank_by; count.")
     rank_by: Literal["snr", "amplitude_uV", "firing_rate_hz", "presence_ratio", "contamination"] = Field(
-        "snr", description="Order for max_count: highest first (lowest first for contamination).")
+        "snr", description="Order for max_count, duplicates and placement: highest first (lowest "
+        "first for contamination).")
+    keep_duplicates: bool = Field(
+        False, description="Keep both units of a duplicate pair (default: keep the better by "
+        "rank_by and report the other as failing 'duplicate').")
+    duplicate_min_coincidence: float = Field(
+        0.5, ge=0, le=1, description="Duplicates: minimum excess coincidence of the two trains "
+        "within 0.4 ms, the fraction of the smaller train's spikes paired beyond chance; 0-1.")
+    duplicate_min_similarity: float = Field(
+        0.8, ge=-1, le=1, description="Duplicates: minimum cosine similarity of the two mean "
+        "waveforms on the channels both footprints hold.")
 
     @model_validator(mode="after")
     def _unique(self):
@@ -169,8 +181,12 @@ class EngineConfig(StrictModel):
 
 class OutputConfig(StrictModel):
     directory: ConfigPath | None = Field(
-        None, description="Output folder; default 'hybrid_output' beside the config file.")
-    overwrite: bool = Field(False, description="Replace an existing output folder.")
+        None, description="Output folder; default 'hybrid_output' beside the config file. It may "
+        "not be, hold or lie inside an input (recording files, sorting, motion file, this config, "
+        "the template cache).")
+    overwrite: bool = Field(False, description="Replace an existing output folder, only one "
+                            "hybridkit wrote (its manifest.json) or an empty one; any other "
+                            "folder, and one that is, holds or lies inside an input, is refused.")
     checksums: Literal["all", "sidecars", "none"] = Field(
         "sidecars", description="SHA-256 of files in the manifest: all files (use when publishing; "
         "reads every hybrid binary once more), only the small sidecar files, or none.")
@@ -196,6 +212,8 @@ class RunConfigBase(StrictModel):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     #: where the config came from, for error messages
     _source: str = PrivateAttr(default="config")
+    #: the config file, when loaded from one (an input the output must never overwrite)
+    _config_path: Path | None = PrivateAttr(default=None)
 
     @property
     def base_dir(self) -> Path:
@@ -204,6 +222,10 @@ class RunConfigBase(StrictModel):
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def config_path(self) -> Path | None:
+        return self._config_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +363,9 @@ def _detect_sorting(path: Any, reg: Registry, source: str, base_dir: Path) -> st
     p = Path(str(path)).expanduser()
     if not p.is_absolute():
         p = Path(base_dir) / p
+    if not p.exists():  # say so, rather than that no format matches
+        raise ConfigError(f"{source}: sorting.path: '{p}' does not exist (sorting.type is detected "
+                          "from what is there)")
     hits = []
     for name, cls in sorted(reg.table("sorter_adapter").items()):
         try:
@@ -405,4 +430,6 @@ def load_config(path: str | Path, reg: Registry | None = None):
     """Load, validate and return the RunConfig in ``path`` (JSON, or YAML by extension)."""
     path = Path(path)
     data = read_config_file(path)
-    return validate_config(data, path.resolve().parent, str(path), reg)
+    cfg = validate_config(data, path.resolve().parent, str(path), reg)
+    cfg._config_path = path.absolute()  # type: ignore[attr-defined]
+    return cfg

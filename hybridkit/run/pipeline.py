@@ -2,8 +2,7 @@
 
     recording = reader.open()
     sorting   = adapter.load(recording)
-    units     = choose_units(...)     explicit ids and/or quality criteria (selection.py)
-    bank      = template_source.build(...)
+    units     = choose_and_place(...)  ids and/or quality criteria, templates, places (choosing.py)
     plan      = planning.build_plan(...)
     stream blocks through the injection engine into every writer
     writers finish; resolved config + manifest; staging folder renamed into place
@@ -20,18 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridkit.run import provenance
+from hybridkit.run import output_guard, provenance
 from hybridkit.engine import chunks, inject
-from hybridkit.run.selection import choose_units, write_table
+from hybridkit.run.choosing import choose_and_place
+from hybridkit.run.selection import write_table
 from hybridkit.hookspecs import RunContext, Writer
 from hybridkit.model import GroundTruth, Plan, Recording
-from hybridkit.run.planning import build_plan
+from hybridkit.run.planning import RNG_STREAMS, build_plan, stage_rngs  # noqa: F401 (RNG_STREAMS re-exported)
 from hybridkit.registry import Registry, get_registry
 
 log = logging.getLogger(__name__)
-
-#: child generators spawned from the run seed, one per stage, in this fixed order
-RNG_STREAMS = ("templates", "placement", "trains", "amplitude", "motion")
 
 
 @dataclass
@@ -176,8 +173,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     reg = reg or get_registry()
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     session = cfg.session or f"hybrid-{seed}"
-    seq = np.random.SeedSequence(seed)
-    rngs = {name: np.random.default_rng(s) for name, s in zip(RNG_STREAMS, seq.spawn(len(RNG_STREAMS)))}
+    rngs = stage_rngs(seed)
     ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
 
@@ -185,15 +181,16 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     if not writing_traces:  # legal (a third-party truth writer), but rarely what a user wants
         log.warning("no writer in writers (%s) writes the hybrid recording: this run writes its "
                     "ground truth only", ", ".join(w.type for w in cfg.writers))
-    out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
-    staging = provenance.open_staging(out_dir, cfg.output.overwrite)
+    out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     begun: list[Writer] = []
+    staging = blas = None
     # One BLAS thread: the matrices here are small (90 x 90 Gram matrices), and a multi-threaded
     # BLAS competing with the background copy for 2 cores ran template building 25x slower.
     from threadpoolctl import threadpool_limits
 
-    blas = threadpool_limits(limits=1, user_api="blas")
-    try:
+    try:  # from the staging folder's first moment: an interrupt anywhere removes it
+        staging = provenance.open_staging(out_dir, cfg.output.overwrite)
+        blas = threadpool_limits(limits=1, user_api="blas")
         recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
@@ -204,18 +201,14 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         sorting = (_instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
                    if cfg.sorting is not None else None)
         source = _instantiate(reg, "template_source", cfg.templates, ctx)
+        choice = choose_and_place(cfg, recording, sorting, source, rngs, seed)
         selection_files: list[Path] = []
         if source.uses_sorting_units:
-            unit_ids, selection = choose_units(sorting, cfg.units, recording, seed,
-                                               highpass_hz=source.highpass_hz)
-            selection_files.append(write_table(selection, staging / f"units_selection-{session}.csv"))
-            bank = source.build(recording, sorting, unit_ids)
-        else:  # the source chooses its own templates; their ids are the injected units' sources
-            bank = source.build(recording, sorting, [])
-            unit_ids = list(bank.templates)
+            selection_files.append(write_table(choice.rows, staging / f"units_selection-{session}.csv"))
         # new ids never collide with the source sorting's clusters (annotations table)
         first_new = int(sorting.unit_ids.max(initial=-1)) + 1 if sorting is not None else 0
-        plan, skipped = build_plan(bank, unit_ids, recording, sorting, cfg.injection, rngs, first_new)
+        plan, skipped = build_plan(choice.bank, choice.unit_ids, recording, sorting, cfg.injection,
+                                   rngs, first_new, placement=choice.placement)
         if cfg.motion is not None:  # absent: the static plan, untouched
             plan = _drifting(plan, cfg.motion, recording, rngs["motion"])
         log.info("plan: %d units, %d events", len(plan.units), plan.n_events)
@@ -236,10 +229,12 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
                 w.abort()
             except Exception:  # the original error is the one to report
                 log.debug("abort of writer %s failed", w.name, exc_info=True)
-        provenance.discard_staging(staging)
+        if staging is not None:
+            provenance.discard_staging(staging)
         raise
     finally:
-        blas.restore_original_limits()
+        if blas is not None:
+            blas.restore_original_limits()
     final = [out_dir / f.relative_to(staging) for f in files]
     return GenerateResult(output_dir=out_dir, truth=truth, files=final, trace_writers=writing_traces)
 

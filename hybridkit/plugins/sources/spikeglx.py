@@ -20,7 +20,7 @@ from pydantic import Field
 from hybridkit.errors import SourceError
 from hybridkit.hookspecs import SourceReader, hookimpl
 from hybridkit.model import Recording, SourceFile
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, PluginOptions
 from hybridkit.formats.spikeglx_meta import (
     ITEMSIZE,
     meta_float,
@@ -53,7 +53,7 @@ def _expand(path: Path) -> list[Path]:
 
 class SpikeGLXOptions(PluginOptions):
     type: Literal["spikeglx"]
-    path: ConfigPath = Field(
+    path: InputFile = Field(
         description="The SpikeGLX .bin file (its .meta beside it), or a glob pattern such as "
         "'run_g0_t*.imec0.ap.bin' matching several files of one stream, concatenated in "
         "firstSample order."
@@ -66,6 +66,16 @@ class SpikeGLXReader(SourceReader):
     name: ClassVar[str] = "spikeglx"
 
     Options: ClassVar[type[PluginOptions]] = SpikeGLXOptions
+
+    @classmethod
+    def extra_inputs(cls, options: SpikeGLXOptions) -> list[tuple[str, Path]]:
+        """Every .bin the path or pattern names, and the .meta beside each."""
+        path = Path(options.path)
+        pattern = not path.is_file() and re.search(r"[*?[]", path.name)
+        bins = [Path(p).with_suffix(".bin") for p in glob.glob(str(path))] if pattern \
+            else [path.with_suffix(".bin")]
+        return [item for b in bins for item in (("recording file", b),
+                                                ("recording meta file", b.with_suffix(".meta")))]
 
     def _describe(self, bin_path: Path) -> tuple[SourceFile, dict]:
         meta_path = bin_path.with_suffix(".meta")
