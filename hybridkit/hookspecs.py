@@ -44,6 +44,9 @@ class RunContext:
     rng: np.random.Generator
     seed: int
     session: str = "hybrid"
+    #: the resolved run config as JSON (absolute paths, every default, the seed); writers that
+    #: record provenance (the NWB writer) store it; None outside ``generate``
+    resolved_config: dict | None = None
 
 
 class Plugin(ABC):

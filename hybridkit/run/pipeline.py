@@ -176,6 +176,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     rngs = stage_rngs(seed)
     ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
+    ctx.resolved_config = resolved.model_dump(mode="json")
 
     writing_traces = trace_writers(cfg, reg)
     if not writing_traces:  # legal (a third-party truth writer), but rarely what a user wants

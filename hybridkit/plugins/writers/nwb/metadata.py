@@ -241,8 +241,7 @@ def new_nwbfile(opt, recording, session: str, seed: int, notes: dict[str, Any]):
             f"Hybrid ground-truth data for spike sorting: units injected by hybridkit (seed {seed}) "
             f"into the recording {recording.name}."),
         keywords=keywords, subject=subject, was_generated_by=generated,
-        # not sys.argv: the command line names this machine's paths
-        source_script=f"hybridkit {_version('hybridkit')} generate",
+        source_script=command_line(),
         source_script_file_name="hybridkit", notes=json.dumps(notes, default=str),
     )
     device = _probe_device(nwbfile, recording)
@@ -263,6 +262,16 @@ def new_nwbfile(opt, recording, session: str, seed: int, notes: dict[str, Any]):
                               channel_name=names[col] if names else str(col), file_column=int(col))
     region = nwbfile.create_electrode_table_region(list(range(neural.size)), "all neural channels")
     return nwbfile, region
+
+
+def command_line() -> str:
+    """The command that wrote the file, with every path argument reduced to its base name: a
+    published file must not carry the paths of the machine that wrote it."""
+    import sys
+
+    words = [Path(w).name if ("/" in w or "\\" in w) and not w.startswith(("http://", "https://", "dandi://"))
+             else w for w in sys.argv[1:]]
+    return " ".join(["hybridkit", *words])
 
 
 def _source_list(recording, key: str) -> list[str] | None:
