@@ -92,6 +92,9 @@ def load_sorting(path: str | Path, type_: str | None = None) -> Sorting:
         raise SortingError(f"SORTING {path} does not exist")
     reg = get_registry()
     names = reg.names("sorter_adapter")
+    section = _section_file(path)
+    if type_ is None and section is not None:
+        type_ = str(section["type"])
     if type_ is None:
         hits = []
         for name, cls in sorted(reg.table("sorter_adapter").items()):
@@ -105,15 +108,27 @@ def load_sorting(path: str | Path, type_: str | None = None) -> Sorting:
             raise SortingError(f"{what} {path}; give --type, one of: {', '.join(names)}")
         type_ = hits[0]
     cls = reg.get("sorter_adapter", type_)
+    section = _section_file(path) or {"type": type_, "path": str(path)}
     try:
-        options = cls.Options.model_validate({"type": type_, "path": str(path)},
-                                             context={"base_dir": path.parent})
+        options = cls.Options.model_validate(section, context={"base_dir": path.parent})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SortingError(f"--type {type_}: adapter options for {path} are invalid "
                            f"({'.'.join(map(str, first['loc']))}: {first['msg']})") from None
     ctx = RunContext(base_dir=path.parent, rng=np.random.default_rng(0), seed=0)
     return cls(options, ctx).load(None)
+
+
+def _section_file(path: Path) -> dict | None:
+    """A .json file holding a config ``sorting`` section (``{"type": ..., ...}``, e.g. a
+    SpikeInterface extractor and its arguments), or None for any other path."""
+    if not (path.is_file() and path.suffix == ".json"):
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("type"), str) else None
 
 
 def _check_sorting(sorting: Sorting, truth: Truth) -> None:

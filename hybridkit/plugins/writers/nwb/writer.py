@@ -149,7 +149,7 @@ class NwbWriter(Writer):
 
     # ------------------------------------------------------------------------------------------
     def _notes(self, recording: Recording) -> dict:
-        from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+        from hybridkit.plugins.writers.legacy.writer import hybrid_file_names
 
         ctx = self.context
         notes = {"hybridkit": {
@@ -168,7 +168,7 @@ class NwbWriter(Writer):
                 "in_this_file": False,
                 # paths relative to this file's folder (the legacy writer writes them beside it);
                 # hybridkit.results.traces.open_nwb_hybrid opens them
-                "hybrid_binaries": [hybrid_file_name(Path(f.path)) for f in recording.files],
+                "hybrid_binaries": hybrid_file_names(recording),
                 "relative_to": "the folder of this NWB file",
                 "layout": recording.order, "dtype": recording.dtype.str,
                 "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
