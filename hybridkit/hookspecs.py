@@ -139,13 +139,6 @@ class Writer(Plugin):
     requires: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def required_writers(cls, options: PluginOptions) -> list[tuple[str, str]]:
-        """Writers that must run beside this one with these options, as ``(name, why)`` pairs;
-        checked when the config is loaded. Default: ``requires``, whatever the options."""
-        return [(name, f"writer {cls.name!r} needs writer {name!r} in the same run")
-                for name in cls.requires]
-
-    @classmethod
     def writes_traces(cls, options: PluginOptions) -> bool:
         """Whether this writer, with these options, writes the hybrid recording's samples (a run
         whose writers write none is warned about: it has ground truth but no recording)."""

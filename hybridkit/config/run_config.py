@@ -397,7 +397,6 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     except ValidationError as exc:
         raise ConfigError(explain(exc, source, model, data)) from exc
     _check_sorting_needs(cfg, reg, source)
-    _check_writer_needs(cfg, reg, source)
     cfg._base_dir = Path(base_dir)  # type: ignore[attr-defined]
     cfg._source = source  # type: ignore[attr-defined]
     return cfg
@@ -414,16 +413,6 @@ def _check_sorting_needs(cfg, reg: Registry, source: str) -> None:
     if cfg.sorting is None and cfg.injection.trains.mode == "source":
         raise ConfigError(f"{source}: missing required field sorting (injection.trains.mode "
                           "\"source\" reuses the source units' spike times; or use mode \"poisson\")")
-
-
-def _check_writer_needs(cfg, reg: Registry, source: str) -> None:
-    """Writers that need another writer because of their options (nwb with traces: false)."""
-    names = [w.type for w in cfg.writers]
-    for i, w in enumerate(cfg.writers):
-        for need, why in reg.get("writer", w.type).required_writers(w):
-            if need not in names:
-                raise ConfigError(f"{source}: writers[{i}]: {why}; add {{\"type\": \"{need}\"}} to "
-                                  "writers")
 
 
 def load_config(path: str | Path, reg: Registry | None = None):

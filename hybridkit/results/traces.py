@@ -105,7 +105,9 @@ def open_nwb_hybrid(nwb_path: str | Path):
         offset = int(traces["offset_bytes"][i])
         if not path.is_file():
             raise TruthError(f"{nwb_path}: hybrid binary {name} (relative to the NWB file) is "
-                             f"missing at {path}; keep the legacy writer's files beside the NWB file")
+                             f"missing at {path}; keep the legacy writer's files beside the NWB file, "
+                             "or rebuild the hybrid from the source with "
+                             "hybridkit.spikeinterface.read_hybrid(<output folder>)")
         size = path.stat().st_size - offset
         count = size // (n_ch * itemsize)
         if size % (n_ch * itemsize) or (n_samples is not None and count != int(n_samples[i])):

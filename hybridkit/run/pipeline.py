@@ -53,8 +53,9 @@ class GenerateResult:
             lines.append(f"  hybrid recording written by: {', '.join(self.trace_writers)}")
         else:
             lines.append("  no hybrid recording: no writer in this run writes the hybrid samples "
-                         "(ground truth only); add {\"type\": \"legacy\"} or {\"type\": \"nwb\"} "
-                         "to writers for one")
+                         "(ground truth only; hybridkit.spikeinterface.read_hybrid rebuilds it from "
+                         "the source); add {\"type\": \"legacy\"} or {\"type\": \"nwb\"} to "
+                         "writers for a copy")
         lines.append(f"  files ({len(names)}): {', '.join(names)}")
         return lines
 

@@ -212,9 +212,7 @@ def test_dandi_source_named_by_identity_and_regenerated(pub_example, archive, of
     asset_id = archive.add_asset("000777", "sub-mouse01/sub-mouse01_ecephys.nwb", src)
     recording = {"type": "nwb", "dandiset": "000777", "asset_path": "sub-mouse01/sub-mouse01_ecephys.nwb",
                  "dandi_instance": archive.api}
-    # traces in the file: a ground-truth-only NWB needs the legacy writer's binaries, which an
-    # NWB source cannot have (issue 15), so config check refuses it
-    nwb = {"type": "nwb", **NWB_META, "inspect": "off"}
+    nwb = {"type": "nwb", **NWB_META, "traces": False, "inspect": "off"}
     cfg = config_with(pub_example, tmp_path, writers=[nwb], templates={"type": "local", "min_spikes": 5},
                       engine={"chunk_duration_s": 0.5, "progress": False},
                       output={"directory": str(tmp_path / "first")})

@@ -125,14 +125,6 @@ class NwbWriter(Writer):
     Options: ClassVar[type[PluginOptions]] = NwbWriterOptions
 
     @classmethod
-    def required_writers(cls, options: PluginOptions) -> list[tuple[str, str]]:
-        if options.traces:
-            return []
-        return [("legacy", "nwb writer with traces: false writes only the ground truth and points "
-                 "to the hybrid binaries of the legacy writer, which is not in writers (or set "
-                 "traces to true)")]
-
-    @classmethod
     def writes_traces(cls, options: PluginOptions) -> bool:
         return bool(options.traces)
 
@@ -170,6 +162,8 @@ class NwbWriter(Writer):
                 # hybridkit.results.traces.open_nwb_hybrid opens them
                 "hybrid_binaries": hybrid_file_names(recording),
                 "relative_to": "the folder of this NWB file",
+                # without the legacy writer's binaries: rebuilt from the source and the plan file
+                "lazy": "hybridkit.spikeinterface.read_hybrid(<this folder>)",
                 "layout": recording.order, "dtype": recording.dtype.str,
                 "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
                 "n_samples": [int(f.n_samples) for f in recording.files],
