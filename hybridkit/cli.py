@@ -30,12 +30,7 @@ def _cmd_generate(args) -> int:
     else:
         cfg = load_config(args.config)
     result = generate(cfg)
-    truth = result.truth
-    print(f"wrote {result.output_dir}")
-    print(f"  session {truth.session}, seed {truth.seed}: {len(truth.plan.units)} units injected, "
-          f"{truth.plan.n_events} events, {truth.clipped_samples} samples clipped")
-    for unit, why in truth.skipped_units.items():
-        print(f"  skipped unit {unit}: {why}")
+    print("\n".join(result.summary()))
     return 0
 
 

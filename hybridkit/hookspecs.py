@@ -141,6 +141,12 @@ class Writer(Plugin):
     #: pipeline checks the injected units' ids against it before any work
     max_unit_id: ClassVar[int | None] = None
 
+    @classmethod
+    def writes_traces(cls, options: PluginOptions) -> bool:
+        """Whether this writer, with these options, writes the hybrid recording's samples (a run
+        whose writers write none is warned about: it has ground truth but no recording)."""
+        return False
+
     @abstractmethod
     def begin(self, recording: "Recording", out_dir: Path) -> None:
         """Prepare outputs in ``out_dir`` (a staging folder)."""

@@ -60,6 +60,9 @@ class Recording:
         probe: a probeinterface Probe of the neural contacts whose device_channel_indices are file
             columns, or None when the reader has no geometry beyond channel_positions.
         meta: reader-specific extras (e.g. the parsed SpikeGLX meta), written out for provenance.
+        start_time_s: time (s) of sample 0 on the source's own clock (an NWB series'
+            ``starting_time`` or first timestamp); 0 when the source states none. Sample times
+            stay 0-based; writers that store seconds add it.
     """
 
     #: False for recordings that are not flat binary files (an NWB dataset): writers that copy
@@ -78,6 +81,7 @@ class Recording:
     probe: Any = None
     name: str = "recording"
     meta: dict = field(default_factory=dict)
+    start_time_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)
@@ -125,6 +129,17 @@ class Recording:
     def file_starts(self) -> np.ndarray:
         """(n_files + 1,) int64: the concatenated-clock sample at which each file starts, then the end."""
         return self._bounds.copy()
+
+    @property
+    def clock_breaks(self) -> np.ndarray:
+        """(k,) int64 concatenated-clock samples where a file starts whose first sample does not
+        follow its predecessor's last on the acquisition clock (SpikeGLX ``firstSample``: a gap
+        between triggers, or no ``firstSample`` to show continuity). Nothing may be injected
+        across these: the samples on either side are not neighbours in time."""
+        breaks = [int(self._bounds[i]) for i in range(1, len(self.files))
+                  if self.files[i].first_sample
+                  != self.files[i - 1].first_sample + self.files[i - 1].n_samples]
+        return np.asarray(breaks, np.int64)
 
     @property
     def neural_channels(self) -> np.ndarray:

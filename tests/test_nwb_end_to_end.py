@@ -9,6 +9,7 @@ same plan, so the same hybrid traces and ground truth as run A.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -46,7 +47,8 @@ def run_a(example, tmp_path_factory):
     out = tmp_path_factory.mktemp("run_a")
     rec = {"type": "spikeglx", "path": str(example / "demo_g0" / "demo_g0_t0.imec0.ap.bin")}
     # inspect: error -> the run fails on any nwbinspector issue (DANDI config) at BEST_PRACTICE_VIOLATION+
-    writers = [{"type": "legacy"}, {"type": "nwb", **NWB_META, "inspect": "error"}]
+    writers = [{"type": "legacy"}, {"type": "nwb", **NWB_META, "inspect": "error"},
+               {"type": "nwb", **NWB_META, "inspect": "off", "traces": False, "file_name": "ground_truth.nwb"}]
     result = generate(load_config(run_config(example, out, rec, writers)))
     return result
 
@@ -55,8 +57,7 @@ def run_a(example, tmp_path_factory):
 def run_b(example, tmp_path_factory):
     out = tmp_path_factory.mktemp("run_b")
     src = example_to_nwb(example, out / "source.nwb")
-    writers = [{"type": "nwb", **NWB_META, "inspect": "off"},
-               {"type": "nwb", **NWB_META, "inspect": "off", "traces": False, "file_name": "ground_truth.nwb"}]
+    writers = [{"type": "nwb", **NWB_META, "inspect": "off"}]
     return generate(load_config(run_config(example, out, {"type": "nwb", "path": str(src)}, writers)))
 
 
@@ -132,59 +133,86 @@ def test_nwb_source_to_nwb_output(run_a, run_b):
         np.testing.assert_array_equal(fa["units/spike_times"][()], fb["units/spike_times"][()])
         names = [n.decode() for n in fb["general/extracellular_ephys/electrodes/channel_name"][()][:3]]
         assert names == ["AP0", "AP1", "AP2"]  # the source's channel names carry over
-    with h5py.File(run_b.output_dir / "ground_truth.nwb", "r") as fg, \
+    with h5py.File(run_a.output_dir / "ground_truth.nwb", "r") as fg, \
             h5py.File(run_b.output_dir / "demo.nwb", "r") as fb:
         assert "ElectricalSeries" not in fg["acquisition"]
         for col in ("spike_times", "spike_times_index", "peak_channel", "source_unit", "amplitude_scale"):
             np.testing.assert_array_equal(fg[f"units/{col}"][()], fb[f"units/{col}"][()])
-    manifest = json.loads((run_b.output_dir / "manifest.json").read_text())
+    manifest = json.loads((run_a.output_dir / "manifest.json").read_text())
     assert {"demo.nwb", "ground_truth.nwb"} <= {f["path"] for f in manifest["files"]}
 
 
-def test_nwb_source_with_legacy_writer_fails_before_any_copy(example, tmp_path):
-    """The legacy writer copies a flat binary: with an NWB source that is one clear line, exit 2,
-    said when the writer begins (not after the source was copied), and no output folder."""
-    import subprocess
-    import sys
+def _strings(path: Path) -> list[str]:
+    """Every text value in an HDF5 file: string datasets and attributes."""
+    found: list[str] = []
 
-    src = example_to_nwb(example, tmp_path / "source.nwb")
-    cfg = run_config(example, tmp_path, {"type": "nwb", "path": str(src)}, [{"type": "legacy"}])
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "generate", str(cfg)],
-                         capture_output=True, text=True, check=False)
-    assert out.returncode == 2, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not a flat binary file" in lines[0] and '"nwb"' in lines[0]
-    assert not (tmp_path / "hybrid").exists()
-    assert not any(p.name.startswith(".hybrid") for p in tmp_path.iterdir())
+    def text(value):
+        for v in np.ravel(np.asarray(value, dtype=object)):
+            if isinstance(v, bytes):
+                found.append(v.decode("utf-8", "replace"))
+            elif isinstance(v, str):
+                found.append(v)
 
+    def visit(name, obj):
+        if name.startswith("specifications"):  # the NWB schema's own docs, cached by pynwb
+            return
+        text([*obj.attrs.values()] if obj.attrs else [])
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "OSU":
+            text(obj[()])
 
-def test_failed_run_with_nwb_writer_leaves_nothing(example, tmp_path):
-    """A run failing after the writers began (unknown unit id): one clear error, no output."""
-    from hybridkit.errors import UnitSelectionError
-
-    cfg = load_config(config_with(example, tmp_path, units={"ids": [999]},
-                                  writers=[{"type": "nwb", **NWB_META, "inspect": "off"}],
-                                  output={"directory": str(tmp_path / "hybrid")}))
-    with pytest.raises(UnitSelectionError, match="999"):
-        generate(cfg)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+    with h5py.File(path, "r") as f:
+        text(list(f.attrs.values()))
+        f.visititems(visit)
+    return found
 
 
-def test_nwb_writer_abort_mid_stream_stops_its_threads(example, tmp_path):
-    """Blocks already written (compression threads running), then the run fails: abort stops the
-    threads and closes the file."""
-    import threading
+def test_no_absolute_path_in_the_nwb_files(run_a, run_b, example):
+    """Neither the machine's folders (output, source, temporary) nor any absolute path."""
+    for result in (run_a, run_b):
+        for name in ("demo.nwb", "ground_truth.nwb"):
+            path = result.output_dir / name
+            if not path.exists():
+                continue
+            strings = _strings(path)
+            assert any("hybridkit" in s for s in strings)  # the walk does see the notes
+            for s in strings:
+                for folder in (result.output_dir, example, Path.home()):
+                    assert str(folder) not in s, (name, s[:200])
+                # any absolute path of this machine ('/sorting/path' is a JSON pointer, not one)
+                for token in re.findall(r"""(?:^|[\s"'=])(/[^\s"',;]+)""", s):
+                    assert not Path(token).exists(), (name, token)
+            raw = path.read_bytes()
+            assert str(result.output_dir.parent).encode() not in raw and str(example).encode() not in raw
 
-    from hybridkit.plugins.writers.nwb.writer import NwbWriter
-    from hybridkit.plugins.sources.spikeglx import SpikeGLXOptions, SpikeGLXReader
 
-    rec = SpikeGLXReader(SpikeGLXOptions(type="spikeglx", path=example / "demo_g0" /
-                                         "demo_g0_t0.imec0.ap.bin")).open()
-    w = NwbWriter(NwbWriter.Options(type="nwb", **NWB_META, compression_threads=2))
-    w.begin(rec, tmp_path)
-    for start in range(0, 40000, 10000):
-        w.write(start, rec.read(start, start + 10000))
-    assert any(t.name.startswith("nwb-gzip") for t in threading.enumerate())
-    w.abort()
-    assert not any(t.name.startswith("nwb-gzip") for t in threading.enumerate())
-    assert w._h5 is None
+def test_ground_truth_only_file_opens_its_traces(run_a, tmp_path):
+    """The hybrid binaries are named relative to the NWB file: a copy of the output folder
+    elsewhere opens, through hybridkit and SpikeInterface, the exact samples of the binary."""
+    import shutil
+
+    from hybridkit.results.traces import nwb_hybrid_spikeinterface, open_nwb_hybrid
+
+    moved = tmp_path / "moved"
+    shutil.copytree(run_a.output_dir, moved)
+    with h5py.File(moved / "ground_truth.nwb", "r") as f:
+        traces = json.loads(f["general/notes"][()])["hybridkit"]["traces"]
+    assert traces["hybrid_binaries"] == ["demo_g0_t0.imec0.ap.GT.bin"]
+    gt = hybrid_bin(run_a)
+    rec = open_nwb_hybrid(moved / "ground_truth.nwb")
+    assert rec.files[0].path == moved / "demo_g0_t0.imec0.ap.GT.bin"
+    np.testing.assert_array_equal(rec.read(0, rec.n_samples), gt)
+    np.testing.assert_array_equal(rec.gain_to_uV, run_a.truth.recording.gain_to_uV)
+    np.testing.assert_array_equal(rec.neural, run_a.truth.recording.neural)
+    np.testing.assert_array_equal(rec.channel_positions[rec.neural],
+                                  run_a.truth.recording.channel_positions[rec.neural])
+    si = nwb_hybrid_spikeinterface(moved / "ground_truth.nwb")
+    assert si.get_num_channels() == 384 and si.get_sampling_frequency() == rec.sampling_rate
+    np.testing.assert_array_equal(si.get_traces(start_frame=990, end_frame=2010), gt[990:2010, :384])
+    np.testing.assert_allclose(si.get_channel_gains(), rec.gain_to_uV[:384])
+    np.testing.assert_array_equal(si.get_channel_locations(), rec.channel_positions[:384])
+    (moved / "demo_g0_t0.imec0.ap.GT.bin").unlink()
+    from hybridkit.errors import TruthError
+
+    with pytest.raises(TruthError, match=r"hybrid binary demo_g0_t0.imec0.ap.GT.bin \(relative to the NWB "
+                                         r"file\) is missing"):
+        open_nwb_hybrid(moved / "ground_truth.nwb")

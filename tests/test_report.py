@@ -137,8 +137,16 @@ def test_report_without_score_and_from_nwb(generated, tmp_path, capsys, monkeypa
     assert list(figures_in(text)) == expected_figures(units, with_score=False)
     assert "the raster and the gain scatter draw 50 of" in text
     assert "Amplitudes and waveforms use at most 20 events per unit" in text
-    # the NWB file alone (written without traces): no trace figure, and the page says why
-    html = build_report(next(generated.glob("*.nwb")))
+    # the ground-truth-only NWB file (written without traces) opens the binaries it names beside it
+    nwb = next(generated.glob("*.nwb"))
+    assert "fig-traces" in figures_in(build_report(nwb))
+    # the NWB file alone, away from them: no trace figure, and the page says why
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    import shutil
+
+    shutil.copy(nwb, alone / nwb.name)
+    html = build_report(alone / nwb.name)
     figs = figures_in(html)
     assert "fig-traces" not in figs and "fig-raster" in figs and "fig-probe" in figs
     assert "could not be opened" in html

@@ -456,7 +456,9 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     for kind in SECTIONS.values():
         PLUGIN_TAGS.update(reg.names(kind))
     try:
-        cfg = model.model_validate(data, context={"base_dir": Path(base_dir)})
+        recording_type = (data.get("recording") or {}).get("type")
+        cfg = model.model_validate(data, context={"base_dir": Path(base_dir),
+                                                  "recording_type": recording_type})
     except ValidationError as exc:
         raise ConfigError(explain(exc, source, model, data)) from exc
     _check_sorting_needs(cfg, reg, source)

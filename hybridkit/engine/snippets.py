@@ -2,6 +2,12 @@
 
 Only the windows around the requested spikes are read, in time order (front to back through the
 page cache), each with one positional read. The whole recording is never loaded.
+
+A recording stored in compressed chunks (``recording.chunk_shape``, an NWB series) is read in
+chunk order instead: each chunk row that holds windows is read once, only its column chunks
+that hold requested channels, every window cut from it, and it is dropped before the next one
+(:func:`gather_many`, which serves several requests - e.g. every unit's spikes - in one pass).
+Memory: at most two chunk rows of the requested columns, plus the snippets themselves.
 """
 from __future__ import annotations
 
@@ -66,6 +72,10 @@ def gather_snippets(
             f"(first at time {first}; valid times are {n_before}..{n_total - n_after})"
         )
 
+    if getattr(recording, "chunk_shape", None) is not None:
+        gather_chunk_order(recording, [(times - n_before, cols, out)])
+        return out
+
     # positional reads per window (not memmap slices): touched memmap pages would stay resident,
     # and with the kernel's fault-around a few thousand windows map most of a file
     order = np.argsort(times, kind="stable")
@@ -103,6 +113,8 @@ def gather_band_snippets(
     """
     if band is None:
         return gather_snippets(recording, times, n_before, n_after, channels)
+    if getattr(recording, "chunk_shape", None) is not None:  # one pass, not one per batch
+        return gather_many(recording, [(times, channels)], n_before, n_after, band)[0]
     times = np.asarray(times, dtype=np.int64).ravel()
     n_ch = recording.n_channels if channels is None else np.asarray(channels).size
     out = np.empty((times.size, int(n_before) + int(n_after), n_ch), np.float32)
@@ -142,3 +154,144 @@ def _gather_rows(recording: Recording, starts: np.ndarray, n_times: int, cols: n
             read_windows(fd, lay, starts[part] - bounds[f], buf)
             out[part] = buf[:, :, take]
     return order[~inside]
+
+
+def gather_many(
+    recording: Recording,
+    requests: list[tuple[np.ndarray, np.ndarray | None]],
+    n_before: int,
+    n_after: int,
+    band: "Highpass | None" = None,
+    extra: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = (),
+) -> list[np.ndarray]:
+    """:func:`gather_band_snippets` for several ``(times, channels)`` requests at once.
+
+    For a chunked recording every request is served by one pass over the chunks (each chunk read
+    and decompressed at most once); for a flat binary each request is gathered on its own (its
+    windows are positional reads already). Results are the same either way. ``extra`` are more
+    raw :func:`gather_chunk_order` jobs filled in the same pass (or read directly from a flat
+    binary), e.g. the noise chunks.
+
+    Returns:
+        one (len(times), n_before + n_after, n_ch) float32 array per request, raw file units.
+    """
+    if getattr(recording, "chunk_shape", None) is None:
+        for starts, cols, out in extra:
+            for i, a in enumerate(np.asarray(starts, np.int64).tolist()):
+                out[i] = recording.read(a, a + out.shape[1], np.asarray(cols, np.int64))
+        return [gather_band_snippets(recording, t, n_before, n_after, ch, band) for t, ch in requests]
+    pad = band.pad if band is not None else 0
+    wide = n_before + n_after + 2 * pad
+    jobs = []
+    for times, channels in requests:
+        times = np.asarray(times, dtype=np.int64).ravel()
+        cols = np.arange(recording.n_channels) if channels is None else np.asarray(channels, np.int64).ravel()
+        starts = times - n_before - pad
+        if times.size and (starts.min() < 0 or starts.max() + wide > recording.n_samples):
+            raise ValueError(f"snippet windows leave the recording of {recording.n_samples} samples "
+                             f"(valid times are {n_before + pad}..{recording.n_samples - n_after - pad})")
+        jobs.append((starts, cols, np.empty((times.size, wide, cols.size), np.float32)))
+    gather_chunk_order(recording, jobs + list(extra))
+    return [filter_windows(out, band) for _, _, out in jobs]
+
+
+def filter_windows(wide: np.ndarray, band: "Highpass | None") -> np.ndarray:
+    """Windows read ``band.pad`` samples wider on each side -> high-passed and cut back (zero
+    phase, per window and channel, in batches: the filter works in float64); ``wide`` itself
+    when ``band`` is None. (n, length + 2 pad, k) -> (n, length, k) float32."""
+    if band is None:
+        return wide
+    done = np.empty((wide.shape[0], wide.shape[1] - 2 * band.pad, wide.shape[2]), np.float32)
+    for a in range(0, wide.shape[0], _FILTER_BATCH):
+        done[a : a + _FILTER_BATCH] = band.apply(wide[a : a + _FILTER_BATCH], axis=1, crop=band.pad)
+    return done
+
+
+def gather_chunk_order(recording: Recording, jobs: list[tuple]) -> None:
+    """Fill each job's ``out[i]`` with samples ``[starts[i], starts[i] + out.shape[1])`` of its
+    columns, reading the chunked recording's chunk rows in time order, each chunk at most once,
+    and only the column chunks that hold a requested column.
+
+    ``jobs``: ``(starts (n,), columns (k,), out (n, length, k))`` per request, optionally with a
+    fourth item ``then``: called with no argument once the job's windows are filled, it returns
+    more jobs for the same sweep (their windows may not start before that job's last window).
+    That is how a unit's first spikes, read on every channel, choose the channels of the rest
+    without a second pass. Lengths may differ between jobs (spike windows and noise chunks can
+    share the sweep). Memory: the chunk rows one window spans.
+    """
+    import heapq
+
+    rows_per_chunk, cols_per_chunk = recording.chunk_shape
+    n_total, n_ch = recording.n_samples, recording.n_channels
+    pending: list[tuple[int, int, int]] = []  # (start, job, row in job): a heap in time order
+    table: list[list] = []  # per job: [starts, cols, out, then, windows left]
+    needed: dict[int, set[int]] = {}  # chunk row -> column chunks some window there needs
+    sweep_at = [-1]
+
+    def add(job) -> None:
+        starts, cols, out = (np.asarray(job[0], np.int64).ravel(), np.asarray(job[1], np.int64).ravel(),
+                             job[2])
+        then = job[3] if len(job) > 3 else None
+        j = len(table)
+        table.append([starts, cols, out, then, starts.size])
+        if starts.size and starts.min() < sweep_at[0]:
+            raise ValueError(f"a follow-up window starts at {int(starts.min())}, before the sweep "
+                             f"(at {sweep_at[0]})")
+        chunks = set((cols // cols_per_chunk).tolist())
+        length = out.shape[1]
+        for r in {(int(a), int(b)) for a, b in zip(starts // rows_per_chunk,
+                                                   (starts + length - 1) // rows_per_chunk)}:
+            for row in range(r[0], r[1] + 1):
+                needed.setdefault(row, set()).update(chunks)
+        for i, a in enumerate(starts.tolist()):
+            heapq.heappush(pending, (a, j, i))
+        if starts.size == 0 and then is not None:
+            table[j][3] = None
+            for more in then():
+                add(more)
+
+    for job in jobs:
+        add(job)
+    loaded: dict[int, tuple[np.ndarray, set[int]]] = {}  # chunk row -> (samples x all columns, filled)
+    while pending:
+        s, j, i = heapq.heappop(pending)
+        sweep_at[0] = s
+        starts, cols, out, then, _ = table[j]
+        n = out.shape[1]
+        r0, r1 = s // rows_per_chunk, (s + n - 1) // rows_per_chunk
+        for r in [r for r in loaded if r < r0]:  # windows come in time order: never needed again
+            del loaded[r]
+        for r in range(r0, r1 + 1):
+            block, filled = loaded.get(r) or (None, set())
+            missing = sorted(needed[r] - filled)
+            if missing:
+                a, b = r * rows_per_chunk, min((r + 1) * rows_per_chunk, n_total)
+                if block is None:
+                    block = np.empty((b - a, n_ch), recording.dtype)
+                for c0, c1 in _runs(missing):  # contiguous column ranges: slices, not a gather
+                    lo, hi = c0 * cols_per_chunk, min(c1 * cols_per_chunk, n_ch)
+                    block[:, lo:hi] = recording.read(a, b, np.arange(lo, hi))
+                loaded[r] = (block, filled | set(missing))
+        filled_at = 0
+        for r in range(r0, r1 + 1):  # a window across chunk rows takes its pieces in order
+            block = loaded[r][0]
+            lo = s + filled_at - r * rows_per_chunk
+            take = min(n - filled_at, block.shape[0] - lo)
+            out[i, filled_at : filled_at + take] = block[lo : lo + take][:, cols]
+            filled_at += take
+        table[j][4] -= 1
+        if table[j][4] == 0 and then is not None:
+            table[j][3] = None
+            for more in then():
+                add(more)
+
+
+def _runs(sorted_ints: list[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7, 8] -> [(1, 4), (7, 9)]: runs of consecutive integers as half-open ranges."""
+    runs: list[tuple[int, int]] = []
+    for v in sorted_ints:
+        if runs and runs[-1][1] == v:
+            runs[-1] = (runs[-1][0], v + 1)
+        else:
+            runs.append((v, v + 1))
+    return runs

@@ -41,8 +41,12 @@ def _unit_label(unit_id) -> str:
     return "template" if unit_id is None else f"unit {unit_id}"
 
 
+#: samples per random chunk of the noise estimate (20 x 1000 at 30 kHz: ~1 % standard error)
+NOISE_CHUNK_SAMPLES = 1000
+
+
 def noise_chunk_starts(recording: Recording, rng: np.random.Generator, n_chunks: int = 20,
-                       chunk_samples: int = 1000) -> np.ndarray:
+                       chunk_samples: int = NOISE_CHUNK_SAMPLES) -> np.ndarray:
     """The sorted random chunk starts :func:`estimate_noise_uV` reads (drawn from ``rng``), so a
     caller can draw them in a fixed order and estimate the noise later, e.g. on another thread."""
     n_total = recording.n_samples
@@ -57,10 +61,11 @@ def estimate_noise_uV(
     channels: np.ndarray,
     rng: np.random.Generator | None,
     n_chunks: int = 20,
-    chunk_samples: int = 1000,
+    chunk_samples: int = NOISE_CHUNK_SAMPLES,
     *,
     starts: np.ndarray | None = None,
     band: Highpass | None = None,
+    blocks: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Robust per-channel noise standard deviation in microvolts.
 
@@ -74,7 +79,9 @@ def estimate_noise_uV(
 
     ``starts`` (from :func:`noise_chunk_starts`, same ``chunk_samples``) replaces the draw.
     ``band`` (an :class:`hybridkit.engine.filtering.Highpass`) filters each chunk first, read
-    ``band.pad`` samples wider where the recording allows.
+    ``band.pad`` samples wider where the recording allows. ``blocks`` are those chunks already
+    read (raw, ``channels`` only, one per start, as wide as :func:`noise_block_bounds` says): a
+    caller reading the recording in one pass for other reasons passes them instead.
 
     Returns:
         (len(channels),) float64, uV.
@@ -86,22 +93,31 @@ def estimate_noise_uV(
         starts = noise_chunk_starts(recording, rng, n_chunks, chunk_samples)
     length = min(int(chunk_samples), recording.n_samples)
     gain = np.abs(recording.gain_to_uV[channels])
+    bounds = noise_block_bounds(recording, starts, length, band)
+    if blocks is None:
+        blocks = (recording.read(int(a), int(b), channels) for a, b in bounds)
     if band is not None:
-        return robust_std(_filtered_chunk(recording, int(s), length, channels, band)
-                          for s in starts).astype(np.float64) * gain
-    chunks = (recording.read(int(start), int(start) + length, channels) for start in starts)
+        return robust_std(_filtered(raw, int(s) - int(a), length, band)
+                          for raw, s, (a, _) in zip(blocks, starts, bounds)).astype(np.float64) * gain
+    chunks = blocks
     if recording.dtype.kind in "iu" and recording.dtype.itemsize <= 2:
         dev = np.concatenate([_int_deviations(raw.T) for raw in chunks], axis=1)
         return _median_rows(dev) / _MAD_TO_STD * gain
     return robust_std(chunks).astype(np.float64) * gain
 
 
-def _filtered_chunk(recording: Recording, start: int, length: int, channels: np.ndarray,
-                    band: Highpass) -> np.ndarray:
-    """Samples ``[start, start + length)`` high-passed by ``band``, raw units, float32."""
-    a, b = max(0, start - band.pad), min(recording.n_samples, start + length + band.pad)
-    x = band.apply(recording.read(a, b, channels).astype(np.float32), axis=0)
-    return x[start - a : start - a + length]
+def noise_block_bounds(recording: Recording, starts: np.ndarray, length: int,
+                       band: Highpass | None) -> list[tuple[int, int]]:
+    """The samples ``[a, b)`` :func:`estimate_noise_uV` reads per chunk start: the chunk, and
+    with ``band`` ``band.pad`` more on each side where the recording allows."""
+    pad = band.pad if band is not None else 0
+    return [(max(0, int(s) - pad), min(recording.n_samples, int(s) + length + pad)) for s in starts]
+
+
+def _filtered(raw: np.ndarray, at: int, length: int, band: Highpass) -> np.ndarray:
+    """Samples ``[at, at + length)`` of the block ``raw`` high-passed by ``band``, float32."""
+    x = band.apply(raw.astype(np.float32), axis=0)
+    return x[at : at + length]
 
 
 def robust_std(chunks) -> np.ndarray:

@@ -99,3 +99,25 @@ def poisson_train(rate_hz: float, sampling_rate: float, refractory_samples: int,
         t = int(block[-1])
     times = np.concatenate(chunks)
     return times[times <= hi]
+
+
+def drop_windows_across(times: np.ndarray, before: int, after: int, breaks: np.ndarray) -> np.ndarray:
+    """``times`` without the events whose window ``[t - before, t + after)`` holds a break.
+
+    A break ``b`` is a sample where the recording's clock jumps (the first sample of a file that
+    does not continue its predecessor): a window holds it when ``t - before < b < t + after``
+    (a window that starts at ``b`` lies wholly after it). Sorted input stays sorted.
+
+    Returns:
+        (n_kept,) int64.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    breaks = np.sort(np.asarray(breaks, dtype=np.int64))
+    if times.size == 0 or breaks.size == 0:
+        return times
+    # the first break after the window's first sample must not come before the window's end
+    nxt = np.searchsorted(breaks, times - int(before), side="right")
+    inside = nxt < breaks.size
+    spans = np.zeros(times.size, bool)
+    spans[inside] = breaks[nxt[inside]] < times[inside] + int(after)
+    return times[~spans]

@@ -2,10 +2,12 @@
 
 :func:`open_traces` opens the legacy writer's ``<stem>.GT<ext>`` through the source reader named in
 ``config.resolved.json`` (the files keep the source's layout, header and meta), or the
-ElectricalSeries of the NWB file the truth came from.
+ElectricalSeries of the NWB file the truth came from, or the binaries a ground-truth-only NWB file
+points to (:func:`open_nwb_hybrid`, :func:`nwb_hybrid_spikeinterface`).
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -64,6 +66,96 @@ class NwbTraces(Traces):
         return block * self.gain[channels] + self.offset
 
 
+def open_nwb_hybrid(nwb_path: str | Path):
+    """The hybrid recording a ground-truth-only NWB file (``traces: false``) points to.
+
+    The file's ``notes`` (``hybridkit.traces``) name the legacy writer's hybrid binaries relative
+    to the NWB file's folder, with their dtype, layout, samples per file and gains; positions and
+    channel names come from the file's electrodes table. Returns a :class:`hybridkit.model.Recording`
+    (block reads: ``read(start, stop, channels)`` in raw units, ``gain_to_uV``; nothing is loaded
+    whole). Raises :class:`hybridkit.errors.TruthError` (one line) when the file holds no such
+    pointer or a binary is missing or of the wrong size.
+    """
+    import h5py
+
+    from hybridkit.errors import TruthError
+    from hybridkit.model import Recording, SourceFile
+
+    nwb_path = Path(nwb_path)
+    try:
+        with h5py.File(nwb_path, "r") as f:
+            notes = json.loads(f["general/notes"][()]) if "general/notes" in f else {}
+            traces = (notes.get("hybridkit") or {}).get("traces")
+            table = f["general/extracellular_ephys/electrodes"]
+            cols = {k: table[k][()] for k in ("rel_x", "rel_y", "file_column") if k in table}
+    except (OSError, ValueError) as exc:
+        raise TruthError(f"{nwb_path}: cannot read it as an NWB file ({exc})") from None
+    if not isinstance(traces, dict) or "hybrid_binaries" not in traces:
+        raise TruthError(f"{nwb_path}: its notes name no hybrid binaries (hybridkit.traces is "
+                         f"{traces!r}); a file written with traces: true holds them in "
+                         "acquisition/ElectricalSeries")
+    if "file_column" not in cols:
+        raise TruthError(f"{nwb_path}: the electrodes table has no file_column; not a hybridkit file")
+    n_ch = int(traces["n_channels"])
+    n_samples = traces.get("n_samples")
+    itemsize = np.dtype(traces["dtype"]).itemsize
+    files = []
+    for i, name in enumerate(traces["hybrid_binaries"]):
+        path = nwb_path.parent / name
+        offset = int(traces["offset_bytes"][i])
+        if not path.is_file():
+            raise TruthError(f"{nwb_path}: hybrid binary {name} (relative to the NWB file) is "
+                             f"missing at {path}; keep the legacy writer's files beside the NWB file, "
+                             "or rebuild the hybrid from the source with "
+                             "hybridkit.spikeinterface.read_hybrid(<output folder>)")
+        size = path.stat().st_size - offset
+        count = size // (n_ch * itemsize)
+        if size % (n_ch * itemsize) or (n_samples is not None and count != int(n_samples[i])):
+            raise TruthError(f"{nwb_path}: hybrid binary {name} has {size} bytes of samples; "
+                             f"expected {n_samples[i] if n_samples else '?'} samples x {n_ch} "
+                             f"channels x {itemsize} bytes")
+        files.append(SourceFile(path=path, n_samples=int(count), offset_bytes=offset))
+    positions = np.full((n_ch, 2), np.nan)
+    neural = np.zeros(n_ch, bool)
+    columns = cols["file_column"].astype(np.int64)
+    positions[columns] = np.c_[cols.get("rel_x", np.zeros(columns.size)),
+                               cols.get("rel_y", np.zeros(columns.size))]
+    neural[columns] = True
+    return Recording(files=files, dtype=np.dtype(traces["dtype"]), n_channels=n_ch,
+                     sampling_rate=float(traces["sampling_rate_hz"]),
+                     gain_to_uV=np.asarray(traces["gain_to_uV"], float),
+                     offset_to_uV=np.asarray(traces.get("offset_to_uV") or np.zeros(n_ch), float),
+                     channel_positions=positions, neural=neural, order=traces.get("layout", "samples"),
+                     name=nwb_path.stem)
+
+
+def nwb_hybrid_spikeinterface(nwb_path: str | Path):
+    """:func:`open_nwb_hybrid` as a SpikeInterface recording of the neural channels (one segment
+    per hybrid binary), with gains, offsets and channel locations; needs spikeinterface."""
+    try:
+        import spikeinterface.core as sc
+    except ImportError:
+        from hybridkit.errors import HybridkitError
+
+        raise HybridkitError("nwb_hybrid_spikeinterface needs spikeinterface; pip install spikeinterface") from None
+    rec = open_nwb_hybrid(nwb_path)
+    offsets = {f.offset_bytes for f in rec.files}
+    si = sc.BinaryRecordingExtractor(
+        file_paths=[str(f.path) for f in rec.files], sampling_frequency=rec.sampling_rate,
+        dtype=rec.dtype.str, num_channels=rec.n_channels, time_axis=0 if rec.order == "samples" else 1,
+        file_offset=offsets.pop() if len(offsets) == 1 else 0,
+        gain_to_uV=rec.gain_to_uV, offset_to_uV=rec.offset_to_uV)
+    if len(offsets):  # SpikeInterface takes one header size for every file
+        from hybridkit.errors import TruthError
+
+        raise TruthError(f"{nwb_path}: its hybrid binaries have headers of different sizes")
+    neural = rec.neural_channels
+    si = si.select_channels(si.channel_ids[neural])
+    probe = si.create_dummy_probe_from_locations(rec.channel_positions[neural])
+    placed = si.set_probe(probe)  # SpikeInterface >= 0.105 sets it in place and returns None
+    return si if placed is None else placed
+
+
 def iter_windows(traces: Traces, times: np.ndarray, channels: np.ndarray, n_before: int,
                  n_after: int):
     """Yield ``(t, window)`` for each of ``times`` whose whole window lies inside the recording.
@@ -97,7 +189,11 @@ def open_traces(truth: Truth) -> Traces | None:
             tr = NwbTraces(truth.path)
             return tr
         except (StopIteration, KeyError, OSError):
-            log.info("%s: no ElectricalSeries with the hybrid traces", truth.path)
+            pass
+        try:  # a ground-truth-only file: the binaries it points to
+            return RecordingTraces(open_nwb_hybrid(truth.path))
+        except HybridkitError as exc:
+            log.info("%s: no ElectricalSeries with the hybrid traces, and %s", truth.path, exc)
             return None
     folder = truth.folder
     cfg = _json(folder / "config.resolved.json")

@@ -356,8 +356,15 @@ def _read_nwb(f, path: Path) -> Truth:
         rate = 1.0 / res if res > 0 else None
     series = [g for g in f.get("acquisition", {}).values()
               if isinstance(g, h5py.Group) and "data" in g and "starting_time" in g]
+    start = 0.0  # the source's start: spike_times are start + samples / rate
     if series:
         rate = float(series[0]["starting_time"].attrs["rate"])
+        start = float(series[0]["starting_time"][()])
+    elif "general/notes" in f:
+        try:
+            start = float(json.loads(f["general/notes"][()])["hybridkit"].get("start_time_s", 0.0))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            start = 0.0
     if rate is None and "waveform_mean" in units:
         rate = float(units["waveform_mean"].attrs.get("sampling_rate", 0)) or None
     if rate is None:
@@ -371,7 +378,7 @@ def _read_nwb(f, path: Path) -> Truth:
         except ValueError:
             log.info("%s: gt_unit_id values are not integers; using the units table ids", path)
     trains = _ragged(units, "spike_times")
-    times = [np.rint(np.asarray(t, float) * rate).astype(np.int64) for t in trains]
+    times = [np.rint((np.asarray(t, float) - start) * rate).astype(np.int64) for t in trains]
     gains = None
     if "amplitude_scale" in units and "amplitude_scale_index" in units:
         gains = [np.asarray(g, np.float32) for g in _ragged(units, "amplitude_scale")]

@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,32 @@ class GenerateResult:
     output_dir: Path
     truth: GroundTruth
     files: list[Path]
+    #: the writers (config ``type``) that wrote the hybrid recording's samples; empty: the run
+    #: wrote ground truth only (warned about, and said in the CLI's summary)
+    trace_writers: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        """The lines the CLI prints after a run: what was injected and what was written."""
+        truth = self.truth
+        lines = [f"wrote {self.output_dir}",
+                 f"  session {truth.session}, seed {truth.seed}: {len(truth.plan.units)} units "
+                 f"injected, {truth.plan.n_events} events, {truth.clipped_samples} samples clipped"]
+        lines += [f"  skipped unit {unit}: {why}" for unit, why in truth.skipped_units.items()]
+        names = [f.relative_to(self.output_dir).as_posix() for f in self.files]
+        if self.trace_writers:
+            lines.append(f"  hybrid recording written by: {', '.join(self.trace_writers)}")
+        else:
+            lines.append("  no hybrid recording: no writer in this run writes the hybrid samples "
+                         "(ground truth only; hybridkit.spikeinterface.read_hybrid rebuilds it from "
+                         "the source); add {\"type\": \"legacy\"} or {\"type\": \"nwb\"} to "
+                         "writers for a copy")
+        lines.append(f"  files ({len(names)}): {', '.join(names)}")
+        return lines
+
+
+def trace_writers(cfg, reg: Registry) -> list[str]:
+    """The config's writers that write the hybrid recording's samples (``Writer.writes_traces``)."""
+    return [w.type for w in cfg.writers if reg.get("writer", w.type).writes_traces(w)]
 
 
 def stream_hybrid(
@@ -177,6 +203,10 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
     ctx.resolved_config = resolved.model_dump(mode="json")
 
+    writing_traces = trace_writers(cfg, reg)
+    if not writing_traces:  # legal (a third-party truth writer), but rarely what a user wants
+        log.warning("no writer in writers (%s) writes the hybrid recording: this run writes its "
+                    "ground truth only", ", ".join(w.type for w in cfg.writers))
     out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     begun: list[Writer] = []
     staging = blas = None
@@ -238,5 +268,5 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         if blas is not None:
             blas.restore_original_limits()
     final = [out_dir / f.relative_to(staging) for f in files]
-    return GenerateResult(output_dir=out_dir, truth=truth, files=final)
+    return GenerateResult(output_dir=out_dir, truth=truth, files=final, trace_writers=writing_traces)
 

@@ -112,18 +112,21 @@ def unit_train(
     uid: int, sorting: Sorting | None, recording: Recording, cfg: InjectionConfig,
     before: int, after: int, rng: np.random.Generator,
 ) -> np.ndarray:
-    """Spike times (int64 samples) of the injected copy of unit ``uid``, inside the recording."""
+    """Spike times (int64 samples) of the injected copy of unit ``uid``, inside the recording,
+    each window inside one stretch of continuous clock (not across a gap between files)."""
     fs = recording.sampling_rate
     tcfg = cfg.trains
     refractory = int(round(tcfg.refractory_ms * 1e-3 * fs))
     lo, hi = before, recording.n_samples - after
     if tcfg.mode == "poisson":
-        return trains_mod.poisson_train(tcfg.rate_hz, fs, refractory, lo, hi, rng)
-    if sorting is None:
+        times = trains_mod.poisson_train(tcfg.rate_hz, fs, refractory, lo, hi, rng)
+    elif sorting is None:
         raise HybridkitError(f"unit {uid}: injection.trains.mode \"source\" needs a sorting; "
                              "use mode \"poisson\" with rate_hz")
-    jitter = tcfg.jitter_ms * 1e-3 * fs
-    return trains_mod.jittered_train(sorting.times_of(uid), jitter, refractory, lo, hi, rng)
+    else:
+        jitter = tcfg.jitter_ms * 1e-3 * fs
+        times = trains_mod.jittered_train(sorting.times_of(uid), jitter, refractory, lo, hi, rng)
+    return trains_mod.drop_windows_across(times, before, after, recording.clock_breaks)
 
 
 def build_plan(

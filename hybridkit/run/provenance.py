@@ -118,14 +118,19 @@ def _versions(reg) -> dict[str, str]:
 
 def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg) -> Path:
     """Write manifest.json: versions, seed, sources and outputs (sizes, checksums), totals."""
+    digests: dict[tuple[int, int], str] = {}  # (device, inode) -> sha256: a hard link is read once
+
     def hashed(size: int) -> bool:
         return checksums == "all" or (checksums == "sidecars" and size <= SIDECAR_MAX_BYTES)
 
     def entry(p: Path) -> dict:
-        size = p.stat().st_size
-        item = {"path": p.relative_to(staging).as_posix(), "bytes": size}
-        if hashed(size):
-            item["sha256"] = sha256(p)
+        st = p.stat()
+        item = {"path": p.relative_to(staging).as_posix(), "bytes": st.st_size}
+        if hashed(st.st_size):
+            key = (st.st_dev, st.st_ino)
+            if key not in digests:
+                digests[key] = sha256(p)
+            item["sha256"] = digests[key]
         return item
 
     def source(f) -> dict:

@@ -111,3 +111,37 @@ def test_windows_inside_matches_what_the_gathers_accept(tmp_path):
     for t in times[~inside]:
         with pytest.raises(ValueError, match="leave the recording"):
             gather_band_snippets(rec, np.array([t]), 5, 6, None, band)
+
+
+def test_chunked_nwb_is_read_in_chunk_order_each_chunk_once(tmp_path):
+    """A neuroconv-like series (chunked, gzip + shuffle): several requests of windows that cross
+    chunk rows and column chunks are served in one pass, each touched chunk read and
+    decompressed once, only the column chunks holding requested channels; values exact."""
+    from hybridkit.engine.filtering import Highpass
+    from hybridkit.engine.snippets import gather_band_snippets, gather_many
+    from hybridkit.plugins.sources.nwb.reader import NwbReader
+    from tests.helpers import make_recording
+    from tests.plugins.nwb_testutil import write_nwb
+
+    data = (np.random.default_rng(0).normal(size=(9000, 40)) * 50).astype(np.int16)
+    path = write_nwb(tmp_path / "c.nwb", data, chunks=(1000, 16), compression="gzip", shuffle=True)
+    rec = NwbReader(NwbReader.Options(type="nwb", path=path)).open()
+    assert rec.chunk_shape == (1000, 16)
+    a = np.array([990, 25, 4500, 8960, 1000, 999])  # across rows 0/1, the first and last samples
+    b = np.array([3010, 2999, 6000])
+    cols_a, cols_b = np.array([3, 17, 39]), np.array([1, 2])  # column chunks {0, 1, 2} and {0}
+    out_a, out_b = gather_many(rec, [(a, cols_a), (b, cols_b)], 20, 30)
+    np.testing.assert_array_equal(out_a, np.stack([data[t - 20:t + 30][:, cols_a] for t in a]))
+    np.testing.assert_array_equal(out_b, np.stack([data[t - 20:t + 30][:, cols_b] for t in b]))
+    # rows touched: 0, 1, 4, 8 (request a, 3 column chunks) and 2, 3, 5, 6 (request b, 1 column
+    # chunk: its windows [2990, 3040), [2979, 3029) and [5980, 6030) cross rows)
+    assert set(rec.chunks_touched) == ({(r, c) for r in (0, 1, 4, 8) for c in (0, 1, 2)}
+                                       | {(r, 0) for r in (2, 3, 5, 6)})
+    assert rec._chunks.reads == len(rec.chunks_touched)  # each once
+    # high-passed: the same as the flat gather of the same samples, padded windows included
+    band = Highpass.for_recording(300.0, 30000.0)
+    times = np.array([band.pad + 30, 5000, 9000 - band.pad - 40])
+    flat = make_recording(tmp_path, data)
+    np.testing.assert_allclose(gather_band_snippets(rec, times, 20, 30, cols_a, band),
+                               gather_band_snippets(flat, times, 20, 30, cols_a, band), rtol=0, atol=1e-4)
+    rec.close()

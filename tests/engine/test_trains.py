@@ -69,3 +69,15 @@ def test_poisson_high_rate_and_errors():
         poisson_train(0.0, FS, 60, 0, 10_000, np.random.default_rng(0))
     tiny = poisson_train(1.0, FS, 60, 500, 500, np.random.default_rng(0))
     assert tiny.size <= 1 and (tiny == 500).all()
+
+
+def test_drop_windows_across_breaks_off_by_one():
+    from hybridkit.engine.trains import drop_windows_across
+
+    # window [t - 3, t + 5): with a break at 100, t = 103 starts at 100 (kept), t = 104 too;
+    # t = 102 starts at 99 and holds 100 (dropped); t = 95 ends at 99 (kept), t = 96 holds 100
+    times = np.array([10, 95, 96, 97, 102, 103, 104, 199, 200, 300], np.int64)
+    kept = drop_windows_across(times, 3, 5, np.array([100, 203]))
+    np.testing.assert_array_equal(kept, [10, 95, 103, 104, 300])
+    np.testing.assert_array_equal(drop_windows_across(times, 3, 5, np.array([], np.int64)), times)
+    assert drop_windows_across(np.array([], np.int64), 3, 5, np.array([100])).size == 0

@@ -15,14 +15,22 @@ START = datetime(2024, 3, 4, 12, 0, 0, tzinfo=timezone.utc)
 def write_nwb(path: Path, data: np.ndarray, fs: float = 30000.0, conversion: float = 0.195e-6,
               positions: np.ndarray | None = "default", channel_conversion=None, offset: float = 0.0,
               series: tuple[str, ...] = ("ElectricalSeries",), position_columns=("rel_x", "rel_y"),
-              timestamps: bool = False, chunks=None, names=None) -> Path:
-    """An NWB file holding ``data`` (time, channel) as one or more ElectricalSeries."""
+              timestamps: bool = False, chunks=None, names=None, start: float = 0.0,
+              subject: dict | None = None, compression: str | None = None, shuffle: bool = False) -> Path:
+    """An NWB file holding ``data`` (time, channel) as one or more ElectricalSeries.
+
+    ``positions`` has one column per name in ``position_columns`` (e.g. atlas x, y, z); ``start``
+    is the series' starting_time (or first timestamp); ``chunks`` + ``compression`` ("gzip")
+    mimic neuroconv's chunked, compressed series."""
     from hdmf.backends.hdf5 import H5DataIO
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.ecephys import ElectricalSeries
 
     n, c = data.shape
-    nwb = NWBFile(session_description="test", identifier="test-id", session_start_time=START)
+    from pynwb.file import Subject
+
+    nwb = NWBFile(session_description="test", identifier="test-id", session_start_time=START,
+                  subject=Subject(**subject) if subject else None)
     dev = nwb.create_device(name="probe", description="test probe")
     grp = nwb.create_electrode_group(name="shank0", description="s", location="CA1", device=dev)
     if isinstance(positions, str):
@@ -31,12 +39,13 @@ def write_nwb(path: Path, data: np.ndarray, fs: float = 30000.0, conversion: flo
     for i in range(c):
         kw = {}
         if positions is not None:
-            kw = {position_columns[0]: float(positions[i, 0]), position_columns[1]: float(positions[i, 1])}
+            kw = {col: float(positions[i, k]) for k, col in enumerate(position_columns)}
         nwb.add_electrode(group=grp, location="CA1", channel_name=(names or [f"AP{j}" for j in range(c)])[i], **kw)
     region = nwb.create_electrode_table_region(list(range(c)), "all")
     for name in series:
-        wrapped = H5DataIO(data, chunks=chunks) if chunks else data
-        timing = {"timestamps": np.arange(n) / fs} if timestamps else {"rate": fs, "starting_time": 0.0}
+        wrapped = H5DataIO(data, chunks=chunks, compression=compression, shuffle=shuffle) if chunks else data
+        timing = {"timestamps": start + np.arange(n) / fs} if timestamps else \
+            {"rate": fs, "starting_time": start}
         nwb.add_acquisition(ElectricalSeries(name=name, data=wrapped, electrodes=region,
                                              conversion=conversion, offset=offset,
                                              channel_conversion=channel_conversion, **timing))

@@ -246,3 +246,30 @@ def test_selection_band_needs_room_for_the_filter_padding(wideband, tmp_path):
     rng = np.random.default_rng(0)
     assert np.isnan(amplitude_and_snr(rec, near_edges, 30, 60, noise, rng, band=band)[0])
     assert np.isfinite(amplitude_and_snr(rec, near_edges, 30, 60, noise, rng)[0])
+
+
+@pytest.mark.parametrize("highpass", [None, 300.0], ids=["raw", "highpass"])
+def test_compressed_nwb_source_gives_the_same_templates(data, tmp_path, highpass):
+    """The same samples as a neuroconv-like NWB series (chunked, gzip + shuffle): the chunk-order
+    sweep (every unit in one pass) builds exactly the templates the flat binary gives."""
+    from hybridkit.plugins.sources.nwb.reader import NwbReader
+    from tests.plugins.nwb_testutil import write_nwb
+
+    rec, sorting, _, pos = data
+    samples = rec.read(0, rec.n_samples)
+    # two units on this probe: the known one, and one 5-spike unit (its first spikes are all it has)
+    path = write_nwb(tmp_path / "src.nwb", samples, conversion=GAIN * 1e-6,
+                     positions=np.vstack([pos, [500.0, 5000.0]]), chunks=(7000, 16),
+                     compression="gzip", shuffle=True)
+    nwb = NwbReader(NwbReader.Options(type="nwb", path=path, geometry=None)).open()
+    nwb.neural[:] = rec.neural  # the sync column is not a contact in the flat description
+    nwb.gain_to_uV[:], nwb.offset_to_uV[:] = rec.gain_to_uV, rec.offset_to_uV
+    opts = {"min_spikes": 5, **({"highpass_hz": highpass} if highpass else {})}
+    flat = _source(tmp_path, **opts).build(rec, sorting, [3, 7])
+    chunked = _source(tmp_path, **opts).build(nwb, sorting, [3, 7])
+    assert nwb.chunks_touched and nwb._chunks.reads == len(nwb.chunks_touched)  # each chunk once
+    for unit in (3, 7):
+        a, b = flat.templates[unit], chunked.templates[unit]
+        assert np.array_equal(a.channels, b.channels) and a.peak_channel == b.peak_channel
+        np.testing.assert_allclose(b.waveform, a.waveform, rtol=0, atol=1e-4)
+    nwb.close()

@@ -57,13 +57,50 @@ def test_matches_spikeinterface(tmp_path, data):
     np.testing.assert_allclose(rec.channel_positions, si.get_channel_locations())
 
 
-def test_xy_fallback_and_timestamps(tmp_path, data):
-    pos = np.c_[np.zeros(6), np.arange(6) * 15.0]
-    path = write_nwb(tmp_path / "a.nwb", data, fs=25000.0, positions=pos, position_columns=("x", "y"),
-                     timestamps=True)
+def test_atlas_positions_are_not_probe_positions(tmp_path, data):
+    """x/y/z are the electrodes' places in the brain (NWB): only rel_x/rel_y place contacts on the
+    probe. Atlas-only tables (repeating positions too) ask for geometry in one line."""
+    atlas = np.c_[np.full(6, 1.2), np.linspace(-4.5, -4.0, 6), np.full(6, -1.6)]
+    atlas[3] = atlas[2]  # two contacts at the same atlas point: no internal ValueError
+    path = write_nwb(tmp_path / "a.nwb", data, positions=atlas, position_columns=("x", "y", "z"))
+    with pytest.raises(SourceError, match=r"a.nwb:/acquisition/ElectricalSeries: the electrodes table has "
+                                          r"only x/y/z, the electrodes' places in the brain .* give "
+                                          r"recording.geometry"):
+        open_nwb(path=path)
+    geom = np.c_[np.zeros(6), np.arange(6) * 15.0]
+    np.save(tmp_path / "geom.npy", geom)
+    np.testing.assert_array_equal(open_nwb(path=path, geometry=tmp_path / "geom.npy").channel_positions, geom)
+    # both: rel_x/rel_y are used, the atlas ignored
+    both = np.c_[geom, atlas]
+    path = write_nwb(tmp_path / "b.nwb", data, positions=both, position_columns=("rel_x", "rel_y", "x", "y", "z"))
+    np.testing.assert_array_equal(open_nwb(path=path).channel_positions, geom)
+
+
+def test_repeated_probe_positions_are_one_line(tmp_path, data):
+    pos = np.c_[np.zeros(6), [0, 20, 40, 40, 80, 100]].astype(float)
+    path = write_nwb(tmp_path / "a.nwb", data, positions=pos)
+    with pytest.raises(SourceError, match=r"channels \[2, 3\] share the probe position \(rel_x, rel_y\) = "
+                                          r"\(0.0, 40.0\) um; .* recording.geometry"):
+        open_nwb(path=path)
+
+
+@pytest.mark.parametrize("timestamps", [False, True], ids=["starting_time", "timestamps"])
+def test_start_time_is_kept(tmp_path, data, timestamps):
+    """neuroconv's starting_time (3.05 s) or a first timestamp (12.5 s) is the recording's start."""
+    start = 12.5 if timestamps else 3.05
+    path = write_nwb(tmp_path / "a.nwb", data, fs=25000.0, start=start, timestamps=timestamps)
     rec = open_nwb(path=path)
-    np.testing.assert_array_equal(rec.channel_positions, pos)
+    assert rec.start_time_s == start
     assert rec.sampling_rate == pytest.approx(25000.0, rel=1e-9)
+
+
+def test_low_sampling_rate_refused_unless_asked(tmp_path, data):
+    path = write_nwb(tmp_path / "lfp.nwb", data, fs=2500.0)
+    with pytest.raises(SourceError, match=r"lfp.nwb:/acquisition/ElectricalSeries is sampled at 2500 Hz, "
+                                          r"below recording.min_sampling_rate_hz 10000 .* lower "
+                                          r"min_sampling_rate_hz"):
+        open_nwb(path=path)
+    assert open_nwb(path=path, min_sampling_rate_hz=2000).sampling_rate == 2500.0
 
 
 def test_several_series_need_a_choice(tmp_path, data):

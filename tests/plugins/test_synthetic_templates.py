@@ -105,3 +105,31 @@ def test_generate_with_synthetic_templates(tmp_path):
             update={"directory": tmp_path / "again"})}))
     for u, v in zip(plan.units, again.truth.plan.units):
         assert np.array_equal(u.template.waveform, v.template.waveform)
+
+
+def test_default_window_lets_the_after_potential_recover(recording):
+    """With the default window the taper meets a recovered waveform: no kink. The old 2-ms window
+    (still allowed when asked for) tapers a positive phase at a fifth of the trough to zero."""
+    from hybridkit.plugins.templates.synthetic import _TAPER_FRACTION, default_ms_after
+
+    assert default_ms_after(1.0, 0.8) == 7.0
+    slow = {"recovery_ms": (0.8, 0.8), "positive_ratio": (0.4, 0.4), "n_units": 3}
+
+    def edge_and_jump(bank):
+        """Per template: |value| where the end taper starts, and the largest change of slope
+        inside the taper, both over the trough depth, on the peak channel."""
+        out = []
+        for t in bank.templates.values():
+            wf = t.waveform[:, list(t.channels).index(t.peak_channel)].astype(np.float64)
+            depth = -wf.min()
+            ramp = int(round(wf.size * _TAPER_FRACTION))
+            start = wf.size - ramp
+            out.append((abs(wf[start - 1]) / depth,
+                        np.abs(np.diff(wf[start - 2:], 2)).max() / depth))
+        return np.array(out)
+
+    new = edge_and_jump(build(recording, **slow))
+    assert build(recording, **slow).templates[0].waveform.shape[0] == 240  # (1 + 7) ms at 30 kHz
+    assert (new[:, 0] < 0.005).all() and (new[:, 1] < 1e-3).all()
+    old = edge_and_jump(build(recording, ms_after=2.0, **slow))
+    assert (old[:, 0] > 0.1).all() and (old[:, 1] > 5 * new[:, 1].max()).all()

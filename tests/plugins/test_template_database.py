@@ -35,8 +35,8 @@ NPU = "steinmetz_ye_np_ultra_2022_figshare19493588v2_0.zarr"
 class _Handler(BaseHTTPRequestHandler):
     """Static files with GET, HEAD, Range and an MD5 ETag; ``tamper`` serves other bytes."""
 
-    def __init__(self, *args, root: Path, log: list, tamper: dict, **kw):
-        self.root, self.reqlog, self.tamper = root, log, tamper
+    def __init__(self, *args, root: Path, log: list, tamper: dict, validators: dict, **kw):
+        self.root, self.reqlog, self.tamper, self.validators = root, log, tamper, validators
         super().__init__(*args, **kw)
 
     def log_message(self, *args):  # keep pytest output clean
@@ -61,7 +61,12 @@ class _Handler(BaseHTTPRequestHandler):
             status, part = 206, data[start:stop]
         self.send_response(status)
         self.send_header("Content-Length", str(len(part)))
-        self.send_header("ETag", etag)
+        if self.validators["etag"]:
+            self.send_header("ETag", etag)
+        if self.validators["last_modified"]:
+            from email.utils import formatdate
+
+            self.send_header("Last-Modified", formatdate(path.stat().st_mtime, usegmt=True))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{start + len(part) - 1}/{len(data)}")
         self.end_headers()
@@ -79,7 +84,10 @@ class Server:
     def __init__(self, root: Path) -> None:
         self.log: list[tuple[str, str]] = []
         self.tamper: dict[str, bytes] = {}
-        handler = partial(_Handler, root=root, log=self.log, tamper=self.tamper)
+        #: which validators the server sends (plain static hosting sends no ETag)
+        self.validators = {"etag": True, "last_modified": False}
+        handler = partial(_Handler, root=root, log=self.log, tamper=self.tamper,
+                          validators=self.validators)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
@@ -200,6 +208,46 @@ def test_changed_index_drops_cached_datasets(server, replica, tmp_path, np1_reco
     TemplateDatabase(opt).build(np1_recording, None, [])
     assert server.log[:2] == [("HEAD", "templates.csv"), ("GET", "templates.csv")]
     assert ("GET", f"{KS042}/templates_array/5.0.0") in server.log  # refetched, not trusted
+
+
+def _same_size_edit(csv_path: Path) -> None:
+    """Row 5's brain area PO becomes PF: same size, other content (what no size check sees)."""
+    lines = csv_path.read_bytes().split(b"\n")
+    assert b",PO," in lines[6]
+    lines[6] = lines[6].replace(b",PO,", b",PF,")
+    before = csv_path.stat().st_size
+    csv_path.write_bytes(b"\n".join(lines))
+    assert csv_path.stat().st_size == before
+
+
+@pytest.mark.parametrize("last_modified", [True, False], ids=["last-modified", "no-validator"])
+def test_server_without_etag_notices_a_same_size_edit(server, replica, tmp_path, np1_recording,
+                                                     last_modified):
+    """Plain static hosting: no ETag. Last-Modified decides when sent (no download while it is
+    unchanged); with no validator at all the index is downloaded and its hash compared."""
+    import os
+
+    server.validators.update(etag=False, last_modified=last_modified)
+    opt = _options(server, tmp_path, rows=[5])
+    TemplateDatabase(opt).build(np1_recording, None, [])
+    server.log.clear()
+    TemplateDatabase(opt).build(np1_recording, None, [])  # unchanged
+    index = [r for r in server.log if r[1] == "templates.csv"]
+    assert index == ([("HEAD", "templates.csv")] if last_modified
+                     else [("HEAD", "templates.csv"), ("GET", "templates.csv")])
+    assert not any("templates_array" in p for _, p in server.log)  # the cached datasets are kept
+
+    csv_path = replica / "templates.csv"
+    stat = csv_path.stat()
+    _same_size_edit(csv_path)
+    os.utime(csv_path, (stat.st_atime, stat.st_mtime + 10))  # a later edit, same size
+    server.log.clear()
+    rows = list_templates(base_url=server.url, cache_dir=tmp_path / "cache", brain_areas=["PF"])
+    assert 5 in [r["row"] for r in rows]  # the edit is seen
+    assert ("GET", "templates.csv") in server.log
+    server.log.clear()
+    TemplateDatabase(_options(server, tmp_path, rows=[5], brain_areas=["PF"])).build(np1_recording, None, [])
+    assert ("GET", f"{KS042}/templates_array/5.0.0") in server.log  # the datasets were dropped
 
 
 def test_corrupt_cache_entry_is_fetched_again(server, tmp_path, np1_recording):
@@ -332,6 +380,64 @@ def test_generate_with_database_templates(server, tmp_path):
 
     proof = verify(result.output_dir)  # hybridkit verify proves outputs of database templates too
     assert proof.ok, [d.line() for d in proof.findings.listed]
+
+
+def test_spikeinterface_templates_sparse_with_text_unit_ids(tmp_path):
+    """SpikeInterface's own Templates.to_zarr (not consolidated), with text unit ids and a
+    sparsity_mask (templates_array then holds each unit's active channels only), served locally."""
+    import csv
+
+    import probeinterface as pi
+    from spikeinterface.core import Templates
+    from spikeinterface.core.sparsity import ChannelSparsity
+
+    from hybridkit.plugins.templates.database.source import CSV_COLUMNS, _Dataset, open_store
+
+    pos = np1_positions()[:48]
+    probe = pi.Probe(ndim=2, si_units="um")
+    probe.set_contacts(positions=pos, shapes="circle", shape_params={"radius": 6})
+    probe.set_device_channel_indices(np.arange(48))
+    rng = np.random.default_rng(4)
+    t = np.arange(90) - 30
+    active = [[0, 1, 2, 3, 5], [20, 21, 22], [30, 31, 32, 33, 34, 35, 36]]
+    dense = np.zeros((3, 90, 48), np.float32)
+    mask = np.zeros((3, 48), bool)
+    for u, chans in enumerate(active):
+        mask[u, chans] = True
+        amp = rng.uniform(0.3, 1.0, len(chans)) * 100
+        amp[1] = 150.0  # a clear peak channel
+        dense[u][:, chans] = -np.exp(-(t / 3.0) ** 2)[:, None] * amp
+    ids = np.array(["a1", "b22", "c"])
+    full = Templates(templates_array=dense, sampling_frequency=30000.0, nbefore=30, unit_ids=ids,
+                     probe=probe, is_in_uV=True)
+    sparse = full.to_sparse(ChannelSparsity(mask, ids, full.channel_ids))
+    assert sparse.templates_array.shape == (3, 90, 7)
+
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    name = "si_sparse_text_ids.zarr"
+    sparse.to_zarr(bucket / name)
+    with open(bucket / "templates.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for u, chans in enumerate(active):
+            w.writerow(["Neuropixels 1.0", "IMEC", "CA1", pos[chans[1], 1], 150.0, 5.0, 30.0, u,
+                        chans[1], 100, name, f"s3://bucket/{name}"])
+    srv = Server(bucket)
+    try:
+        opt = DatabaseOptions(base_url=srv.url, cache_dir=tmp_path / "cache", rows=[0, 1, 2])
+        ds = _Dataset(open_store(opt), name)
+        np.testing.assert_array_equal(ds.templates([2, 0]), sparse.get_dense_templates()[[2, 0]])
+        recording = make_recording(tmp_path, np.zeros((600, 48), np.int16), positions=pos)
+        bank = TemplateDatabase(opt).build(recording, None, [])
+    finally:
+        srv.stop()
+    assert [bank.templates[k].provenance["unit_id"] for k in (0, 1, 2)] == ["a1", "b22", "c"]
+    for k, chans in enumerate(active):
+        tpl = bank.templates[k]
+        assert tpl.peak_amplitude_uV == pytest.approx(150.0, rel=1e-5)
+        col = list(tpl.channels).index(tpl.peak_channel)
+        np.testing.assert_allclose(tpl.waveform[:, col], dense[k][:, chans[1]], atol=1e-3)
 
 
 # -- a malicious index or zarr metadata: nothing leaves cache_dir, no ".." reaches a URL ----------

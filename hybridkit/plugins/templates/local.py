@@ -79,17 +79,77 @@ class LocalTemplates(TemplateSource):
         return self.context.rng if self.context is not None else np.random.default_rng(0)
 
     @staticmethod
-    def _candidates(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
-                    neural: np.ndarray, gain: np.ndarray, radius_um: float,
-                    band: Highpass | None) -> np.ndarray:
-        """Indices into ``neural`` of channels within radius_um + a margin of the rough peak."""
-        snips = _snippets_uV(recording, times, n_before, n_after, neural, gain, None, band)
-        mean = snips.mean(axis=0)
+    def _candidates(recording: Recording, snips_uV: np.ndarray, neural: np.ndarray,
+                    radius_um: float) -> np.ndarray:
+        """Indices into ``neural`` of channels within radius_um + a margin of the rough peak of
+        ``snips_uV`` (a few spikes over every neural channel)."""
+        mean = snips_uV.mean(axis=0)
         mean -= np.median(mean, axis=0, keepdims=True)
         peak = int(np.argmax(np.abs(mean).max(axis=0)))
         pos = recording.channel_positions[neural]
         dist = np.hypot(*(pos - pos[peak]).T)
         return np.flatnonzero(dist <= radius_um + _CANDIDATE_MARGIN_UM)
+
+    def _in_passes(self, recording: Recording, chosen, probe, finish, noise_box: list,
+                   noise_starts: np.ndarray, n_before: int, n_after: int, neural: np.ndarray,
+                   gain: np.ndarray, offset: np.ndarray, band: Highpass | None):
+        """The templates of ``chosen`` from a chunked recording, with the same steps and numbers
+        as one unit at a time, in one sweep over the chunks per group of units: each unit's
+        first spikes are read on every neural channel; as soon as they are in, they choose the
+        unit's channels (its rough peak), and the rest of its spikes are read, later in the same
+        sweep, on those channels only. The noise chunks ride along with the first group. A
+        chunk is thus decompressed once per group instead of twice per unit. Groups hold at most
+        ``_PASS_BYTES`` of snippets (counting every unit's channels at their most)."""
+        from concurrent.futures import Future
+
+        from hybridkit.engine.snippets import filter_windows, gather_chunk_order
+        from hybridkit.engine.templates import NOISE_CHUNK_SAMPLES, noise_block_bounds
+
+        radius = self.options.sparsity_radius_um
+        pad = band.pad if band is not None else 0
+        width = n_before + n_after + 2 * pad
+        pos = recording.channel_positions[neural]
+        most = int(max((np.hypot(*(pos - p).T) <= radius + _CANDIDATE_MARGIN_UM).sum() for p in pos))
+        sizes = [4 * width * (min(usable.size, _PROBE_SPIKES) * neural.size + usable.size * most)
+                 for _, usable, _ in chosen]
+        bounds = noise_block_bounds(recording, noise_starts,
+                                    min(NOISE_CHUNK_SAMPLES, recording.n_samples), band)
+        blocks = [np.empty((1, b - a, neural.size), recording.dtype) for a, b in bounds]
+        built = []
+        for g, group in enumerate(_groups(sizes, _PASS_BYTES)):
+            state: dict[int, tuple] = {}
+            jobs: list[tuple] = []
+            for i in group:
+                usable = chosen[i][1]  # sorted: the first spikes come first in the sweep
+                first = probe(usable)
+                probe_out = np.empty((first.size, width, neural.size), np.float32)
+
+                def then(i=i, usable=usable, first=first, probe_out=probe_out):
+                    snips = filter_windows(probe_out, band)
+                    cand = self._candidates(recording, _to_uV(snips.copy(), gain, None, band),
+                                            neural, radius)
+                    rest = usable[first.size:]
+                    rest_out = np.empty((rest.size, width, cand.size), np.float32)
+                    state[i] = (cand, snips[:, :, cand], rest_out)
+                    return [(rest - n_before - pad, neural[cand], rest_out)]
+
+                jobs.append((first - n_before - pad, neural, probe_out, then))
+            if g == 0:
+                jobs += [(np.array([a]), neural, blk) for (a, _), blk in zip(bounds, blocks)]
+            gather_chunk_order(recording, jobs)
+            del jobs
+            if g == 0:  # the noise chunks came with the first group's sweep
+                noise = Future()
+                noise.set_result(estimate_noise_uV(recording, neural, None, starts=noise_starts,
+                                                   band=band, blocks=[blk[0] for blk in blocks]))
+                noise_box.append(noise)
+                del blocks
+            for i in group:
+                cand, first_snips, rest_out = state.pop(i)
+                raw = np.concatenate([first_snips, filter_windows(rest_out, band)])
+                del rest_out
+                built.append(finish(chosen[i], cand, _to_uV(raw, gain[cand], offset[cand], band)))
+        return built
 
     def build(self, recording: Recording, sorting: Sorting | None, unit_ids: list[int]) -> TemplateBank:
         """One sparse template (uV) per unit of ``unit_ids``, on ``recording``'s file columns.
@@ -140,15 +200,25 @@ class LocalTemplates(TemplateSource):
 
         noise_box: list = []  # the noise future, set below; units need it only to sparsify
 
-        def one(item: tuple[int, np.ndarray, int]) -> Template:
-            unit, usable, n_available = item
+        def probe(usable: np.ndarray) -> np.ndarray:
             # Only channels near the unit can carry its signal (sparsify keeps those within
             # sparsity_radius_um of the peak): find the peak on a few spikes over all channels,
             # then do the full work on the channels near it (10x less on a 384-channel probe).
-            cand = self._candidates(recording, usable[:: max(1, usable.size // _PROBE_SPIKES)],
-                                    n_before, n_after, neural, gain, opt.sparsity_radius_um, band)
+            # The first spikes (not spread over the recording): a compressed source then
+            # decompresses only its first chunks for this step.
+            return usable[:_PROBE_SPIKES]
+
+        def one(item: tuple[int, np.ndarray, int]) -> Template:
+            unit, usable, _ = item
+            cand = self._candidates(recording, _snippets_uV(recording, probe(usable), n_before,
+                                                            n_after, neural, gain, None, band),
+                                    neural, opt.sparsity_radius_um)
             snippets = _snippets_uV(recording, usable, n_before, n_after, neural[cand], gain[cand],
                                     offset[cand], band)
+            return finish(item, cand, snippets)
+
+        def finish(item: tuple[int, np.ndarray, int], cand: np.ndarray, snippets: np.ndarray) -> Template:
+            unit, usable, n_available = item
             waveform, n_used, rank_used = build_template(snippets, rank=opt.rank, max_shift=max_shift,
                                                          peak_index=n_before, unit_id=unit)
             del snippets
@@ -190,25 +260,53 @@ class LocalTemplates(TemplateSource):
 
         # the noise estimate runs beside the first units (its chunks were drawn above, in order)
         n_threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1, len(chosen) + 1))
-        with ThreadPoolExecutor(n_threads) as pool:
-            noise_box.append(pool.submit(estimate_noise_uV, recording, neural, None,
-                                         starts=noise_starts, band=band))
-            built = list(pool.map(one, chosen))
+        if getattr(recording, "chunk_shape", None) is not None:
+            # compressed chunks: every unit's windows (and the noise chunks) in one pass per
+            # step over the chunks, not one per unit
+            built = self._in_passes(recording, chosen, probe, finish, noise_box, noise_starts,
+                                    n_before, n_after, neural, gain, offset, band)
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                noise_box.append(pool.submit(estimate_noise_uV, recording, neural, None,
+                                             starts=noise_starts, band=band))
+                built = list(pool.map(one, chosen))
         templates: dict[int, Template] = {t.unit_id: t for t in built}
         return TemplateBank(templates=templates, sampling_rate=fs)
+
+
+def _groups(sizes: list[int], budget: int) -> list[list[int]]:
+    """Consecutive indices grouped so each group's summed size stays within ``budget`` (a
+    larger single item makes a group of its own)."""
+    groups: list[list[int]] = [[]]
+    total = 0
+    for i, size in enumerate(sizes):
+        if groups[-1] and total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += size
+    return groups
+
+
+def _to_uV(snips: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
+           band: Highpass | None) -> np.ndarray:
+    """Raw snippets to uV in place: x gain (+ offset, which a high-passed snippet no longer has)."""
+    snips *= gain
+    if offset is not None and band is None:
+        snips += offset
+    return snips
 
 
 def _snippets_uV(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
                  channels: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
                  band: Highpass | None) -> np.ndarray:
     """(n_spikes, n_before + n_after, n_ch) float32 uV snippets, high-passed when ``band`` is set."""
-    snips = gather_band_snippets(recording, times, n_before, n_after, channels, band)
-    snips *= gain
-    if offset is not None and band is None:  # a high-passed snippet has no offset left
-        snips += offset
-    return snips
+    return _to_uV(gather_band_snippets(recording, times, n_before, n_after, channels, band),
+                  gain, offset, band)
 
 
+#: snippets (bytes, float32) gathered per pass over a chunked recording's chunks
+_PASS_BYTES = 256 * 2**20
 #: threads building templates (units are independent; results do not depend on the count)
 _MAX_THREADS = 2
 #: spikes used to find a unit's rough peak channel before the full template is built

@@ -28,6 +28,20 @@ from hybridkit.plugins.templates import targets as tt
 
 #: fraction of the window at each end tapered to zero (no step at the template's edges)
 _TAPER_FRACTION = 0.1
+#: the after-potential (t/tau) exp(1 - t/tau) is below 1 % of its peak from t = 7.7 tau on
+_RECOVERED_TAUS = 7.7
+
+
+def default_ms_after(ms_before: float, recovery_ms_max: float) -> float:
+    """The shortest window after the trough (ms, rounded up to 0.1 ms) whose end taper starts
+    once the slowest after-potential has recovered to 1 % of its peak: otherwise the taper pulls
+    a still-positive phase to zero and every template gets a kink there.
+
+    The taper covers ``_TAPER_FRACTION`` of the whole window ``ms_before + ms_after``, so
+    ``ms_after - f (ms_before + ms_after) >= 7.7 tau``.
+    """
+    need = (_RECOVERED_TAUS * recovery_ms_max + _TAPER_FRACTION * ms_before) / (1 - _TAPER_FRACTION)
+    return float(np.ceil(need * 10 - 1e-9) / 10)
 
 
 def _scaling_default() -> tt.ScalingOptions:
@@ -40,7 +54,10 @@ class SyntheticOptions(PluginOptions):
     type: Literal["synthetic"] = "synthetic"
     n_units: int = Field(5, ge=1, description="templates made; count")
     ms_before: float = Field(1.0, gt=0, description="window before the trough; ms")
-    ms_after: float = Field(2.0, gt=0, description="window from the trough on; ms")
+    ms_after: float | None = Field(None, gt=0, description="window from the trough on; ms; "
+                                   "default: long enough that the slowest after-potential "
+                                   "(recovery_ms max) has fallen below 1% of its peak where the "
+                                   "end taper begins (7 ms with the default ranges)")
     depth_um: Range | None = Field(None, description="[min, max] y of the soma; um; default "
                                    "the span of the probe's contacts")
     distance_um: Range = Field((10.0, 40.0), description="[min, max] distance of the soma from "
@@ -113,9 +130,11 @@ class SyntheticTemplates(TemplateSource):
         rng = self.context.rng if self.context is not None else np.random.default_rng(0)
         fs = recording.sampling_rate
         n_before = int(round(opt.ms_before * fs / 1000.0))
-        n_after = int(round(opt.ms_after * fs / 1000.0))
+        ms_after = opt.ms_after if opt.ms_after is not None else \
+            default_ms_after(opt.ms_before, opt.recovery_ms[1])
+        n_after = int(round(ms_after * fs / 1000.0))
         if n_before < 1 or n_after < 2:
-            raise TemplateError(f"templates: ms_before={opt.ms_before} / ms_after={opt.ms_after} "
+            raise TemplateError(f"templates: ms_before={opt.ms_before} / ms_after={ms_after} "
                                 f"give {n_before} / {n_after} samples at {fs} Hz; need >= 1 / 2")
         channels, pos = tt.target_contacts(recording)
         depth = opt.depth_um or (float(pos[:, 1].min()), float(pos[:, 1].max()))

@@ -7,8 +7,14 @@ What is read (FORMATS.md section 6, NWB.md):
 * microvolts per raw unit = ``conversion`` x ``channel_conversion[ch]`` x 1e6 (unit volts), plus
   ``offset`` x 1e6;
 * contact positions from the electrodes rows the series points to: ``rel_x``/``rel_y`` (probe
-  coordinates), else ``x``/``y``; or from ``geometry`` (a probe file) when the file has none;
-* the sampling rate from ``starting_time.rate``, else from the ``timestamps``.
+  coordinates), or from ``geometry`` (a probe file). ``x``/``y``/``z`` are the electrodes' places
+  in the brain (atlas coordinates, NWB's definition), not on the probe: a table with only those
+  needs ``geometry``;
+* the sampling rate from ``starting_time.rate``, else from the ``timestamps``; below
+  ``min_sampling_rate_hz`` (an LFP series) the series is refused unless that is lowered;
+* the series' start (``starting_time``, else ``timestamps[0]``, in s), kept in
+  ``Recording.start_time_s`` for the truth and the NWB output;
+* the session start time and subject, for the ``nwb`` writer.
 
 Traces are read block by block through h5py (a chunk cache holds recently decompressed chunks), so
 a recording is never loaded whole; a URL or a DANDI asset is streamed with HTTP range requests.
@@ -53,17 +59,49 @@ class NwbRecording(Recording):
 
     def attach(self, h5file, data, remote=None) -> None:
         self._h5, self._data, self._remote = h5file, data, remote
+        self._chunks = None
+        if data is not None and data.chunks is not None and data.ndim == 2:
+            from hybridkit.plugins.sources.nwb.chunks import ChunkReader
+
+            self._chunks = ChunkReader(data, threads=2)
+
+    @property
+    def chunk_shape(self) -> tuple[int, int] | None:
+        """(samples, channels) of one stored chunk, or None for a contiguous dataset: reads of
+        whole chunks in time order (:mod:`hybridkit.engine.snippets`) decompress each once."""
+        return None if getattr(self, "_chunks", None) is None else self._chunks.chunks
+
+    @property
+    def chunks_touched(self) -> dict[tuple[int, int], int]:
+        """{(row chunk, column chunk): stored bytes} of every chunk read so far."""
+        return {} if getattr(self, "_chunks", None) is None else dict(self._chunks.touched)
 
     def read(self, start: int, stop: int, channels: np.ndarray | slice | None = None) -> np.ndarray:
-        """Samples ``[start, stop)`` as a new (stop - start, n_channels or len(channels)) native array."""
+        """Samples ``[start, stop)`` as a new (stop - start, n_channels or len(channels)) native array.
+
+        A chunked series is read as the whole chunks the block touches, only the column chunks
+        holding ``channels``, decompressed on threads (see :mod:`.chunks`)."""
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
         if self._data is None:
             raise SourceError(f"recording {self.name}: the NWB file was closed")
-        block = np.asarray(self._data[start:stop])
-        if channels is None:
-            return block
-        return block[:, channels]
+        if isinstance(channels, slice):
+            channels = np.arange(self.n_channels)[channels]
+        if self._chunks is None or start == stop:
+            block = np.asarray(self._data[start:stop])
+            return block if channels is None else block[:, channels]
+        rc, cc = self._chunks.chunks
+        cols = np.arange(self.n_channels) if channels is None else np.asarray(channels, np.int64)
+        col_chunks = np.unique(cols // cc).tolist()
+        block = self._chunks.read(range(start // rc, -(-stop // rc)), col_chunks)
+        # column of file channel ch in the block: its chunk's place in col_chunks + offset in it
+        at = np.searchsorted(col_chunks, cols // cc) * cc + cols % cc
+        rows = slice(start - (start // rc) * rc, stop - (start // rc) * rc)
+        if at.size and np.array_equal(at, np.arange(at[0], at[0] + at.size)):  # no gather needed
+            part = block[rows, at[0]:at[0] + at.size]
+            # a copy when it is a small part: a view would keep the whole chunk row alive
+            return part if part.size * 2 >= block.size else part.copy()
+        return block[rows][:, at]
 
     def layout(self, index: int):
         raise OutputError(
@@ -72,7 +110,10 @@ class NwbRecording(Recording):
 
     def close(self) -> None:
         h5, remote = getattr(self, "_h5", None), getattr(self, "_remote", None)
-        self._h5 = self._data = self._remote = None
+        chunks = getattr(self, "_chunks", None)
+        self._h5 = self._data = self._remote = self._chunks = None
+        if chunks is not None:
+            chunks.close()
         if h5 is not None:
             try:
                 h5.close()
@@ -103,6 +144,9 @@ class NwbReaderOptions(PluginOptions):
         None, description="Contact positions in um when the electrodes table has none (or to "
         "override it): probeinterface JSON, .prb, .txt 'x y' per line, or .npy (n, 2); row i = "
         "column i of the series unless the probe file gives device channel indices.")
+    min_sampling_rate_hz: float = Field(
+        10000.0, ge=0, description="Refuse series sampled below this rate (Hz): spikes last about "
+        "1 ms, so an LFP series (e.g. 2.5 kHz) cannot carry them; lower it to inject anyway.")
     cache_mb: float = Field(64.0, gt=0, description="h5py chunk cache (MB) holding recently "
                             "decompressed chunks; should hold a few chunks of the series.")
     stream_block_mb: float = Field(2.0, gt=0, description="Bytes fetched per HTTP request when "
@@ -231,12 +275,18 @@ class NwbReader(SourceReader):
         table = h5[es["electrodes"].attrs["table"]]
 
         fs = self._rate(es, where)
+        if fs < self.options.min_sampling_rate_hz:
+            raise SourceError(
+                f"{FIELD}: {where} is sampled at {fs:g} Hz, below recording.min_sampling_rate_hz "
+                f"{self.options.min_sampling_rate_hz:g} (an LFP series cannot carry spikes); choose "
+                "the wideband or AP series with electrical_series_path, or lower min_sampling_rate_hz")
+        start = float(es["starting_time"][()]) if "starting_time" in es else \
+            float(es["timestamps"][0]) if "timestamps" in es and es["timestamps"].shape[0] else 0.0
         gain, offset = self._scale(es, data, n_chan, where)
         columns = self._columns(table, rows)
         positions, neural, probe_template = self._positions(columns, n_chan, where)
         chans = np.flatnonzero(neural)
         probe = build_probe(positions[chans], chans, probe_template)
-        start = float(es["starting_time"][()]) if "starting_time" in es else None
         meta = {"nwb": {
             "source": label, "electrical_series_path": es_path,
             "identifier": _text(h5["identifier"][()]) if "identifier" in h5 else "",
@@ -246,12 +296,13 @@ class NwbReader(SourceReader):
             "electrode_ids": [int(i) for i in columns["id"]] if "id" in columns else rows.tolist(),
             "channel_names": columns.get("channel_name"),
             "locations": columns.get("location"),
+            "subject": _subject(h5),
         }}
         rec = NwbRecording(
             files=[SourceFile(path=Path(label), n_samples=n_samples)], dtype=data.dtype,
             n_channels=n_chan, sampling_rate=fs, gain_to_uV=np.where(neural, gain, 0.0),
             offset_to_uV=np.where(neural, offset, 0.0), channel_positions=positions, neural=neural,
-            probe=probe, name=es_path.rsplit("/", 1)[-1], meta=meta)
+            probe=probe, name=es_path.rsplit("/", 1)[-1], meta=meta, start_time_s=start)
         rec.attach(None, None)
         log.info("nwb %s: %d samples x %d channels at %g Hz", where, n_samples, n_chan, fs)
         return rec
@@ -333,20 +384,51 @@ class NwbReader(SourceReader):
             neural = np.zeros(n_chan, bool)
             neural[cols] = True
             return positions, neural, geom.probe
-        for xk, yk in (("rel_x", "rel_y"), ("x", "y")):
-            if xk in columns and yk in columns and not isinstance(columns[xk], list):
-                positions = np.c_[columns[xk], columns[yk]]
-                missing = np.flatnonzero(~np.isfinite(positions).all(axis=1))
-                if missing.size:
-                    raise SourceError(
-                        f"{FIELD}: {where}: electrode position ({xk}, {yk}) is missing (NaN) for "
-                        f"channel(s) {missing.tolist()[:10]}; give recording.geometry with a "
-                        "position for every channel")
-                return positions, np.ones(n_chan, bool), None
+        geometry_hint = ("give recording.geometry (probeinterface JSON, .prb, .txt or .npy, one "
+                         "row per channel)")
+        if "rel_x" in columns and "rel_y" in columns and not isinstance(columns["rel_x"], list):
+            positions = np.c_[columns["rel_x"], columns["rel_y"]]
+            missing = np.flatnonzero(~np.isfinite(positions).all(axis=1))
+            if missing.size:
+                raise SourceError(
+                    f"{FIELD}: {where}: electrode position (rel_x, rel_y) is missing (NaN) for "
+                    f"channel(s) {missing.tolist()[:10]}; give recording.geometry with a "
+                    "position for every channel")
+            _, first, counts = np.unique(positions, axis=0, return_index=True, return_counts=True)
+            if (counts > 1).any():
+                k = int(np.argmax(counts > 1))
+                twins = np.flatnonzero((positions == positions[first[k]]).all(axis=1))
+                raise SourceError(
+                    f"{FIELD}: {where}: channels {twins.tolist()[:10]} share the probe position "
+                    f"(rel_x, rel_y) = {tuple(positions[first[k]].tolist())} um; each contact needs "
+                    f"its own place: {geometry_hint}")
+            return positions, np.ones(n_chan, bool), None
+        if "x" in columns or "y" in columns:
+            raise SourceError(
+                f"{FIELD}: {where}: the electrodes table has only x/y/z, the electrodes' places in "
+                f"the brain (atlas coordinates), not on the probe (rel_x/rel_y); {geometry_hint}")
         raise SourceError(
-            f"{FIELD}: {where}: the electrodes table has no positions (no rel_x/rel_y or x/y "
-            "columns); give recording.geometry (probeinterface JSON, .prb, .txt or .npy, one row "
-            "per channel)")
+            f"{FIELD}: {where}: the electrodes table has no positions (no rel_x/rel_y "
+            f"columns); {geometry_hint}")
+
+
+#: general/subject fields the nwb writer can carry over (pynwb's Subject arguments)
+SUBJECT_FIELDS = ("subject_id", "species", "sex", "age", "date_of_birth", "description", "strain",
+                  "genotype", "weight")
+
+
+def _subject(h5) -> dict[str, str] | None:
+    """The file's ``general/subject`` as text fields, or None when it has none."""
+    import h5py
+
+    group = h5.get("general/subject")
+    if not isinstance(group, h5py.Group):
+        return None
+    out = {}
+    for key in SUBJECT_FIELDS:
+        if isinstance(group.get(key), h5py.Dataset):
+            out[key] = _text(group[key][()])
+    return out or None
 
 
 @hookimpl

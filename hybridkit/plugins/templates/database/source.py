@@ -240,17 +240,52 @@ class _Dataset:
         self.unit_ids = self.group.read("unit_ids")
         meta = self.group.array_meta("templates_array")
         shape = tuple(meta["shape"])
-        if len(shape) != 3 or shape[2] != self.positions.shape[0]:
+        n_channels = self.positions.shape[0]
+        # SpikeInterface's sparse Templates: (units, samples, most active channels), each unit's
+        # active channels (its sparsity_mask row, in channel order) first, zero-padded after
+        self.sparse = self.group.has_array("sparsity_mask")
+        if self.sparse:
+            mask_shape = tuple(self.group.array_meta("sparsity_mask")["shape"])
+            if mask_shape != (shape[0], n_channels) or len(shape) != 3 or shape[2] > n_channels:
+                raise TemplateError(
+                    f"template database: {name}: sparsity_mask has shape {mask_shape} and "
+                    f"templates_array {shape}; expected ({shape[0]}, {n_channels}) and (units, "
+                    f"samples, at most {n_channels} active channels) as SpikeInterface writes them")
+        elif len(shape) != 3 or shape[2] != n_channels:
             raise TemplateError(f"template database: {name}/templates_array has shape {shape}; "
-                                f"expected (units, samples, {self.positions.shape[0]} channels)")
+                                f"expected (units, samples, {n_channels} channels), or a "
+                                "sparsity_mask beside it")
         if not 0 <= self.nbefore < shape[1]:
             raise TemplateError(f"template database: {name}/.zattrs nbefore={self.nbefore} is "
                                 f"not a sample of the {shape[1]}-sample templates")
         self.n_units = shape[0]
 
     def templates(self, indices: list[int]) -> np.ndarray:
-        """(len(indices), n_times, n_channels) float32 uV: only these units' chunks are fetched."""
-        return self.group.read("templates_array", indices, required=True).astype(np.float32)
+        """(len(indices), n_times, n_channels) float32 uV, dense: only these units' chunks (and,
+        for sparse templates, their sparsity_mask rows) are fetched."""
+        stored = self.group.read("templates_array", indices, required=True).astype(np.float32)
+        if not self.sparse:
+            return stored
+        masks = self.group.read("sparsity_mask", indices, required=True).astype(bool)
+        dense = np.zeros((len(indices), stored.shape[1], self.positions.shape[0]), np.float32)
+        for k, (wf, mask) in enumerate(zip(stored, masks)):
+            active = np.flatnonzero(mask)
+            if active.size > wf.shape[1]:
+                raise TemplateError(f"template database: {self.name}: unit {indices[k]} has "
+                                    f"{active.size} active channels in sparsity_mask but "
+                                    f"templates_array holds {wf.shape[1]}")
+            dense[k][:, active] = wf[:, :active.size]
+        return dense
+
+    def unit_id(self, index: int) -> int | str:
+        """The unit's id as SpikeInterface stored it: an integer, or text (e.g. '12a')."""
+        value = self.unit_ids[index]
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, (np.integer, int)):
+            return int(value)
+        text = str(value)
+        return int(text) if text.lstrip("-").isdigit() else text
 
 
 def _target_anchor(src_pos: np.ndarray, src_peak: np.ndarray, tgt_pos: np.ndarray,
@@ -332,7 +367,7 @@ class TemplateDatabase(TemplateSource):
                 prov = {
                     "uri": f"{store.url(name)}#template_index={r['template_index']}",
                     "database": opt.base_url, "dataset": name, "template_index": r["template_index"],
-                    "unit_id": int(ds.unit_ids[r["template_index"]]), "csv_row": r["row"],
+                    "unit_id": ds.unit_id(r["template_index"]), "csv_row": r["row"],
                     "brain_area": r["brain_area"], "probe": r["probe"],
                     "depth_along_probe_um": _json_float(r["depth_along_probe"]),
                     "amplitude_uv_ptp": _json_float(r["amplitude_uv"]),

@@ -7,9 +7,11 @@ one behaviour across zarr 2 and zarr 3. The v2 layout is small: JSON metadata (`
 ``numcodecs`` (blosc, vlen-utf8, ...), the codec library zarr itself uses.
 
 Cache: each object is stored at ``<cache_dir>/<host and path of the base URL>/<key>``, with a
-sidecar ``<key>.hybridkit.json`` recording its size, SHA-256, the server's ETag and the URL. A
-cached object is used only when its size and hash match the sidecar; otherwise it is fetched
-again. Objects are written to a temporary name and renamed, so an interrupted download never
+sidecar ``<key>.hybridkit.json`` recording its size, SHA-256, the server's ETag and Last-Modified
+and the URL. A cached object is used only when its size and hash match the sidecar; otherwise it
+is fetched again. Revalidation (the index) asks the server for the object's ETag; a server that
+sends none (plain static hosting) is judged by Last-Modified, and one that sends neither by the
+content's hash (the object is downloaded again: the index is small). Objects are written to a temporary name and renamed, so an interrupted download never
 leaves a half file that looks complete.
 """
 from __future__ import annotations
@@ -166,7 +168,8 @@ class HttpCache:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         info = {"url": self.url(key), "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                "etag": headers.get("etag"), "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "etag": headers.get("etag"), "last_modified": headers.get("last-modified"),
+                "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         for target, payload in ((path, data), (self._sidecar(key), json.dumps(info).encode())):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
             try:
@@ -177,13 +180,27 @@ class HttpCache:
                 Path(tmp).unlink(missing_ok=True)
                 raise
 
+    @staticmethod
+    def _unchanged(head: dict, info: dict) -> bool:
+        """Whether a HEAD answer shows the cached object is still current: same size and, by the
+        first validator the server gives, same ETag or same Last-Modified. A server giving
+        neither proves nothing (a same-size edit keeps the size): False, so it is downloaded."""
+        if head.get("content-length") not in (None, str(info["size"])):
+            return False
+        if head.get("etag") is not None:
+            return head["etag"] == info.get("etag")
+        if head.get("last-modified") is not None:
+            return head["last-modified"] == info.get("last_modified")
+        return False
+
     def get(self, key: str, revalidate: bool = False, missing_ok: bool = False
             ) -> tuple[bytes | None, bool]:
         """The object's bytes, and whether they differ from a copy cached before this call.
 
         A valid cached copy is returned without any request, unless ``revalidate``: then a HEAD
-        compares the server's ETag and size with the cached copy's (one small request; if the
-        server cannot be reached the cached copy is used, with a warning). ``missing_ok`` returns
+        compares the server's size and ETag with the cached copy's, or, when the server sends no
+        ETag, its Last-Modified; with neither, the object is downloaded and its SHA-256 compared
+        (if the server cannot be reached the cached copy is used, with a warning). ``missing_ok`` returns
         ``(None, False)`` for an object the server does not have instead of raising.
 
         Raises:
@@ -206,10 +223,7 @@ class HttpCache:
                 return cached[0], False
             except NotFound:
                 head = {}
-            info = cached[1]
-            same_size = head.get("content-length") in (None, str(info["size"]))
-            same_tag = head.get("etag") is None or head.get("etag") == info.get("etag")
-            if head and same_size and same_tag:
+            if head and self._unchanged(head, cached[1]):
                 return cached[0], False
         try:
             data, headers = self._request(key, "GET")
@@ -222,8 +236,11 @@ class HttpCache:
             raise TemplateError(f"template database: cannot reach {url} ({exc}) and there is no "
                                 f"valid cached copy in {self.root}; check the network or "
                                 f"templates.base_url") from None
+        if cached is not None and cached[0] == data:  # same content (the hash-only case)
+            self._store(key, data, headers)  # new validators, same bytes
+            return data, False
         self._store(key, data, headers)
-        return data, cached is not None and cached[0] != data
+        return data, cached is not None
 
 
 # -- zarr v2 -----------------------------------------------------------------------------------

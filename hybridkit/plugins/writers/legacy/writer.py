@@ -4,6 +4,10 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
 
 * ``<source stem>.GT<ext>`` per source file (same dtype, layout, header bytes), and for SpikeGLX
   sources ``<source stem>.GT.meta`` (fileSHA1 removed: it described the source);
+* for SpikeGLX sources, ``spikeglx/<run>_g<gate>_t<trigger>.imec<N>.<ap|lf>.bin`` + ``.meta``: the
+  same hybrid file under a second name (a hard link: no disk space) with a meta whose ``fileName``
+  names it. SpikeInterface/neo take the stream's kind from ``fileName``, so ``.GT.bin`` names are
+  unreadable to them; ``read_spikeglx("<output>/spikeglx")`` opens this folder.
 * ``firings_true.npy``: 3 x K uint64, rows [probe channel of the event's peak (file column),
   sample time (0-based, sorted), source unit id];
 * ``artificial_units-<session>.csv`` (timestep,true_unit,new_unit,center_channel);
@@ -23,6 +27,7 @@ resident).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -40,6 +45,27 @@ def hybrid_file_name(source: Path) -> str:
     """``run_g0_t0.imec0.ap.bin`` -> ``run_g0_t0.imec0.ap.GT.bin`` (the predecessor's naming)."""
     source = Path(source)
     return f"{source.stem}.GT{source.suffix}"
+
+
+#: SpikeGLX's own file naming, as neo parses it: ``<run>_g<gate>_t<trigger|cat>.<device>.<ap|lf>.bin``
+_SPIKEGLX_NAME = re.compile(r"\S+_g\d+_t(\d+|cat)\.[^.]+\.(ap|lf)\.bin$")
+#: the folder (inside the output) of the SpikeInterface-readable names of the hybrid files
+SPIKEGLX_FOLDER = "spikeglx"
+
+
+def spikeglx_file_name(source: Path, meta: dict, session: str, index: int) -> str:
+    """The SpikeGLX-style name of hybrid file ``index`` (0-based, in time order).
+
+    A source already named as SpikeGLX names files keeps its name (gate, trigger and probe numbers
+    stay); any other (renamed, CatGT-exported) becomes ``<session>_g0_t<index>.imec0.<ap|lf>.bin``,
+    the band read from the meta's ``snsApLfSy`` (an LF stream saves LF channels and no AP ones).
+    """
+    if _SPIKEGLX_NAME.match(Path(source).name):
+        return Path(source).name
+    counts = [int(v) for v in meta.get("snsApLfSy", "1,0,0").split(",")]
+    band = "lf" if counts[0] == 0 and counts[1] > 0 else "ap"
+    run = re.sub(r"\s+", "-", session) or "hybrid"
+    return f"{run}_g0_t{index}.imec0.{band}.bin"
 
 
 def hybrid_file_names(recording: Recording) -> list[str]:
@@ -74,6 +100,10 @@ class LegacyWriter(Writer):
 
     name: ClassVar[str] = "legacy"
     Options: ClassVar[type[PluginOptions]] = LegacyOptions
+
+    @classmethod
+    def writes_traces(cls, options: PluginOptions) -> bool:
+        return True
 
     def begin(self, recording: Recording, out_dir: Path) -> None:
         """Create the hybrid files and start copying the sources into them in the background."""
@@ -173,6 +203,7 @@ class LegacyWriter(Writer):
         self.close()
         files = list(self.targets)
         files += self._write_metas(out_dir)
+        files += self._link_spikeglx(out_dir)
         from hybridkit.plugins.writers.legacy import tables as legacy_tables
 
         files += legacy_tables.write_tables(truth, out_dir)
@@ -193,6 +224,33 @@ class LegacyWriter(Writer):
                     "fileSHA1": None,  # it described the source file
                 })
             written.append(meta_out)
+        return written
+
+    def _link_spikeglx(self, out_dir: Path) -> list[Path]:
+        """``spikeglx/<SpikeGLX name>.bin`` (hard link to the ``.GT`` file) + ``.meta``."""
+        sources = [f for f in self.recording.files if f.meta_path is not None]
+        if not sources:
+            return []
+        from hybridkit.formats.spikeglx_meta import read_meta, rewrite_meta
+
+        folder = out_dir / SPIKEGLX_FOLDER
+        folder.mkdir()
+        session = self.context.session if self.context is not None else "hybrid"
+        written = []
+        for i, (f, target) in enumerate(zip(self.recording.files, self.targets)):
+            if f.meta_path is None:
+                continue
+            link = folder / spikeglx_file_name(f.path, read_meta(f.meta_path), session, i)
+            try:
+                os.link(target, link)
+            except OSError:  # a file system without hard links: a relative symlink also opens
+                os.symlink(os.path.relpath(target, folder), link)
+            rewrite_meta(f.meta_path, link.with_suffix(".meta"), {
+                "fileName": link.name,
+                "fileSizeBytes": str(target.stat().st_size),
+                "fileSHA1": None,
+            })
+            written += [link, link.with_suffix(".meta")]
         return written
 
 

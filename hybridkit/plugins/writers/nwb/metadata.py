@@ -140,6 +140,56 @@ def allen_ccf_terms() -> frozenset[str]:
         return frozenset()
 
 
+def resolve_metadata(opt, recording):
+    """The writer's options with ``session_start_time``, ``subject`` and ``electrode_location``
+    taken from an NWB source where the config leaves them out (the config overrides the source);
+    then DANDI's requirements (``dandi: true``) are checked on the result.
+
+    Raises OutputError (one line naming the field and where it came from) when a required value
+    is in neither, or the source's value is not valid for DANDI.
+    """
+    from pydantic import ValidationError
+
+    from hybridkit.errors import OutputError
+
+    source = recording.meta.get("nwb") or {}
+    label = f"source NWB {Path(str(source.get('source', recording.name))).name}"
+    updates: dict[str, Any] = {}
+    if opt.session_start_time is None and source.get("session_start_time"):
+        try:
+            updates["session_start_time"] = datetime.fromisoformat(str(source["session_start_time"]))
+        except ValueError:
+            pass  # unreadable: as if absent
+    if opt.subject is None and source.get("subject"):
+        try:
+            updates["subject"] = NwbSubject.model_validate(source["subject"])
+        except ValidationError as exc:
+            if opt.dandi:
+                err = exc.errors()[0]
+                where = ".".join(str(x) for x in err["loc"]) or "subject"
+                raise OutputError(
+                    f"writers nwb: the {label} has subject.{where} = {err.get('input')!r}, not "
+                    f"valid for DANDI ({err['msg'].removeprefix('Value error, ')}); give subject in "
+                    "the nwb writer's config (it overrides the source) or set dandi: false") from None
+    locations = [v for v in (source.get("locations") or []) if v]
+    if opt.electrode_location is None and locations and len(set(locations)) == 1:
+        updates["electrode_location"] = locations[0]  # one area for all: keep it; else per channel
+    resolved = opt.model_copy(update=updates)
+    if not opt.dandi:
+        return resolved
+    checks = [("session_start_time", lambda: check_session_start(resolved.session_start_time, True)),
+              ("subject", lambda: check_subject(resolved.subject, True)),
+              ("electrode_location", lambda: check_location(
+                  resolved.electrode_location or (locations[0] if locations else None), resolved.subject))]
+    for name, check in checks:
+        try:
+            check()
+        except ValueError as exc:
+            raise OutputError(f"writers nwb: {name}: {exc} (neither the config nor the {label} "
+                              "gives a valid one)") from None
+    return resolved
+
+
 def session_id_for(session: str) -> str:
     """DANDI puts the session id in a file name: no '/', and '_' separates name parts."""
     return re.sub(r"[_/\\\s]+", "-", session).strip("-") or "hybrid"

@@ -2,8 +2,9 @@
 
 Columns (documented in docs/nwb.md; ``hybridkit score`` reads them):
 
-* ``id`` = the injected unit's new id; ``spike_times`` (s) = the legacy ``firings_true`` samples /
-  the sampling rate, exactly; ``obs_intervals`` = [[0, duration]] (every train is complete);
+* ``id`` = the injected unit's new id; ``spike_times`` (s) = the source's start time (0, or an
+  NWB source's ``starting_time``) + the legacy ``firings_true`` samples / the sampling rate;
+  ``obs_intervals`` = [[start, start + duration]] (every train is complete);
 * ``electrodes``: the electrodes-table rows the placed template covers;
 * ``waveform_mean``: (units, samples, electrodes) float32 volts over every electrodes row (zero off
   the unit's electrodes), all units aligned on their peak sample (``waveform_time_before_peak_in_ms``);
@@ -66,6 +67,7 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
     plan, rec = truth.plan, truth.recording
     fs = rec.sampling_rate
     duration = rec.n_samples / fs
+    start = float(rec.start_time_s)  # the source's clock: times in the file match its other data
     neural = rec.neural_channels
     peaks = np.array([u.template.peak_channel for u in plan.units], np.int64)
     noise = dict(zip(np.unique(peaks).tolist(), estimate_noise_uV(
@@ -84,7 +86,7 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
         rows.append({
             "id": int(u.new_unit_id),
             "spike_samples": samples,
-            "spike_times": samples / fs,
+            "spike_times": start + samples / fs,
             "amplitude_scale": gains,
             "spike_x_um": positions[mine, 0], "spike_y_um": positions[mine, 1],
             "spike_peak_channel": event_channels[mine],
@@ -102,7 +104,7 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
             "noise_uv": float(n), "snr": float(amp / n) if n > 0 else float("inf"),
             "firing_rate_hz": float(samples.size / duration) if duration > 0 else 0.0,
             "n_template_spikes": int(t.n_spikes),
-            "obs_intervals": [[0.0, duration]],
+            "obs_intervals": [[start, start + duration]],
         })
     return rows
 
@@ -137,7 +139,8 @@ def build_units(truth: GroundTruth, electrodes_table, name: str = "units"):
         name=name, electrode_table=electrodes_table, resolution=1.0 / fs, waveform_rate=fs,
         waveform_unit="volts", **extra,
         description=(f"Ground-truth units injected by hybridkit (session {truth.session}, seed "
-                     f"{truth.seed}): spike_times are the injected samples / {fs!r} Hz; "
+                     f"{truth.seed}): spike_times are {truth.recording.start_time_s!r} s + the injected "
+                     f"samples / {fs!r} Hz; "
                      "waveform_mean is each placed template (volts, per-spike scale 1) over every "
                      "electrodes row, zero off the unit's electrodes"))
     for col, desc in COLUMNS:

@@ -93,20 +93,29 @@ class NwbWriterOptions(PluginOptions):
             raise ValueError("a session_id is a non-empty name without '/'")
         return v
 
+    # With an NWB source, a missing session_start_time, subject or location may come from the
+    # source file: the check waits for it (resolve_metadata, when the writer begins).
     @field_validator("session_start_time")
     @classmethod
     def _start(cls, v, info: ValidationInfo):
-        return check_session_start(v, info.data.get("dandi", True))
+        return check_session_start(v, info.data.get("dandi", True) and not _source_may_tell(info))
 
     @field_validator("subject")
     @classmethod
     def _subject(cls, v, info: ValidationInfo):
-        return check_subject(v, info.data.get("dandi", True))
+        return check_subject(v, info.data.get("dandi", True) and not _source_may_tell(info))
 
     @field_validator("electrode_location")
     @classmethod
     def _location(cls, v, info: ValidationInfo):
+        if v is None and _source_may_tell(info):
+            return v
         return check_location(v, info.data.get("subject")) if info.data.get("dandi", True) else v
+
+
+def _source_may_tell(info: ValidationInfo) -> bool:
+    """Whether the run's source is an NWB file, which may hold the session metadata itself."""
+    return (info.context or {}).get("recording_type") == "nwb"
 
 
 class NwbWriter(Writer):
@@ -114,6 +123,10 @@ class NwbWriter(Writer):
 
     name: ClassVar[str] = "nwb"
     Options: ClassVar[type[PluginOptions]] = NwbWriterOptions
+
+    @classmethod
+    def writes_traces(cls, options: PluginOptions) -> bool:
+        return bool(options.traces)
 
     def __init__(self, options, context=None) -> None:
         super().__init__(options, context)
@@ -133,6 +146,8 @@ class NwbWriter(Writer):
         ctx = self.context
         notes = {"hybridkit": {
             "session": getattr(ctx, "session", ""), "seed": getattr(ctx, "seed", None),
+            # spike_times and series times are start_time_s + samples / rate (the source's clock)
+            "start_time_s": float(recording.start_time_s),
             "source": {"files": [f.path.name for f in recording.files],  # no paths of this machine
                        "dtype": recording.dtype.str,
                        "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
@@ -143,10 +158,17 @@ class NwbWriter(Writer):
         else:
             notes["hybridkit"]["traces"] = {
                 "in_this_file": False,
+                # paths relative to this file's folder (the legacy writer writes them beside it);
+                # hybridkit.results.traces.open_nwb_hybrid opens them
                 "hybrid_binaries": hybrid_file_names(recording),
+                "relative_to": "the folder of this NWB file",
+                # without the legacy writer's binaries: rebuilt from the source and the plan file
+                "lazy": "hybridkit.spikeinterface.read_hybrid(<this folder>)",
                 "layout": recording.order, "dtype": recording.dtype.str,
                 "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
+                "n_samples": [int(f.n_samples) for f in recording.files],
                 "gain_to_uV": recording.gain_to_uV.tolist(),
+                "offset_to_uV": recording.offset_to_uV.tolist(),
                 "offset_bytes": [int(f.offset_bytes) for f in recording.files],
             }
         return notes
@@ -159,9 +181,10 @@ class NwbWriter(Writer):
                            getattr(ctx, "seed", 0), self._notes(recording))
 
     def begin(self, recording: Recording, out_dir: Path) -> None:
-        from hybridkit.plugins.writers.nwb.metadata import session_id_for
+        from hybridkit.plugins.writers.nwb.metadata import resolve_metadata, session_id_for
 
         self.recording = recording
+        self.options = resolve_metadata(self.options, recording)
         name = self.options.file_name or f"{session_id_for(getattr(self.context, 'session', 'hybrid'))}.nwb"
         self.path = Path(out_dir) / name
         self._start_input_identities()
@@ -202,7 +225,7 @@ class NwbWriter(Writer):
         conversion, channel_conversion, offset = conversion_for(recording)
         es = ElectricalSeries(
             name=SERIES, data=self._dataio(n, neural.size, recording.dtype), electrodes=region,
-            starting_time=0.0, rate=float(recording.sampling_rate), conversion=conversion,
+            starting_time=float(recording.start_time_s), rate=float(recording.sampling_rate), conversion=conversion,
             offset=offset, channel_conversion=channel_conversion,
             filtering="As the source recording; hybridkit adds templates and changes nothing else",
             description=f"Hybrid recording: {recording.name} with injected ground-truth units "
@@ -212,7 +235,7 @@ class NwbWriter(Writer):
         if other.size:
             nwbfile.add_acquisition(TimeSeries(
                 name=NON_NEURAL, data=self._dataio(n, other.size, recording.dtype), unit="n.a.",
-                starting_time=0.0, rate=float(recording.sampling_rate),
+                starting_time=float(recording.start_time_s), rate=float(recording.sampling_rate),
                 description=f"Columns {other.tolist()} of the source file (sync words, auxiliary "
                             "inputs), unchanged, raw values"))
         try:
