@@ -18,7 +18,7 @@ import pytest
 from hybridkit.config.run_config import load_config
 from hybridkit.example import np1_positions, write_example
 from hybridkit.run.pipeline import generate
-from hybridkit.plugins.sorters.phy import read_cluster_tsv
+from hybridkit.formats.phy_files import read_cluster_tsv
 from tests.sorter_files import rez_dict, savemat, write_jrclust_v4, write_yass
 
 N_CH = 385

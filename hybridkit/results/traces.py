@@ -79,7 +79,7 @@ def open_traces(truth: Truth) -> Traces | None:
         log.info("%s: no config.resolved.json recording section; traces unavailable", folder)
         return None
     from hybridkit.hookspecs import RunContext
-    from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+    from hybridkit.formats.hybrid_binary import hybrid_file_name
     from hybridkit.registry import get_registry
 
     def _open(sec: dict):

@@ -110,7 +110,7 @@ def _load_legacy(folder: Path) -> Truth:
     session = str(manifest.get("session") or _json(folder / "config.resolved.json").get("session") or "")
     rate = manifest.get("sampling_rate_hz")
     if rate is None and (folder / "phy" / "params.py").is_file():
-        from hybridkit.plugins.sorters.phy import read_params_py
+        from hybridkit.formats.phy_files import read_params_py
 
         rate = read_params_py(folder / "phy" / "params.py").get("sample_rate")
     n_samples = sum(int(s.get("n_samples", 0)) for s in manifest.get("sources", [])) or None
@@ -184,7 +184,7 @@ def _load_legacy(folder: Path) -> Truth:
 
 # -- phy ---------------------------------------------------------------------------------------------
 def _load_phy(folder: Path) -> Truth:
-    from hybridkit.plugins.sorters.phy import read_cluster_tsv, read_params_py
+    from hybridkit.formats.phy_files import read_cluster_tsv, read_params_py
 
     params = read_params_py(folder / "params.py") if (folder / "params.py").is_file() else {}
     if "sample_rate" not in params:

@@ -9,7 +9,8 @@ import pytest
 
 from hybridkit.errors import SortingError
 from hybridkit.model import Recording, SourceFile
-from hybridkit.plugins.sorters.phy import PhyAdapter, read_cluster_tsv, read_params_py
+from hybridkit.formats.phy_files import read_cluster_tsv, read_params_py
+from hybridkit.plugins.sorters.phy import PhyAdapter
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kilosort4_cpu_10s_32ch"
 KS4 = DATA / "kilosort4"

@@ -9,7 +9,7 @@ import pytest
 
 from hybridkit.errors import OutputError
 from hybridkit.model import GroundTruth, PlacedUnit, Plan, Recording, SourceFile, Template
-from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+from hybridkit.formats.hybrid_binary import hybrid_file_name
 from hybridkit.plugins.writers.phy import PhyWriter, dense_templates
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kilosort4_cpu_10s_32ch"

@@ -121,7 +121,7 @@ class PhyWriter(Writer):
 
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
         """Write the phy folder for ``truth.plan``; return the files written."""
-        from hybridkit.plugins.writers.legacy.writer import hybrid_file_name  # written by the legacy plugin; imported when used
+        from hybridkit.formats.hybrid_binary import hybrid_file_name
 
         recording = self.recording if self.recording is not None else truth.recording
         plan = truth.plan

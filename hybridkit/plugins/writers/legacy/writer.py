@@ -31,15 +31,10 @@ import numpy as np
 from hybridkit.formats.binio import write_block
 from hybridkit.errors import OutputError
 from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
+from hybridkit.formats.hybrid_binary import hybrid_file_name
 from hybridkit.hookspecs import Writer, hookimpl
 from hybridkit.model import GroundTruth, Recording
 from hybridkit.options import PluginOptions
-
-
-def hybrid_file_name(source: Path) -> str:
-    """``run_g0_t0.imec0.ap.bin`` -> ``run_g0_t0.imec0.ap.GT.bin`` (the predecessor's naming)."""
-    source = Path(source)
-    return f"{source.stem}.GT{source.suffix}"
 
 
 class LegacyOptions(PluginOptions):

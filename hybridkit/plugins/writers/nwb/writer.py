@@ -126,7 +126,7 @@ class NwbWriter(Writer):
 
     # ------------------------------------------------------------------------------------------
     def _notes(self, recording: Recording) -> dict:
-        from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+        from hybridkit.formats.hybrid_binary import hybrid_file_name
 
         ctx = self.context
         notes = {"hybridkit": {
