@@ -102,7 +102,7 @@ class SpikeGLXReader(SourceReader):
         return SourceFile(bin_path, size // frame, 0, first, meta_path), meta
 
     def open(self) -> Recording:
-        """Memory-map the stream; gains, sync mask and geometry from the (first) meta."""
+        """Describe the stream (read later block by block with positional reads); gains, sync mask and geometry from the (first) meta."""
         described = [self._describe(p) for p in _expand(Path(self.options.path))]
         described.sort(key=lambda fm: (fm[0].first_sample, str(fm[0].path)))
         files = [f for f, _ in described]
