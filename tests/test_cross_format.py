@@ -19,7 +19,7 @@ from hybridkit.config.run_config import load_config
 from hybridkit.example import np1_positions, write_example
 from hybridkit.run.pipeline import generate
 from hybridkit.formats.phy_files import read_cluster_tsv
-from tests.sorter_files import rez_dict, savemat, write_jrclust_v4, write_yass
+from tests.plugins.sorters.sorter_files import rez_dict, savemat, write_jrclust_v4, write_yass
 
 N_CH = 385
 

@@ -20,8 +20,8 @@ from hybridkit.example import write_example
 from hybridkit.run.pipeline import generate
 from hybridkit.plugins.writers.legacy.tables import firings_true
 
-from .helpers import config_with
-from .plugins.nwb_testutil import example_to_nwb
+from tests.helpers import config_with
+from tests.plugins.nwb_testutil import example_to_nwb
 
 N_CH = 385
 NWB_META = {"session_start_time": "2024-03-04T12:00:00+00:00", "experimenter": ["Doe, Jane"],

@@ -19,7 +19,7 @@ from hybridkit.config.run_config import validate_config
 from hybridkit.errors import ConfigError, SortingError
 from hybridkit.plugins.sorters.kilosort import KilosortAdapter
 from tests.helpers import make_recording
-from tests.sorter_files import col, rez_dict, savemat
+from tests.plugins.sorters.sorter_files import col, rez_dict, savemat
 
 TIMES = np.array([100, 40, 40, 7, 250])  # 0-based samples, unsorted as st3 may be
 UNITS = np.array([2, 0, 1, 0, 2])  # 0-based template ids

@@ -11,8 +11,9 @@ from hybridkit.errors import SortingError
 from hybridkit.model import Recording, SourceFile
 from hybridkit.formats.phy_files import read_cluster_tsv, read_params_py
 from hybridkit.plugins.sorters.phy import PhyAdapter
+from tests.conftest import DATA as TEST_DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kilosort4_cpu_10s_32ch"
+DATA = TEST_DATA / "kilosort4_cpu_10s_32ch"
 KS4 = DATA / "kilosort4"
 N_SPIKES = 1936
 LAST_TIME = 299819  # the last spike time in spike_times.npy

@@ -11,8 +11,9 @@ import pytest
 from hybridkit.errors import HybridkitError, SourceError
 from hybridkit.plugins.sources.spikeglx import SpikeGLXReader
 from hybridkit.formats.spikeglx_meta import read_meta, rewrite_meta
+from tests.conftest import DATA as TEST_DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "spikeglx"
+DATA = TEST_DATA / "spikeglx"
 IBL = DATA / "ibl-neuropixel"
 PI = DATA / "probeinterface"
 OLD_NIDQ = DATA / "jrclust_v3_old_nidq" / "sample.meta"

@@ -21,8 +21,9 @@ from hybridkit.run.motion import (
     read_spikeinterface,
     read_table,
 )
+from tests.conftest import DATA as TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "kilosort4_drift_120s_32ch"
+DATA = TEST_DATA / "kilosort4_drift_120s_32ch"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from hybridkit.errors import SortingError
 from hybridkit.plugins.sorters.jrclust import JrclustAdapter
 from hybridkit.formats.prmfile import parse_prm
 from tests.helpers import make_recording
-from tests.sorter_files import col, savemat, write_jrclust_v4
+from tests.plugins.sorters.sorter_files import col, savemat, write_jrclust_v4
 
 TIMES = np.array([10, 30, 30, 55, 80, 95])  # 0-based
 CLUSTERS = np.array([1, 0, 2, -1, 2, 1])  # 0 noise, -1 deleted

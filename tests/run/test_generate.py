@@ -20,7 +20,7 @@ from hybridkit.config.run_config import load_config
 from hybridkit.example import write_example
 from hybridkit.run.pipeline import generate
 
-from .helpers import config_with
+from tests.helpers import config_with
 
 N_CH = 385
 
