@@ -45,6 +45,11 @@ class RunContext:
     seed: int
     session: str = "hybrid"
 
+    @classmethod
+    def outside_run(cls, base_dir: Path) -> "RunContext":
+        """The context of a plugin used outside a run (``units``, ``score``, ``report``): seed 0."""
+        return cls(base_dir=Path(base_dir), rng=np.random.default_rng(0), seed=0)
+
 
 class Plugin(ABC):
     """Common shape of all plugins: a name, an Options model, construction from options."""

@@ -161,6 +161,13 @@ class Recording:
             return np.zeros((0, n), self.dtype)
         return np.concatenate(parts, axis=0)
 
+    def read_file_windows(self, index: int, starts: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` (k, n_times, n_channels) with the windows of file ``index`` that start at
+        ``starts`` (k,) samples into that file, one positional read each (samples-major files)."""
+        from hybridkit.formats.binio import read_windows
+
+        read_windows(self.fd(index), self.layout(index), starts, out)
+
     def layout(self, index: int):
         """The binio.Layout of file ``index``."""
         lay = self._layouts[index]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.errors import HybridkitError
-from hybridkit.results.truth import Truth, _json
+from hybridkit.results.truth import Truth, read_json
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +73,18 @@ def open_traces(truth: Truth) -> Traces | None:
             log.info("%s: no ElectricalSeries with the hybrid traces", truth.path)
             return None
     folder = truth.folder
-    cfg = _json(folder / "config.resolved.json")
+    cfg = read_json(folder / "config.resolved.json")
     section = cfg.get("recording")
     if not section:
         log.info("%s: no config.resolved.json recording section; traces unavailable", folder)
         return None
-    from hybridkit.hookspecs import RunContext
+    from hybridkit.config.sections import plugin_from_section
     from hybridkit.formats.hybrid_binary import hybrid_file_name
     from hybridkit.registry import get_registry
 
     def _open(sec: dict):
-        cls = get_registry().get("source_reader", sec["type"])
-        options = cls.Options.model_validate(sec, context={"base_dir": folder})
-        ctx = RunContext(base_dir=folder, rng=np.random.default_rng(0), seed=0)
-        return cls(options, ctx).open()
+        return plugin_from_section(get_registry(), "source_reader", sec, folder,
+                                   what=f"{folder}/config.resolved.json: recording").open()
 
     # The legacy writer's files keep the source's layout and header (and SpikeGLX meta), so the
     # source's reader opens them when pointed at them: first try that (no source needed) ...

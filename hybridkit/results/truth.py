@@ -97,7 +97,8 @@ def _one(folder: Path, pattern: str, session: str = "") -> Path | None:
     return hits[0] if hits else None
 
 
-def _json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A run's JSON file (manifest, resolved config) as a dict; {} when absent; TruthError when unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError) as exc:
@@ -106,8 +107,8 @@ def _json(path: Path) -> dict:
 
 # -- legacy ------------------------------------------------------------------------------------------
 def _load_legacy(folder: Path) -> Truth:
-    manifest = _json(folder / "manifest.json")
-    session = str(manifest.get("session") or _json(folder / "config.resolved.json").get("session") or "")
+    manifest = read_json(folder / "manifest.json")
+    session = str(manifest.get("session") or read_json(folder / "config.resolved.json").get("session") or "")
     rate = manifest.get("sampling_rate_hz")
     if rate is None and (folder / "phy" / "params.py").is_file():
         from hybridkit.formats.phy_files import read_params_py

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridkit.config.sections import plugin_from_section
 from hybridkit.run import provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.selection import choose_units, write_table
@@ -142,10 +143,6 @@ def _drifting(plan: Plan, motion_cfg, recording: Recording, rng: np.random.Gener
     return plan
 
 
-def _instantiate(reg: Registry, kind: str, options, ctx: RunContext):
-    return reg.get(kind, options.type)(options, ctx)
-
-
 def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     """Run a validated config end to end and return what was written."""
     reg = reg or get_registry()
@@ -165,16 +162,16 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
 
     blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
+        recording = plugin_from_section(reg, "source_reader", cfg.recording, cfg.base_dir, ctx).open()
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
-        writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
+        writers = [plugin_from_section(reg, "writer", w, cfg.base_dir, ctx) for w in cfg.writers]
         for w in writers:
             w.begin(recording, staging)
             begun.append(w)
-        sorting = (_instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
+        sorting = (plugin_from_section(reg, "sorter_adapter", cfg.sorting, cfg.base_dir, ctx).load(recording)
                    if cfg.sorting is not None else None)
-        source = _instantiate(reg, "template_source", cfg.templates, ctx)
+        source = plugin_from_section(reg, "template_source", cfg.templates, cfg.base_dir, ctx)
         selection_files: list[Path] = []
         if source.uses_sorting_units:
             unit_ids, selection = choose_units(sorting, cfg.units, recording, seed,

@@ -241,19 +241,17 @@ def _open_recording(arg: Path, reg, base_dir: Path):
     Returns (recording, config or None).
     """
     from hybridkit.config.run_config import load_config
+    from hybridkit.config.sections import plugin_from_section
     from hybridkit.errors import ConfigError
-    from hybridkit.hookspecs import RunContext
 
     arg = Path(arg)
-    ctx = RunContext(base_dir=base_dir, rng=np.random.default_rng(0), seed=0)
     if arg.suffix.lower() in (".json", ".yaml", ".yml"):
         cfg = load_config(arg, reg)
-        return reg.get("source_reader", cfg.recording.type)(cfg.recording, ctx).open(), cfg
+        return plugin_from_section(reg, "source_reader", cfg.recording, base_dir).open(), cfg
     if arg.suffix.lower() in (".bin", ".meta") and arg.with_suffix(".meta").is_file():
-        cls = reg.get("source_reader", "spikeglx")
-        opts = cls.Options.model_validate({"type": "spikeglx", "path": str(arg.with_suffix(".bin"))},
-                                          context={"base_dir": base_dir})
-        return cls(opts, ctx).open(), None
+        section = {"type": "spikeglx", "path": str(arg.with_suffix(".bin"))}
+        return plugin_from_section(reg, "source_reader", section, base_dir,
+                                   what=f"--recording {arg}").open(), None
     raise ConfigError(f"--recording {arg}: expected a run config (.json/.yaml) whose recording "
                       "section is used, or a SpikeGLX .bin/.meta")
 
@@ -271,9 +269,9 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
     """
     from pydantic import ValidationError
 
-    from hybridkit.config.run_config import UnitsConfig, _detect_sorting
+    from hybridkit.config.run_config import UnitsConfig
+    from hybridkit.config.sections import load_sorting, plugin_from_section
     from hybridkit.errors import ConfigError, SortingError
-    from hybridkit.hookspecs import RunContext
     from hybridkit.registry import get_registry
 
     reg = reg or get_registry()
@@ -291,22 +289,15 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
                               "recording's snippets; give the recording too (--recording ...)")
         Highpass.for_recording(highpass_hz, rec.sampling_rate, field="--highpass-hz")
     elif cfg is not None:  # measure in the band the run's templates use
-        highpass_hz = reg.get("template_source", cfg.templates.type)(cfg.templates, RunContext(
-            base_dir=base_dir, rng=np.random.default_rng(0), seed=0)).highpass_hz
-    stype = sorting_type or _detect_sorting(str(path), reg, "hybridkit units", base_dir)
-    cls = reg.get("sorter_adapter", stype)
-    if cfg is not None and cfg.sorting is not None and cfg.sorting.type == stype and \
-            Path(cfg.sorting.path).resolve() == path.resolve():
-        options = cfg.sorting
-    else:
-        try:
-            options = cls.Options.model_validate({"type": stype, "path": str(path)},
-                                                 context={"base_dir": base_dir})
-        except ValidationError as exc:
-            raise ConfigError(f"hybridkit units: sorter adapter {stype!r} cannot take just a path "
-                              f"({exc.errors()[0]['msg']}); use a run config") from None
-    ctx = RunContext(base_dir=base_dir, rng=np.random.default_rng(0), seed=0)
-    sorting = cls(options, ctx).load(rec)
+        highpass_hz = plugin_from_section(reg, "template_source", cfg.templates, base_dir).highpass_hz
+    # the run config's own sorting section when it names this path (it may hold more options)
+    same = (cfg is not None and cfg.sorting is not None
+            and (sorting_type is None or cfg.sorting.type == sorting_type)
+            and Path(cfg.sorting.path).resolve() == path.resolve())
+    stype, sorting = load_sorting(path, sorting_type or (cfg.sorting.type if same else None),
+                                  base_dir=base_dir, recording=rec,
+                                  options=cfg.sorting if same else None,
+                                  what="hybridkit units", reg=reg)
 
     fs = rec.sampling_rate if rec is not None else (sampling_rate or sorting.sampling_rate)
     if not fs:

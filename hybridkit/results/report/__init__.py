@@ -34,14 +34,14 @@ TRACE_CHANNELS = 12
 
 def _source_sorting(truth: Truth):
     """The source sorting named in config.resolved.json, or None."""
-    from hybridkit.results.scoring import load_sorting
-    from hybridkit.results.truth import _json
+    from hybridkit.config.sections import load_sorting
+    from hybridkit.results.truth import read_json
 
-    section = _json(truth.folder / "config.resolved.json").get("sorting") or {}
+    section = read_json(truth.folder / "config.resolved.json").get("sorting") or {}
     if not section.get("path"):
         return None
     try:
-        return load_sorting(section["path"], section.get("type"))
+        return load_sorting(section["path"], section.get("type"))[1]
     except Exception as exc:  # the report still works without it
         log.info("source sorting %s not readable (%s); source panels show the template only",
                  section.get("path"), exc)

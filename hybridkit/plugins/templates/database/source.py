@@ -272,6 +272,9 @@ class TemplateDatabase(TemplateSource):
     name: ClassVar[str] = "template_database"
     Options: ClassVar[type[PluginOptions]] = DatabaseOptions
     uses_sorting_units: ClassVar[bool] = False
+    #: ``hybridkit templates list`` finds this through the registry, so the command line never
+    #: imports the plugin module
+    list_templates = staticmethod(list_templates)
 
     def _rng(self) -> np.random.Generator:
         return self.context.rng if self.context is not None else np.random.default_rng(0)
