@@ -1,11 +1,25 @@
 """hybridkit: hybrid ground-truth data for spike sorting.
 
-The public API; everything else is internal. Plugin authors need ``hookimpl``, the base classes
-and the data model; users of the library need ``load_config`` and ``generate``.
+The public API; everything else is internal. Plugin authors need ``hookimpl``, the base classes,
+the data model and the error classes (raise the subclass of :class:`HybridkitError` that names
+what is wrong: the CLI prints its message in one line and exits 2); users of the library need
+``load_config`` and ``generate``.
 """
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from hybridkit.errors import HybridkitError
+from hybridkit.errors import (
+    ConfigError,
+    HybridkitError,
+    OutputError,
+    PlacementError,
+    PlanError,
+    PluginError,
+    SortingError,
+    SourceError,
+    TemplateError,
+    TruthError,
+    UnitSelectionError,
+)
 from hybridkit.hookspecs import RunContext, SorterAdapter, SourceReader, TemplateSource, Writer, hookimpl
 from hybridkit.model import (
     GroundTruth,
@@ -40,8 +54,9 @@ def generate(config):
 
 
 __all__ = [
-    "ConfigPath", "GroundTruth", "HybridkitError", "Plan", "PlacedUnit", "PluginOptions",
-    "Recording", "RunContext", "SorterAdapter", "Sorting", "SourceFile", "SourceReader",
-    "Template", "TemplateBank", "TemplateSource", "Writer", "__version__", "generate",
-    "hookimpl", "load_config",
+    "ConfigError", "ConfigPath", "GroundTruth", "HybridkitError", "OutputError", "Plan",
+    "PlacedUnit", "PlacementError", "PlanError", "PluginError", "PluginOptions", "Recording",
+    "RunContext", "SorterAdapter", "Sorting", "SortingError", "SourceError", "SourceFile",
+    "SourceReader", "Template", "TemplateBank", "TemplateError", "TemplateSource", "TruthError",
+    "UnitSelectionError", "Writer", "__version__", "generate", "hookimpl", "load_config",
 ]

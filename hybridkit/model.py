@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from hybridkit.errors import SourceError
+from hybridkit.errors import SortingError, SourceError, TemplateError
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ class Sorting:
         self.spike_units = np.asarray(self.spike_units, dtype=np.int64).ravel()
         self.unit_ids = np.asarray(self.unit_ids, dtype=np.int64).ravel()
         if self.spike_times.shape != self.spike_units.shape:
-            raise ValueError(
+            raise SortingError(
                 f"spike_times {self.spike_times.shape} and spike_units {self.spike_units.shape} differ"
             )
 
@@ -278,7 +278,7 @@ class Template:
         self.channels = np.asarray(self.channels, dtype=np.int64)
         self.position = np.asarray(self.position, dtype=np.float64)
         if self.waveform.ndim != 2 or self.waveform.shape[1] != self.channels.size:
-            raise ValueError(
+            raise TemplateError(
                 f"template of unit {self.unit_id}: waveform {self.waveform.shape} does not match "
                 f"{self.channels.size} channels"
             )

@@ -168,3 +168,32 @@ def test_a_bad_return_fails_that_plugin_only(tmp_path, monkeypatch, returned):
     names = reg.names("writer")
     assert "badret" not in names and "after" in names and "legacy" in names
     assert {"spikeglx", "binary"} <= set(reg.names("source_reader"))
+
+
+# -- the public API ------------------------------------------------------------------------------------
+def test_public_api_names_are_importable_and_export_every_error_class():
+    import inspect
+
+    import hybridkit
+    from hybridkit import errors
+
+    for name in hybridkit.__all__:
+        assert hasattr(hybridkit, name), name
+    tree = {name for name, obj in vars(errors).items()
+            if inspect.isclass(obj) and issubclass(obj, errors.HybridkitError)}
+    assert len(tree) >= 10
+    assert tree <= set(hybridkit.__all__), tree - set(hybridkit.__all__)
+    for name in tree:
+        assert getattr(hybridkit, name) is getattr(errors, name)
+    assert len(hybridkit.__all__) == len(set(hybridkit.__all__))
+
+
+def test_every_error_class_is_documented_for_plugin_authors():
+    import inspect
+
+    from hybridkit import errors
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    for name, obj in vars(errors).items():
+        if inspect.isclass(obj) and issubclass(obj, errors.HybridkitError):
+            assert f"| `{name}` |" in doc, name

@@ -13,7 +13,7 @@ import numpy as np
 from hybridkit.config.run_config import InjectionConfig
 from hybridkit.engine import placement as place_mod
 from hybridkit.engine import trains as trains_mod
-from hybridkit.errors import HybridkitError, PlacementError
+from hybridkit.errors import ConfigError, PlacementError, PlanError
 from hybridkit.model import PlacedUnit, Plan, Recording, Sorting, TemplateBank
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def unit_train(
     if tcfg.mode == "poisson":
         return trains_mod.poisson_train(tcfg.rate_hz, fs, refractory, lo, hi, rng)
     if sorting is None:
-        raise HybridkitError(f"unit {uid}: injection.trains.mode \"source\" needs a sorting; "
+        raise ConfigError(f"unit {uid}: injection.trains.mode \"source\" needs a sorting; "
                              "use mode \"poisson\" with rate_hz")
     jitter = tcfg.jitter_ms * 1e-3 * fs
     return trains_mod.jittered_train(sorting.times_of(uid), jitter, refractory, lo, hi, rng)
@@ -103,6 +103,6 @@ def build_plan(
     plan = Plan(units=units, times=np.concatenate(times), unit_index=np.concatenate(index),
                 gains=np.concatenate(gains))
     if plan.n_events == 0:
-        raise HybridkitError("the plan has no events: every injected train is empty (check "
+        raise PlanError("the plan has no events: every injected train is empty (check "
                              "injection.trains and that the units have spikes inside the recording)")
     return plan, skipped
