@@ -214,7 +214,6 @@ class RunConfigBase(StrictModel):
 SECTIONS = {"recording": "source_reader", "sorting": "sorter_adapter",
             "templates": "template_source", "writers": "writer"}
 DEFAULT_TYPES = {"templates": "local"}
-DEFAULT_WRITERS = [{"type": "legacy"}]
 
 
 def _union(reg: Registry, kind: str):

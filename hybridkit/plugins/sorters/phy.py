@@ -1,6 +1,6 @@
 """Sorter adapter ``phy``: a phy folder as written by Kilosort 2-4, phy itself, or any exporter.
 
-The folder's files (see docs/formats, "phy / phylib"):
+The folder's files (as phylib reads them):
 
 * ``spike_times.npy``: samples, 0-based, non-decreasing. MATLAB Kilosort writes uint64 (N, 1)
   Fortran-ordered columns, Kilosort4 int64 (N,); both are raveled.

@@ -4,7 +4,8 @@ The ``.meta`` parsing (gains, saved channels, geometry) lives in spikeglx_meta.p
 
 The ``.bin`` is headerless little-endian int16, samples-major, ``nSavedChans`` words per sample
 (sync words included). Gains come from the ``.meta`` (imroTbl / fixed NP2 gains), geometry from
-``probeinterface.read_spikeglx``. See FORMATS.md section 1 for the pitfalls handled here.
+``probeinterface.read_spikeglx``; the meta's pitfalls are handled in
+:mod:`hybridkit.formats.spikeglx_meta`.
 """
 from __future__ import annotations
 

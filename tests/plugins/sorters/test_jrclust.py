@@ -1,4 +1,4 @@
-"""The ``jrclust`` adapter on JRCLUST v4 _res.mat + .prm and v3 _jrc.mat built to FORMATS.md section 4.
+"""The ``jrclust`` adapter on JRCLUST v4 _res.mat + .prm and v3 _jrc.mat built to the formats JRCLUST writes.
 
 Index bases, per field: spikeTimes / viTime_spk 1-based samples (-1 at the adapter); spikeSites /
 viSite_spk / clusterSites / siteMap / viSite2Chan / miSites 1-based; spikeClusters / S_clu.viClu

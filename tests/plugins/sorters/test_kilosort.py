@@ -1,4 +1,4 @@
-"""The ``kilosort`` adapter on rez.mat files built to FORMATS.md section 2a.
+"""The ``kilosort`` adapter on rez.mat files built to the layout MATLAB KiloSort saves.
 
 Index bases, per field: st3(:,1) spike sample, taken as is (rezToPhy writes it unchanged as phy's
 0-based spike_times); st3(:,2) template, 1-based (unit id = value - 1, as phy shows it);

@@ -29,7 +29,7 @@ SI_UNREADABLE = {
     "sampleNP2.4_4shanks_g0_t0.imec.ap.meta",
 }
 
-# hand-computed from FORMATS.md: imAiRangeMax / imMaxInt / gain * 1e6
+# hand-computed from the meta: imAiRangeMax / imMaxInt / gain * 1e6
 NP1_AP = 0.6 / 512 / 500 * 1e6  # 2.34375
 NP1_LF = 0.6 / 512 / 250 * 1e6  # 4.6875
 NP2_80 = 0.5 / 8192 / 80 * 1e6  # 0.762939453125

@@ -1,6 +1,6 @@
 """Source reader ``nwb``: an ElectricalSeries from an NWB (HDF5) file: local, streamed, or on DANDI.
 
-What is read (FORMATS.md section 6, NWB.md):
+What is read (see docs/nwb.md):
 
 * the ElectricalSeries, chosen by ``electrical_series_path`` when the file holds several (an error
   lists them otherwise); its ``data`` must be (time, channel), as NWB requires;

@@ -4,7 +4,7 @@ DANDI's inspector (``nwbinspector --config dandi``) makes these CRITICAL: a Subj
 ``subject_id`` (no ``/``), a ``species`` as a Latin binomial or an NCBITaxon IRI, a ``sex`` in
 M/F/U/O, an ISO-8601 ``age`` or a ``date_of_birth``; a ``session_id`` without ``/``. They are
 validated here, when the config is loaded, so a bad value fails in a second, not after the traces
-are written (NWB.md section 1.3).
+are written.
 """
 from __future__ import annotations
 
