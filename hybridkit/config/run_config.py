@@ -19,7 +19,7 @@ from hybridkit.config.explain import PLUGIN_TAGS, explain
 from hybridkit.config.sections import detect_sorter_type
 from hybridkit.errors import ConfigError
 from hybridkit.run.motion import MotionConfig
-from hybridkit.options import ConfigPath, StrictModel
+from hybridkit.options import ConfigPath, StrictModel, check_min_max
 from hybridkit.registry import Registry, get_registry
 
 # ---------------------------------------------------------------------------------------------
@@ -147,8 +147,7 @@ class AmplitudeConfig(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        check_min_max(self.min, self.max)
         return self
 
 
