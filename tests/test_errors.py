@@ -40,7 +40,8 @@ def test_plan_with_no_events_is_a_plan_error(tmp_path):
     rec = make_recording(tmp_path, np.zeros((3000, 4), np.int16))
     tpl = make_template(1, [0, 1, 2], positions=rec.channel_positions)
     sorting = Sorting(spike_times=[5, 2990], spike_units=[1, 1], unit_ids=[1])  # both at the edges
-    cfg = InjectionConfig.model_validate({"trains": {"mode": "source"}, "placement": {"mode": "channel_offset", "channel_offset": 0}})
+    cfg = InjectionConfig.model_validate({"trains": {"mode": "source"},
+                                          "placement": {"mode": "channel_offset", "channel_offset": 0}})
     rngs = {k: np.random.default_rng(0) for k in ("placement", "trains", "amplitude")}
     with pytest.raises(PlanError, match="the plan has no events"):
         build_plan(_bank(rec, tpl), [1], rec, sorting, cfg, rngs, first_new_id=100)
@@ -49,7 +50,8 @@ def test_plan_with_no_events_is_a_plan_error(tmp_path):
 def test_source_trains_without_a_sorting_is_a_config_error(tmp_path):
     rec = make_recording(tmp_path, np.zeros((3000, 4), np.int16))
     tpl = make_template(1, [0, 1, 2], positions=rec.channel_positions)
-    cfg = InjectionConfig.model_validate({"trains": {"mode": "source"}, "placement": {"mode": "channel_offset", "channel_offset": 0}})
+    cfg = InjectionConfig.model_validate({"trains": {"mode": "source"},
+                                          "placement": {"mode": "channel_offset", "channel_offset": 0}})
     rngs = {k: np.random.default_rng(0) for k in ("placement", "trains", "amplitude")}
     with pytest.raises(ConfigError, match='injection.trains.mode "source" needs a sorting'):
         build_plan(_bank(rec, tpl), [1], rec, None, cfg, rngs, first_new_id=100)

@@ -1,7 +1,6 @@
 """engine/relocate.py: a template placed on another probe keeps its peak, at the requested place."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

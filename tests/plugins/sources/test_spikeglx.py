@@ -9,6 +9,7 @@ import probeinterface as pi
 import pytest
 
 from hybridkit.errors import HybridkitError, SourceError
+from hybridkit.model import Recording
 from hybridkit.plugins.sources.spikeglx import SpikeGLXReader
 from hybridkit.formats.spikeglx_meta import read_meta, rewrite_meta
 from tests.conftest import DATA as TEST_DATA
