@@ -197,3 +197,50 @@ def test_every_error_class_is_documented_for_plugin_authors():
     for name, obj in vars(errors).items():
         if inspect.isclass(obj) and issubclass(obj, errors.HybridkitError):
             assert f"| `{name}` |" in doc, name
+
+
+# -- every hook of the contract: documented, and a plugin implementing it is registered --------------
+def _spec_hooks() -> list[str]:
+    from hybridkit.hookspecs import HybridkitSpec
+
+    return sorted(name for name in vars(HybridkitSpec) if name.startswith("hybridkit_"))
+
+
+def test_hook_table_matches_the_specification():
+    from hybridkit.hookspecs import HOOKS
+
+    assert sorted(HOOKS) == _spec_hooks()
+
+
+@pytest.mark.parametrize("hook", _spec_hooks())
+def test_every_hook_is_documented_for_plugin_authors(hook):
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    assert f"`{hook}`" in doc
+
+
+@pytest.mark.parametrize("hook", _spec_hooks())
+def test_every_hook_registers_its_kind(tmp_path, monkeypatch, hook):
+    from hybridkit.hookspecs import HOOKS
+
+    kind, base = HOOKS[hook]
+    module = _module(tmp_path, monkeypatch, f"hk_each_{kind}", f"""
+        from typing import Literal
+        from hybridkit import hookimpl, PluginOptions, {base.__name__}
+
+        class Opts(PluginOptions):
+            type: Literal["probe_{kind}"] = "probe_{kind}"
+
+        class P({base.__name__}):
+            name = "probe_{kind}"
+            Options = Opts
+
+        @hookimpl
+        def {hook}():
+            return [P]
+        """)
+    reg = build_registry(extra_modules=(module,), entry_points_too=False)
+    assert not reg.failures, reg.failures
+    info = reg.plugins[kind][f"probe_{kind}"]
+    assert info.kind == kind and issubclass(info.cls, base) and info.module == module
+    others = [k for k in reg.plugins if k != kind]
+    assert all(f"probe_{kind}" not in reg.plugins[k] for k in others)

@@ -18,6 +18,7 @@ from hybridkit.plugins.sorters.jrclust import JrclustAdapter
 from hybridkit.formats.prmfile import parse_prm
 from tests.helpers import make_recording
 from tests.plugins.sorters.sorter_files import col, savemat, write_jrclust_v4
+from tests.plugins.sorters.compliance import assert_sorting_conventions
 
 TIMES = np.array([10, 30, 30, 55, 80, 95])  # 0-based
 CLUSTERS = np.array([1, 0, 2, -1, 2, 1])  # 0 noise, -1 deleted
@@ -40,10 +41,10 @@ def load(path, **opts):
 def test_v4_fields_and_index_bases(tmp_path, version):
     wf = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)  # (clusters, samples, sites)
     s = load(_write(tmp_path, mean_wf=wf, version=version))
+    assert_sorting_conventions(s, unit_ids=[0, 1, 2], labels={0: "noise", 1: "single", 2: "multi"},
+                               fmt="jrclust", n_samples=100, n_channels=5)
     assert s.spike_times.tolist() == [10, 30, 30, 80, 95]  # spikeTimes - 1, deleted spike dropped
     assert s.spike_units.tolist() == [1, 0, 2, 2, 1]
-    assert s.unit_ids.tolist() == [0, 1, 2]
-    assert s.labels == {0: "noise", 1: "single", 2: "multi"}
     assert s.sampling_rate == 25000.0
     assert s.channel_map.tolist() == [0, 1, 3]  # siteMap - 1
     assert s.channel_positions.tolist() == SITE_LOC.tolist()

@@ -19,6 +19,7 @@ from hybridkit.errors import SortingError
 from hybridkit.plugins.sorters.yass import YassAdapter, read_geometry, read_yass_config
 from tests.conftest import DATA
 from tests.helpers import make_recording
+from tests.plugins.sorters.compliance import assert_sorting_conventions
 
 YASS = DATA / "yass"
 PHY = YASS / "10chan" / "phy_export"
@@ -47,9 +48,10 @@ def load(path, **opts):
 def test_real_10chan_sample(tmp_path):
     s = load(project(tmp_path))
     times, clusters = np.load(PHY / "spike_times.npy"), np.load(PHY / "spike_clusters.npy")
+    assert_sorting_conventions(s, unit_ids=range(29), labels={}, fmt="yass",
+                               n_samples=int(times.max()) + 1, n_channels=10)
     assert s.spike_times.size == 60161
     assert np.array_equal(s.spike_times, times) and np.array_equal(s.spike_units, clusters)
-    assert s.unit_ids.tolist() == list(range(29))
     assert s.sampling_rate == 20000.0
     assert s.templates.shape == (29, 101, 10)
     np.testing.assert_array_equal(s.templates, np.load(PHY / "templates.npy"))
