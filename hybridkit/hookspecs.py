@@ -18,6 +18,7 @@ Built-in plugins are registered exactly like third-party ones (see :mod:`hybridk
 """
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,40 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+def named_stream(seed: int, name: str) -> np.random.Generator:
+    """The run's random stream for one consumer, derived from the run seed and the consumer's name.
+
+    ``SeedSequence(seed, spawn_key=(crc32(name),))``: a stream depends on (seed, name) alone, so a
+    consumer added, removed or drawing more numbers never shifts another's. Stages use their
+    stage name (``placement``, ``trains``, ...), plugins ``<kind>:<name>`` (see RunContext).
+    """
+    key = zlib.crc32(name.encode("utf-8"))
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(key,)))
+
+
 @dataclass
 class RunContext:
-    """What every plugin may use from the run: where the config lives, the seeded generator."""
+    """What every plugin may use from the run: where the config lives, its own seeded generator.
+
+    ``rng`` is the plugin's own stream of the run seed (``named_stream(seed, "<kind>:<name>")``):
+    draw every random number from it, or from :meth:`stream` for separate needs, so a run is
+    reproduced by its seed and one plugin's draws never move another's.
+    """
 
     base_dir: Path
     rng: np.random.Generator
     seed: int
     session: str = "hybrid"
+
+    @classmethod
+    def for_plugin(cls, base_dir: Path, seed: int, session: str, kind: str, name: str) -> "RunContext":
+        """The context of plugin ``name`` of ``kind`` in a run: its own named stream of ``seed``."""
+        return cls(base_dir=Path(base_dir), rng=named_stream(seed, f"{kind}:{name}"), seed=int(seed),
+                   session=session)
+
+    def stream(self, name: str) -> np.random.Generator:
+        """A further stream of the run seed, by name (e.g. ``"writer:nwb:noise"``)."""
+        return named_stream(self.seed, name)
 
     @classmethod
     def outside_run(cls, base_dir: Path) -> "RunContext":

@@ -24,15 +24,16 @@ from hybridkit.config.sections import plugin_from_section
 from hybridkit.run import provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.selection import choose_units, write_table
-from hybridkit.hookspecs import RunContext, Writer
+from hybridkit.hookspecs import RunContext, Writer, named_stream
 from hybridkit.model import GroundTruth, Plan, Recording
 from hybridkit.run.planning import build_plan
 from hybridkit.registry import Registry, get_registry
 
 log = logging.getLogger(__name__)
 
-#: child generators spawned from the run seed, one per stage, in this fixed order
-RNG_STREAMS = ("templates", "placement", "trains", "amplitude", "motion")
+#: the stages' random streams, each derived from the run seed by its name (hookspecs.named_stream);
+#: plugins get their own ("<kind>:<name>") through RunContext.for_plugin
+RNG_STREAMS = ("placement", "trains", "amplitude", "motion")
 
 
 @dataclass
@@ -148,9 +149,12 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     reg = reg or get_registry()
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     session = cfg.session or f"hybrid-{seed}"
-    seq = np.random.SeedSequence(seed)
-    rngs = {name: np.random.default_rng(s) for name, s in zip(RNG_STREAMS, seq.spawn(len(RNG_STREAMS)))}
-    ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
+    rngs = {name: named_stream(seed, name) for name in RNG_STREAMS}
+
+    def plugin(kind: str, section):
+        ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type)
+        return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
+
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
 
     out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
@@ -162,16 +166,16 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
 
     blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        recording = plugin_from_section(reg, "source_reader", cfg.recording, cfg.base_dir, ctx).open()
+        recording = plugin("source_reader", cfg.recording).open()
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
-        writers = [plugin_from_section(reg, "writer", w, cfg.base_dir, ctx) for w in cfg.writers]
+        writers = [plugin("writer", w) for w in cfg.writers]
         for w in writers:
             w.begin(recording, staging)
             begun.append(w)
-        sorting = (plugin_from_section(reg, "sorter_adapter", cfg.sorting, cfg.base_dir, ctx).load(recording)
+        sorting = (plugin("sorter_adapter", cfg.sorting).load(recording)
                    if cfg.sorting is not None else None)
-        source = plugin_from_section(reg, "template_source", cfg.templates, cfg.base_dir, ctx)
+        source = plugin("template_source", cfg.templates)
         selection_files: list[Path] = []
         if source.uses_sorting_units:
             unit_ids, selection = choose_units(sorting, cfg.units, recording, seed,

@@ -19,6 +19,7 @@ import numpy as np
 from hybridkit.engine.filtering import Highpass
 from hybridkit.engine.quality import UnitMetrics, compute_metrics
 from hybridkit.errors import UnitSelectionError
+from hybridkit.hookspecs import named_stream
 from hybridkit.model import Recording, Sorting
 
 #: the columns of the selection table, in order
@@ -28,8 +29,6 @@ COLUMNS = ("unit_id", "label", "n_spikes", "firing_rate_hz", "isi_violations", "
 #: the criteria in the order they are applied
 CRITERIA = ("label", "min_firing_rate_hz", "max_contamination", "min_presence_ratio",
             "min_amplitude_uV", "min_snr", "max_count")
-#: a constant mixed into the run seed so unit selection has its own random stream
-_SELECTION_STREAM = 0x5E1EC7
 
 
 @dataclass
@@ -117,7 +116,7 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
     _apply(rows, cheap)
     if recording is not None and (needs_rec or all_amplitudes):
         todo = [r.unit_id for r in rows if r.selected or all_amplitudes]
-        rng = np.random.default_rng([int(seed), _SELECTION_STREAM])
+        rng = named_stream(seed, "selection")  # the run's table and `hybridkit units` agree
         band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
         amp = compute_metrics({u: trains[u] for u in todo}, fs, n_samples, recording=recording, rng=rng,
                               refractory_ms=units.refractory_ms, censored_ms=units.censored_ms,
