@@ -138,3 +138,13 @@ def test_allowed_imports_pass(tmp_path):
         "from hybridkit.plugins.sorters.common import check_times\nfrom hybridkit.formats.phy_files import load_npy\n")
     (root / "engine" / "ok.py").write_text("from hybridkit.model import Plan\nfrom hybridkit.engine import ok\n")
     assert violations(root) == []
+
+
+def test_the_map_in_docs_architecture_names_every_module():
+    """docs/architecture.md is the map of the code: a module added without a line there fails."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    start = doc.index("```\nhybridkit/")
+    block = doc[start:doc.index("```", start + 3)]
+    missing = [str(p.relative_to(PACKAGE.parent)) for p in sorted(PACKAGE.rglob("*.py"))
+               if (p.parent.name + "/" if p.name == "__init__.py" else p.name) not in block]
+    assert missing == []
