@@ -31,7 +31,7 @@ from hybridkit.model import (
     Template,
     TemplateBank,
 )
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import ConfigPath, InputFile, InputFolder, InputPath, PluginOptions
 
 try:
     __version__ = _version("hybridkit")
@@ -54,9 +54,10 @@ def generate(config):
 
 
 __all__ = [
-    "ConfigError", "ConfigPath", "GroundTruth", "HybridkitError", "OutputError", "Plan",
-    "PlacedUnit", "PlacementError", "PlanError", "PluginError", "PluginOptions", "Recording",
-    "RunContext", "SorterAdapter", "Sorting", "SortingError", "SourceError", "SourceFile",
-    "SourceReader", "Template", "TemplateBank", "TemplateError", "TemplateSource", "TruthError",
-    "UnitSelectionError", "Writer", "__version__", "generate", "hookimpl", "load_config",
+    "ConfigError", "ConfigPath", "GroundTruth", "HybridkitError", "InputFile", "InputFolder",
+    "InputPath", "OutputError", "Plan", "PlacedUnit", "PlacementError", "PlanError", "PluginError",
+    "PluginOptions", "Recording", "RunContext", "SorterAdapter", "Sorting", "SortingError",
+    "SourceError", "SourceFile", "SourceReader", "Template", "TemplateBank", "TemplateError",
+    "TemplateSource", "TruthError", "UnitSelectionError", "Writer", "__version__", "generate",
+    "hookimpl", "load_config",
 ]

@@ -46,10 +46,12 @@ def _cmd_config_schema(args) -> int:
 
 
 def _cmd_config_check(args) -> int:
+    from hybridkit.config.input_paths import check_input_paths
     from hybridkit.config.run_config import load_config
 
     cfg = load_config(args.config)
-    print(f"{args.config}: valid (recording: {cfg.recording.type}, sorting: {cfg.sorting.type if cfg.sorting else 'none'}, "
+    n_paths = check_input_paths(cfg, str(args.config))
+    print(f"{args.config}: valid, {n_paths} input path(s) found (recording: {cfg.recording.type}, sorting: {cfg.sorting.type if cfg.sorting else 'none'}, "
           f"templates: {cfg.templates.type}, writers: {', '.join(w.type for w in cfg.writers)})")
     return 0
 
@@ -87,15 +89,19 @@ def _cmd_units(args) -> int:
                 "min_amplitude_uV": args.min_amplitude, "min_snr": args.min_snr,
                 "max_count": args.max_count, "rank_by": args.rank_by,
                 "refractory_ms": args.refractory_ms, "censored_ms": args.censored_ms,
-                "presence_bin_s": args.presence_bin_s}
+                "presence_bin_s": args.presence_bin_s, "keep_duplicates": args.keep_duplicates}
     report = units_report(args.sorting, args.type, args.recording, args.sampling_rate, criteria,
                           highpass_hz=args.highpass_hz)
     n_sel = sum(r.selected for r in report.rows)
     band = f"; amplitude/SNR high-passed at {report.highpass_hz:g} Hz" if report.highpass_hz else ""
+    run = (f"; the run's selection and placement (seed {report.run_seed})"
+           if report.run_seed is not None else "")
     print(f"# {report.sorting.path} ({report.sorting_type}): {len(report.rows)} units, "
           f"{report.fs:.10g} Hz, {report.n_samples / report.fs:.3f} s (duration from the "
-          f"{report.duration_from}); {n_sel} pass{band}")
+          f"{report.duration_from}); {n_sel} {'chosen' if run else 'pass'}{run}{band}")
     print(format_table(report.rows))
+    for note in report.notes:
+        print(f"# note: {note}")
     if args.csv:
         write_table(report.rows, args.csv)
     return 0
@@ -130,7 +136,8 @@ def _cmd_score(args) -> int:
     from hybridkit.results.scoring import ScoreSettings, score, summary_text
 
     settings = ScoreSettings(tolerance_ms=args.tolerance_ms, match_score=args.match_score,
-                             well_detected_score=args.well_detected_score)
+                             well_detected_score=args.well_detected_score,
+                             exclude_source_units=args.exclude_source_units)
     result = score(args.output_dir, args.sorting, args.type, settings, out_dir=args.out,
                    signal_metrics=not args.no_signal)
     print(summary_text(result))
@@ -169,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--markdown", action="store_true",
                    help="print the configuration reference (built-in plugins) as Markdown instead")
     c.set_defaults(func=_cmd_config_schema)
-    c = csub.add_parser("check", help="validate a config without doing any work")
+    c = csub.add_parser("check", help="validate a config and check that its input files and "
+                        "folders exist, without doing any work")
     c.add_argument("config", type=Path)
     c.set_defaults(func=_cmd_config_check)
 
@@ -185,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "*_res.mat, YASS folder, ...)")
     p.add_argument("--type", help="sorter adapter (default: detected from the path)")
     p.add_argument("--recording", type=Path, metavar="CONFIG_OR_BIN",
-                   help="a run config (its recording, units criteria and seed are used) or a "
-                   "SpikeGLX .bin; needed for amplitude/SNR and the true duration")
+                   help="a run config (with its own sorting: the table and placement generate "
+                   "will produce, from its units, seed and templates) or a SpikeGLX .bin; needed "
+                   "for amplitude/SNR, duplicates and the true duration")
     p.add_argument("--sampling-rate", type=float, metavar="HZ",
                    help="for formats that do not state it, when no --recording is given")
     p.add_argument("--label", nargs="+", help="keep units with this sorter label (e.g. good)")
@@ -199,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-count", type=int, help="keep at most this many, best by --rank-by")
     p.add_argument("--rank-by", choices=["snr", "amplitude_uV", "firing_rate_hz", "presence_ratio",
                                          "contamination"])
+    p.add_argument("--keep-duplicates", action="store_true", default=None,
+                   help="keep both units of a duplicate pair (units.keep_duplicates)")
     p.add_argument("--refractory-ms", type=float, help="refractory period (default 1.5 ms)")
     p.add_argument("--censored-ms", type=float, help="censored period (default 0 ms)")
     p.add_argument("--presence-bin-s", type=float, help="presence-ratio bin (default 60 s)")
@@ -239,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="minimum agreement for a ground-truth unit to be matched (default 0.5)")
     p.add_argument("--well-detected-score", type=float, default=0.8,
                    help="agreement above which a unit is well detected (default 0.8)")
+    p.add_argument("--exclude-source-units", action="store_true",
+                   help="do not count the sorted units that are the injected units' own source "
+                   "neurons as redundant or false positive (docs/scoring.md)")
     p.add_argument("--no-signal", action="store_true",
                    help="skip template similarity and SNR (they read the hybrid recording)")
     p.add_argument("-o", "--out", type=Path,

@@ -4,12 +4,15 @@ Every plugin declares a pydantic ``Options`` model deriving from :class:`PluginO
 ``type`` field is ``Literal[<plugin name>]``. The run config is a discriminated union over these
 models, so unknown keys are rejected and a mistyped ``type`` lists the installed names.
 
-Paths in a config are relative to the config file's folder: use :data:`ConfigPath` for them.
+Paths in a config are relative to the config file's folder: use :data:`ConfigPath` for them, and
+for paths the run reads, :data:`InputFile`, :data:`InputFolder` or :data:`InputPath` (either), which
+`hybridkit config check` checks exist and are of that kind (:mod:`hybridkit.config.input_paths`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
@@ -35,6 +38,21 @@ def _resolve_against_config(value: Path, info: ValidationInfo) -> Path:
 
 #: A path in a config; relative paths are taken relative to the config file's folder.
 ConfigPath = Annotated[Path, AfterValidator(_resolve_against_config)]
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """Marks a config path the run reads: what must be there (checked by `config check`)."""
+
+    kind: Literal["file", "folder", "file or folder"]
+
+
+#: A file the run reads (relative to the config file); `config check` checks it is an existing file.
+InputFile = Annotated[ConfigPath, InputKind("file")]
+#: A folder the run reads; `config check` checks it is an existing folder.
+InputFolder = Annotated[ConfigPath, InputKind("folder")]
+#: A file or a folder the run reads (e.g. rez.mat or the folder holding it); must exist.
+InputPath = Annotated[ConfigPath, InputKind("file or folder")]
 
 
 def check_min_max(low: float, high: float) -> None:

@@ -32,10 +32,12 @@ def test_schema_is_json_schema():
 
 
 def test_check_valid_and_invalid(tmp_path, minimal_config):
+    (tmp_path / "rec.bin").write_bytes(b"\0" * 64)  # `config check` checks the inputs exist
+    (tmp_path / "ks").mkdir()
     good = write_config(tmp_path / "good.json", minimal_config)
     out = run("config", "check", good)
     assert out.returncode == 0, out.stderr
-    assert "valid" in out.stdout
+    assert "valid, 3 input path(s) found" in out.stdout  # recording.path, .geometry, sorting.path
 
     minimal_config["recording"]["type"] = "spikeglks"
     bad = write_config(tmp_path / "bad.json", minimal_config)

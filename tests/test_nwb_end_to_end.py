@@ -20,7 +20,7 @@ from hybridkit.example import write_example
 from hybridkit.run.pipeline import generate
 from hybridkit.plugins.writers.legacy.tables import firings_true
 
-from tests.helpers import config_with
+from tests.helpers import config_with, run_cli
 from tests.plugins.nwb_testutil import example_to_nwb
 
 N_CH = 385
@@ -144,13 +144,10 @@ def test_nwb_source_to_nwb_output(run_a, run_b):
 def test_nwb_source_with_legacy_writer_fails_before_any_copy(example, tmp_path):
     """The legacy writer copies a flat binary: with an NWB source that is one clear line, exit 2,
     said when the writer begins (not after the source was copied), and no output folder."""
-    import subprocess
-    import sys
 
     src = example_to_nwb(example, tmp_path / "source.nwb")
     cfg = run_config(example, tmp_path, {"type": "nwb", "path": str(src)}, [{"type": "legacy"}])
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "generate", str(cfg)],
-                         capture_output=True, text=True, check=False)
+    out = run_cli("generate", cfg)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a flat binary file" in lines[0] and '"nwb"' in lines[0]

@@ -30,9 +30,11 @@ class UnitsConfig(StrictModel):
     """Which sorted units become ground-truth units: explicit ids and/or quality criteria.
 
     With ids, only those units are candidates (each must exist); without, every unit with spikes.
-    Candidates must pass every criterion given; max_count then keeps the best by rank_by. Every
-    run writes units_selection-<session>.csv: each candidate, its metrics, and the first
-    criterion it failed. `hybridkit units` prints the same table before a run.
+    Candidates must pass every criterion given; of two duplicate units (trains coinciding beyond
+    chance and similar waveforms) the better by rank_by is kept; max_count then keeps the best by
+    rank_by. Every run writes units_selection-<session>.csv: each candidate, its metrics, and the
+    first criterion it failed (or why it was not placed). `hybridkit units --recording CONFIG`
+    prints the same table before a run.
     """
 
     ids: list[int] | None = Field(
@@ -60,7 +62,17 @@ class UnitsConfig(StrictModel):
     max_count: int | None = Field(None, ge=1, description="Keep at most this many units passing "
                                   "the criteria, the best by rank_by; count.")
     rank_by: Literal["snr", "amplitude_uV", "firing_rate_hz", "presence_ratio", "contamination"] = Field(
-        "snr", description="Order for max_count: highest first (lowest first for contamination).")
+        "snr", description="Order for max_count, duplicates and placement: highest first (lowest "
+        "first for contamination).")
+    keep_duplicates: bool = Field(
+        False, description="Keep both units of a duplicate pair (default: keep the better by "
+        "rank_by and report the other as failing 'duplicate').")
+    duplicate_min_coincidence: float = Field(
+        0.5, ge=0, le=1, description="Duplicates: minimum excess coincidence of the two trains "
+        "within 0.4 ms, the fraction of the smaller train's spikes paired beyond chance; 0-1.")
+    duplicate_min_similarity: float = Field(
+        0.8, ge=-1, le=1, description="Duplicates: minimum cosine similarity of the two mean "
+        "waveforms on the channels both footprints hold.")
 
     @model_validator(mode="after")
     def _unique(self):
@@ -312,8 +324,11 @@ def _check_plugin_types(data: dict, reg: Registry, source: str, base_dir: Path) 
                 raise ConfigError(f"{source}: {label} must be an object with a 'type', got {entry!r}")
             if "type" not in entry:
                 if section == "sorting" and "path" in entry:
-                    entry["type"] = detect_sorter_type(_from_config(entry["path"], base_dir), reg,
-                                                       f"{source}: sorting.type is missing",
+                    where = _from_config(entry["path"], base_dir)
+                    if not where.exists():  # say so, rather than that no format matches
+                        raise ConfigError(f"{source}: sorting.path: '{where}' does not exist "
+                                          "(sorting.type is detected from what is there)")
+                    entry["type"] = detect_sorter_type(where, reg, f"{source}: sorting.type is missing",
                                                        "set sorting.type to")
                 elif section in DEFAULT_TYPES:
                     entry["type"] = DEFAULT_TYPES[section]

@@ -230,16 +230,19 @@ def offset_to_shift(template: Template, offset: int, channel_positions: np.ndarr
 def choose_places(templates: list[Template], channel_positions: np.ndarray, neural: np.ndarray,
                   rng: np.random.Generator, min_distance_um: float,
                   fixed: dict[int, np.ndarray] | None = None,
-                  tol_um: float = DEFAULT_TOL_UM) -> list[np.ndarray | None]:
+                  tol_um: float = DEFAULT_TOL_UM,
+                  order: list[int] | None = None) -> list[np.ndarray | None]:
     """A shift for each template: random, valid, and away from the source and other placed units.
 
     ``fixed`` maps a template index to a shift chosen by the user; those are checked for
     validity (PlacementError otherwise) and placed first, so random places keep away from them;
     a fixed place closer than ``min_distance_um`` to its source or another fixed place is kept,
     with a warning.
-    Each other template, in list order, gets a shift drawn uniformly (from ``rng``) among its
-    valid shifts whose placed peak position is at least ``min_distance_um`` from its own source
-    position and from every unit placed before it (fixed ones included).
+    Each other template, in ``order`` (template indices, best-ranked first; default list order),
+    gets a shift drawn uniformly (from ``rng``) among its valid shifts whose placed peak position
+    is at least ``min_distance_um`` from its own source position and from every unit placed
+    before it (fixed ones included), so when the probe runs out of room the last in ``order``
+    go without a place.
 
     Returns:
         one entry per template: a (2,) float64 shift in um, or None where no place satisfies the
@@ -273,7 +276,11 @@ def choose_places(templates: list[Template], channel_positions: np.ndarray, neur
                         ", ".join(f"{d:.0f}" for d in [float(np.hypot(*shift))] + near))
         out[i] = shift
         placed.append(here)
-    for i, t in enumerate(templates):
+    order = list(range(len(templates))) if order is None else [int(i) for i in order]
+    if sorted(order) != list(range(len(templates))):
+        raise ValueError(f"order {order} is not a permutation of the {len(templates)} template indices")
+    for i in order:
+        t = templates[i]
         if i in fixed:
             continue
         valid = _valid(t, contacts, channel_positions, tol_um)

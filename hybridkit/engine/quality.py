@@ -18,11 +18,13 @@ Definitions (times are int64 0-based samples, ``fs`` in Hz, ``n_samples`` the re
   channel. SNR = amplitude / noise std (MAD estimate) of the peak channel, as SpikeInterface's snr.
   With a high-pass ``band`` (the local template source's ``highpass_hz``), both the snippets and
   the noise chunks are filtered first, so a wideband recording's LFP counts neither as spike
-  amplitude nor as noise.
+  amplitude nor as noise. The unit's footprint (the mean waveform on the channels whose peak
+  |value| is at least ``FOOTPRINT_FRACTION`` of the amplitude) is kept for the duplicate check.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -46,9 +48,17 @@ class UnitMetrics:
     amplitude_uV: float = float("nan")
     snr: float = float("nan")
     peak_channel: int = -1
+    #: (file columns (k,), mean waveform (n_times, k) float32 uV) on the footprint, or None
+    footprint: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The scalar metrics by name (the footprint is not a table column)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "footprint"}
+
+
+#: a channel belongs to a unit's footprint when its peak |mean| is at least this fraction of the
+#: unit's amplitude (20 %: the channels a sorter's template visibly spans)
+FOOTPRINT_FRACTION = 0.2
 
 
 def firing_rate(times: np.ndarray, n_samples: int, fs: float) -> float:
@@ -98,6 +108,27 @@ def presence_ratio(times: np.ndarray, n_samples: int, fs: float, bin_s: float) -
     return float(np.unique(idx).size / n_bins)
 
 
+def mean_waveform_uV(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
+                     rng: np.random.Generator, max_spikes: int = 100,
+                     band: Highpass | None = None) -> np.ndarray | None:
+    """(n_before + n_after, n_neural) float32 uV mean of at most ``max_spikes`` windows, or None.
+
+    The spikes averaged are drawn from ``rng`` among those whose window (``band.pad`` wider with
+    a band) lies inside the recording; each window's per-channel median is removed first. None
+    when no window fits or there are no neural channels.
+    """
+    neural = recording.neural_channels
+    t = np.asarray(times, np.int64)
+    t = t[windows_inside(t, n_before, n_after, recording.n_samples, band)]
+    if t.size == 0 or neural.size == 0:
+        return None
+    if t.size > max_spikes:
+        t = np.sort(rng.choice(t, size=max_spikes, replace=False))
+    snips = gather_band_snippets(recording, t, n_before, n_after, neural, band)
+    snips -= np.median(snips, axis=1, keepdims=True)  # per-spike, per-channel baseline
+    return snips.mean(axis=0) * recording.gain_to_uV[neural].astype(np.float32)
+
+
 def amplitude_and_snr(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
                       noise_uV: np.ndarray, rng: np.random.Generator,
                       max_spikes: int = 100, band: Highpass | None = None
@@ -108,21 +139,23 @@ def amplitude_and_snr(recording: Recording, times: np.ndarray, n_before: int, n_
     same ``band``). Spikes whose window (``band.pad`` wider with a band) leaves the recording are
     ignored; with none left, (NaN, NaN, -1).
     """
+    amp, snr, peak, _ = _measure(recording, times, n_before, n_after, noise_uV, rng, max_spikes, band)
+    return amp, snr, peak
+
+
+def _measure(recording, times, n_before, n_after, noise_uV, rng, max_spikes, band):
+    """amplitude_and_snr plus the footprint (columns, waveform) (None without a waveform)."""
+    mean = mean_waveform_uV(recording, times, n_before, n_after, rng, max_spikes, band)
+    if mean is None:
+        return float("nan"), float("nan"), -1, None
     neural = recording.neural_channels
-    t = np.asarray(times, np.int64)
-    t = t[windows_inside(t, n_before, n_after, recording.n_samples, band)]
-    if t.size == 0 or neural.size == 0:
-        return float("nan"), float("nan"), -1
-    if t.size > max_spikes:
-        t = np.sort(rng.choice(t, size=max_spikes, replace=False))
-    snips = gather_band_snippets(recording, t, n_before, n_after, neural, band)
-    snips -= np.median(snips, axis=1, keepdims=True)  # per-spike, per-channel baseline
-    mean = snips.mean(axis=0) * recording.gain_to_uV[neural].astype(np.float32)
-    peak = int(np.argmax(np.abs(mean).max(axis=0)))
-    amp = float(np.abs(mean[:, peak]).max())
+    peaks = np.abs(mean).max(axis=0)
+    peak = int(np.argmax(peaks))
+    amp = float(peaks[peak])
     noise = float(noise_uV[peak])
     snr = amp / noise if noise > 0 else float("inf")
-    return amp, snr, int(neural[peak])
+    on = peaks >= FOOTPRINT_FRACTION * amp
+    return amp, snr, int(neural[peak]), (neural[on].astype(np.int64), mean[:, on].copy())
 
 
 def compute_metrics(
@@ -130,12 +163,15 @@ def compute_metrics(
     censored_ms: float = 0.0, presence_bin_s: float = 60.0, recording: Recording | None = None,
     ms_before: float = 1.0, ms_after: float = 2.0, max_spikes: int = 100,
     rng: np.random.Generator | None = None, units_for_amplitude: list[int] | None = None,
-    band: Highpass | None = None,
+    band: Highpass | None = None, unit_rng: Callable[[int], np.random.Generator] | None = None,
 ) -> dict[int, UnitMetrics]:
     """Metrics of every unit in ``trains`` (unit id -> spike samples).
 
     Amplitude and SNR need ``recording``; they are computed for ``units_for_amplitude`` (default:
-    every unit) and NaN for the others, high-passed by ``band`` when it is given.
+    every unit) and NaN for the others, high-passed by ``band`` when it is given. ``rng`` draws
+    the noise chunks; ``unit_rng(unit_id)``, when given, the generator that draws that unit's
+    spike sample, so a unit's numbers do not depend on which other units were measured (else
+    ``rng`` draws every sample in turn).
     """
     duration_s = n_samples / fs
     out: dict[int, UnitMetrics] = {}
@@ -158,6 +194,7 @@ def compute_metrics(
             n_after = max(1, int(round(ms_after * 1e-3 * recording.sampling_rate)))
             for uid in wanted:
                 m = out[int(uid)]
-                m.amplitude_uV, m.snr, m.peak_channel = amplitude_and_snr(
-                    recording, trains[uid], n_before, n_after, noise, rng, max_spikes, band)
+                draw = unit_rng(int(uid)) if unit_rng is not None else rng
+                m.amplitude_uV, m.snr, m.peak_channel, m.footprint = _measure(
+                    recording, trains[uid], n_before, n_after, noise, draw, max_spikes, band)
     return out

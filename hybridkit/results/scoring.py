@@ -48,6 +48,7 @@ UNIT_COLUMNS = [
 SORTED_COLUMNS = [
     "sorted_unit", "n_spikes", "label", "matched_gt_unit", "agreement", "best_gt_unit",
     "best_agreement", "well_detected", "redundant", "overmerged", "false_positive", "category",
+    "source_of_gt_unit",
 ]
 
 
@@ -61,6 +62,9 @@ class ScoreSettings:
     well_detected_score: float = matching.WELL_DETECTED_SCORE
     redundant_score: float = matching.REDUNDANT_SCORE
     overmerged_score: float = matching.OVERMERGED_SCORE
+    #: not SpikeInterface's: sorted units found to be an injected unit's own source neuron are
+    #: counted neither redundant nor false positive (category "source_unit"); see docs/scoring.md
+    exclude_source_units: bool = False
 
 
 @dataclass
@@ -184,9 +188,11 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
 
     traces = open_traces(truth) if signal_metrics else None
     units = _unit_rows(truth, srt, cmp, traces)
-    sorted_units = _sorted_rows(srt, cmp)
+    sources = source_sorted_units(truth, srt, cmp, settings.match_score)
+    sorted_units = _sorted_rows(srt, cmp, sources, settings.exclude_source_units)
+    summary = _summary(cmp, units, traces is not None, sorted_units, sources)
     result = ScoreResult(truth=truth, sorting=srt, comparison=cmp, settings=settings, units=units,
-                         sorted_units=sorted_units, summary=_summary(cmp, units, traces is not None))
+                         sorted_units=sorted_units, summary=summary)
     if write:
         name = srt.path.stem if srt.path is not None else "sorting"
         out = Path(out_dir) if out_dir is not None else truth.folder / "scores" / name
@@ -234,27 +240,70 @@ def _unit_rows(truth: Truth, srt: Sorting, cmp: matching.Comparison, traces: Tra
     return [{k: _num(v) for k, v in r.items()} for r in rows]
 
 
-def _sorted_rows(srt: Sorting, cmp: matching.Comparison) -> list[dict]:
+def source_sorted_units(truth: Truth, srt: Sorting, cmp: matching.Comparison,
+                        match_score: float) -> list[dict] | None:
+    """Which sorted units are the injected units' own source neurons, or None when unknown.
+
+    The source neurons still fire in the hybrid recording at their own times; with ``trains:
+    source`` each injected copy fires at those times plus jitter, so a sorter's unit for the
+    source neuron agrees ~0.2 with the copy (docs/scoring.md). A sorted unit is a gt unit's
+    source when the Hungarian matching of the source units' own spikes (``truth.source_trains``)
+    against the sorting, with the score's tolerance and ``match_score``, pairs them. One row per
+    gt unit whose source has spikes: gt_unit, source_unit, sorted_unit (None when no sorted unit
+    matches), agreement with the source's spikes and with the injected unit.
+    """
+    if truth.source_trains is None:
+        return None
+    srcs = [(g, truth.source_units[g]) for g in cmp.gt_ids.tolist()
+            if truth.source_units.get(g) in truth.source_trains]
+    if not srcs:
+        return []
+    ids = sorted({s for _, s in srcs})
+    times = np.concatenate([truth.source_trains[s] for s in ids])
+    units = np.concatenate([np.full(truth.source_trains[s].size, s, np.int64) for s in ids])
+    own = matching.compare(times, units, srt.spike_times, srt.spike_units, cmp.delta,
+                           gt_ids=np.array(ids), sorted_ids=cmp.sorted_ids, match_score=match_score)
+    rows = []
+    for g, s in srcs:
+        i, gi = ids.index(s), int(np.flatnonzero(cmp.gt_ids == g)[0])
+        j = int(own.match_12[i])
+        rows.append({"gt_unit": g, "source_unit": s,
+                     "sorted_unit": int(cmp.sorted_ids[j]) if j >= 0 else None,
+                     "agreement_with_source": float(own.agreement[i, j]) if j >= 0 else None,
+                     "agreement_with_gt_unit": float(cmp.agreement[gi, j]) if j >= 0 else None})
+    return rows
+
+
+def _sorted_rows(srt: Sorting, cmp: matching.Comparison, sources: list[dict] | None,
+                 exclude_sources: bool) -> list[dict]:
     cats = cmp.category()
+    source_of: dict[int, list[int]] = {}
+    for r in sources or []:
+        if r["sorted_unit"] is not None:
+            source_of.setdefault(r["sorted_unit"], []).append(r["gt_unit"])
     rows = []
     n_gt = cmp.gt_ids.size
     for j, s in enumerate(cmp.sorted_ids.tolist()):
         i, b = int(cmp.match_21[j]), int(cmp.best_21[j])
         best_any = int(np.argmax(cmp.agreement[:, j])) if n_gt else -1
+        redundant, false_pos, cat = cmp.redundant[j], cmp.false_positive[j], cats[j]
+        if exclude_sources and s in source_of and cat in ("redundant", "false_positive"):
+            redundant, false_pos, cat = False, False, "source_unit"
         rows.append({
             "sorted_unit": s, "n_spikes": cmp.n_sorted_spikes[j], "label": srt.labels.get(s, ""),
             "matched_gt_unit": int(cmp.gt_ids[i]) if i >= 0 else None,
             "agreement": cmp.agreement[i, j] if i >= 0 else None,
             "best_gt_unit": int(cmp.gt_ids[b]) if b >= 0 else None,
             "best_agreement": cmp.agreement[best_any, j] if n_gt else 0.0,
-            "well_detected": cmp.well_detected[j], "redundant": cmp.redundant[j],
-            "overmerged": cmp.overmerged[j], "false_positive": cmp.false_positive[j],
-            "category": cats[j],
+            "well_detected": cmp.well_detected[j], "redundant": redundant,
+            "overmerged": cmp.overmerged[j], "false_positive": false_pos,
+            "category": cat, "source_of_gt_unit": " ".join(map(str, source_of.get(s, []))) or None,
         })
     return [{k: _num(v) for k, v in r.items()} for r in rows]
 
 
-def _summary(cmp: matching.Comparison, units: list[dict], signal: bool) -> dict:
+def _summary(cmp: matching.Comparison, units: list[dict], signal: bool, sorted_rows: list[dict],
+             sources: list[dict] | None) -> dict:
     def avg(key):
         vals = [u[key] for u in units if u[key] is not None]
         return float(np.mean(vals)) if vals else None
@@ -263,9 +312,15 @@ def _summary(cmp: matching.Comparison, units: list[dict], signal: bool) -> dict:
         "n_gt_units": int(cmp.gt_ids.size), "n_sorted_units": int(cmp.sorted_ids.size),
         "n_gt_spikes": int(cmp.n_gt_spikes.sum()), "n_sorted_spikes": int(cmp.n_sorted_spikes.sum()),
         "n_matched": int((cmp.match_12 >= 0).sum()),
-        "n_well_detected": int(cmp.well_detected.sum()), "n_redundant": int(cmp.redundant.sum()),
-        "n_overmerged": int(cmp.overmerged.sum()), "n_false_positive": int(cmp.false_positive.sum()),
+        "n_well_detected": int(cmp.well_detected.sum()),
+        "n_redundant": sum(bool(r["redundant"]) for r in sorted_rows),
+        "n_overmerged": int(cmp.overmerged.sum()),
+        "n_false_positive": sum(bool(r["false_positive"]) for r in sorted_rows),
         "n_bad": int(cmp.bad.sum()),
+        # the sorted units that are the injected units' own source neurons (None: the output
+        # holds no source sorting); with exclude_source_units they are neither redundant nor FP
+        "source_units": sources,
+        "n_source_units_excluded": sum(r["category"] == "source_unit" for r in sorted_rows),
         # averages over ground-truth units, unmatched ones counting 0 (SpikeInterface's
         # "pooled_with_average"); precision over matched units only (undefined otherwise)
         "mean_accuracy": avg("accuracy"), "mean_recall": avg("recall"), "mean_precision": avg("precision"),
@@ -356,6 +411,7 @@ def summary_text(result: ScoreResult) -> str:
         f"  sorted units: {s['n_redundant']} redundant, {s['n_overmerged']} overmerged, "
         f"{s['n_false_positive']} false positive (of {s['n_sorted_units']}; units of the source "
         "recording's own neurons count as false positive: the hybrid truth is not exhaustive)",
+        _sources_line(s),
         f"  {'gt_unit':>8} {'matched':>8} {'accuracy':>8} {'recall':>8} {'precision':>9} "
         f"{'corr':>6} {'snr':>6}",
     ]
@@ -366,3 +422,20 @@ def summary_text(result: ScoreResult) -> str:
             f"{'-' if u['template_correlation'] is None else format(u['template_correlation'], '.2f'):>6} "
             f"{'-' if u['snr'] is None else format(u['snr'], '.1f'):>6}")
     return "\n".join(lines)
+
+
+def _sources_line(s: dict) -> str:
+    """Which sorted units are the injected units' own sources, for the terminal summary."""
+    sources = s.get("source_units")
+    if sources is None:
+        return ("  the injected units' own source units among the sorted units: unknown (this "
+                "output holds no source sorting; score the output folder, whose legacy tables do)")
+    found = [r for r in sources if r["sorted_unit"] is not None]
+    if not found:
+        return "  no sorted unit matches an injected unit's own source unit"
+    pairs = ", ".join(f"{r['sorted_unit']} (source of gt {r['gt_unit']}, agreement "
+                      f"{r['agreement_with_gt_unit']:.2f} with it)" for r in found)
+    tail = (f"; {s['n_source_units_excluded']} of them left out of redundant/false positive "
+            "(--exclude-source-units)" if s.get("n_source_units_excluded") else
+            "; --exclude-source-units leaves them out of redundant/false positive")
+    return f"  sorted units that are the injected units' own sources: {pairs}{tail}"

@@ -47,6 +47,9 @@ class Truth:
             where no contact; or None.
         clipped: channel -> clipped samples (empty when none), or None when unknown.
         n_samples: samples in the hybrid recording, or None.
+        source_trains: source unit id -> int64 samples of that unit's own spikes in the source
+            sorting (the legacy ``annotations-<session>.csv``), for the injected units' sources;
+            None when the output does not hold the source sorting (phy, NWB).
     """
 
     times: np.ndarray
@@ -64,6 +67,7 @@ class Truth:
     format: str = ""
     path: Path = Path(".")
     folder: Path = Path(".")
+    source_trains: dict[int, np.ndarray] | None = None
 
     def times_of(self, unit_id: int) -> np.ndarray:
         return self.times[self.units == unit_id]
@@ -177,10 +181,28 @@ def _load_legacy(folder: Path) -> Truth:
     if cpath is not None:
         clipped = {int(r["channel"]): int(r["clipped_samples"]) for r in _read_csv(cpath)}
     order = np.argsort(times, kind="stable")
+    annotations = _one(folder, "annotations-*.csv", session)
+    source_trains = None
+    if annotations is not None:
+        source_trains = _source_trains(annotations, set(source_units.values()) - set(unit_ids.tolist()))
     return Truth(times=times[order], units=units[order], unit_ids=unit_ids, sampling_rate=float(rate),
                  gains=None if gains is None else gains[order], source_units=source_units,
                  templates=templates, shifts_um=shifts, channel_positions=positions, clipped=clipped,
-                 n_samples=n_samples, session=session, format="legacy", path=folder, folder=folder)
+                 n_samples=n_samples, session=session, format="legacy", path=folder, folder=folder,
+                 source_trains=source_trains)
+
+
+def _source_trains(path: Path, sources: set[int]) -> dict[int, np.ndarray]:
+    """The spikes of the ``sources`` clusters in a legacy annotations table (timestep, cluster, ...).
+
+    The table is the source sorting merged with the injected events, whose new ids never equal a
+    source cluster's, so a source id's rows are that unit's own spikes.
+    """
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(0, 1), dtype=np.int64, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise TruthError(f"{path}: not a readable annotations table ({exc})") from None
+    return {u: table[table[:, 1] == u, 0] for u in sorted(sources)}
 
 
 # -- phy ---------------------------------------------------------------------------------------------

@@ -15,28 +15,28 @@ from pydantic import Field, model_validator
 
 from hybridkit.engine.drift import CombinedMotion, Motion, MotionModel, shifted, synthetic_motion
 from hybridkit.errors import ConfigError
-from hybridkit.options import ConfigPath, StrictModel
+from hybridkit.options import InputFile, InputFolder, InputPath, StrictModel
 
 
 class Kilosort4Motion(StrictModel):
     """Kilosort 4's drift estimate: ``dshift`` (batches x blocks) in ops.npy."""
 
     type: Literal["kilosort4"]
-    path: ConfigPath = Field(description="Kilosort 4's ops.npy, or the results folder holding it.")
+    path: InputPath = Field(description="Kilosort 4's ops.npy, or the results folder holding it.")
 
 
 class KilosortRezMotion(StrictModel):
     """KiloSort 2.5/3's drift estimate: ``rez.dshift`` (batches x blocks) in rez.mat."""
 
     type: Literal["kilosort_rez"]
-    path: ConfigPath = Field(description="KiloSort 2.5/3's rez.mat (v5 or v7.3), or its folder.")
+    path: InputPath = Field(description="KiloSort 2.5/3's rez.mat (v5 or v7.3), or its folder.")
 
 
 class SpikeInterfaceMotion(StrictModel):
     """A SpikeInterface ``Motion`` saved with ``Motion.save(folder)``."""
 
     type: Literal["spikeinterface"]
-    path: ConfigPath = Field(description="The folder Motion.save() wrote (spikeinterface_info.json, "
+    path: InputFolder = Field(description="The folder Motion.save() wrote (spikeinterface_info.json, "
                              "spatial_bins_um.npy, temporal_bins_s_seg<i>.npy, displacement_seg<i>.npy).")
     segment: int | None = Field(None, ge=0, description="Segment to use; default: the only one, or "
                                 "segment i for file i when the motion has one segment per recording file.")
@@ -51,7 +51,7 @@ class TableMotion(StrictModel):
     """
 
     type: Literal["table"]
-    path: ConfigPath | None = Field(None, description="A .npz or .csv table (see above).")
+    path: InputFile | None = Field(None, description="A .npz or .csv table (see above).")
     times_s: list[float] | None = Field(None, description="Inline: increasing times, s.")
     depths_um: list[float] | None = Field(None, description="Inline: increasing depths (probe y), "
                                           "um; omit for rigid motion.")

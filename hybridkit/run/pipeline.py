@@ -2,8 +2,7 @@
 
     recording = reader.open()
     sorting   = adapter.load(recording)
-    units     = choose_units(...)     explicit ids and/or quality criteria (selection.py)
-    bank      = template_source.build(...)
+    units     = choose_and_place(...)  ids and/or quality criteria, templates, places (choosing.py)
     plan      = planning.build_plan(...)
     stream blocks through the injection engine into every writer
     writers finish; resolved config + manifest; staging folder renamed into place
@@ -23,17 +22,14 @@ import numpy as np
 from hybridkit.config.sections import plugin_from_section
 from hybridkit.run import provenance
 from hybridkit.engine import chunks, inject
-from hybridkit.run.selection import choose_units, write_table
-from hybridkit.hookspecs import RunContext, Writer, named_stream
+from hybridkit.run.choosing import choose_and_place
+from hybridkit.run.selection import write_table
+from hybridkit.hookspecs import RunContext, Writer
 from hybridkit.model import GroundTruth, Plan, Recording
-from hybridkit.run.planning import build_plan
+from hybridkit.run.planning import RNG_STREAMS, build_plan, stage_rngs  # noqa: F401 (RNG_STREAMS re-exported)
 from hybridkit.registry import Registry, get_registry
 
 log = logging.getLogger(__name__)
-
-#: the stages' random streams, each derived from the run seed by its name (hookspecs.named_stream);
-#: plugins get their own ("<kind>:<name>") through RunContext.for_plugin
-RNG_STREAMS = ("placement", "trains", "amplitude", "motion")
 
 
 @dataclass
@@ -149,12 +145,11 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     reg = reg or get_registry()
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     session = cfg.session or f"hybrid-{seed}"
-    rngs = {name: named_stream(seed, name) for name in RNG_STREAMS}
+    rngs = stage_rngs(seed)
 
-    def plugin(kind: str, section):
+    def plugin(kind: str, section):  # each plugin draws from its own stream of the run seed
         ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type)
         return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
-
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
 
     out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
@@ -176,18 +171,14 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         sorting = (plugin("sorter_adapter", cfg.sorting).load(recording)
                    if cfg.sorting is not None else None)
         source = plugin("template_source", cfg.templates)
+        choice = choose_and_place(cfg, recording, sorting, source, rngs, seed)
         selection_files: list[Path] = []
         if source.uses_sorting_units:
-            unit_ids, selection = choose_units(sorting, cfg.units, recording, seed,
-                                               highpass_hz=source.highpass_hz)
-            selection_files.append(write_table(selection, staging / f"units_selection-{session}.csv"))
-            bank = source.build(recording, sorting, unit_ids)
-        else:  # the source chooses its own templates; their ids are the injected units' sources
-            bank = source.build(recording, sorting, [])
-            unit_ids = list(bank.templates)
+            selection_files.append(write_table(choice.rows, staging / f"units_selection-{session}.csv"))
         # new ids never collide with the source sorting's clusters (annotations table)
         first_new = int(sorting.unit_ids.max(initial=-1)) + 1 if sorting is not None else 0
-        plan, skipped = build_plan(bank, unit_ids, recording, sorting, cfg.injection, rngs, first_new)
+        plan, skipped = build_plan(choice.bank, choice.unit_ids, recording, sorting, cfg.injection,
+                                   rngs, first_new, placement=choice.placement)
         if cfg.motion is not None:  # absent: the static plan, untouched
             plan = _drifting(plan, cfg.motion, recording, rngs["motion"])
         log.info("plan: %d units, %d events", len(plan.units), plan.n_events)

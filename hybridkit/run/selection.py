@@ -2,33 +2,49 @@
 
 Criteria are applied in a fixed order and a unit's row names the first one it fails:
 ``ids`` (which units are candidates) -> ``label`` -> ``min_firing_rate_hz`` -> ``max_contamination``
--> ``min_presence_ratio`` -> ``min_amplitude_uV`` -> ``min_snr`` -> ``max_count`` (best by
-``rank_by``). The metrics are :mod:`hybridkit.engine.quality`'s. Amplitude and SNR read the recording
-(a few dozen snippets per unit), so they are computed only where a criterion or the ranking needs
-them, and only for units that passed the cheaper criteria; elsewhere they are left blank (NaN).
+-> ``min_presence_ratio`` -> ``min_amplitude_uV`` -> ``min_snr`` -> ``duplicate`` (of a better
+ranked unit, :mod:`hybridkit.engine.duplicates`) -> ``max_count`` (best by ``rank_by``); a run then
+marks ``no_place`` on units it could not place (:mod:`hybridkit.run.choosing`). The metrics are
+:mod:`hybridkit.engine.quality`'s. Amplitude and SNR read the recording (a hundred snippets per
+unit), so a run measures them for the units that passed the cheaper criteria (blank elsewhere),
+each unit from its own random stream (the run seed and the unit id): a unit's numbers never
+depend on which other units were measured, and `hybridkit units --recording CONFIG` prints the
+run's table.
 """
 from __future__ import annotations
 
 import csv
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hybridkit.engine.filtering import Highpass
+from hybridkit.engine.duplicates import find_duplicates
+from hybridkit.engine.matching import tolerance_samples
 from hybridkit.engine.quality import UnitMetrics, compute_metrics
-from hybridkit.errors import UnitSelectionError
+from hybridkit.errors import PlacementError, UnitSelectionError
 from hybridkit.hookspecs import named_stream
 from hybridkit.model import Recording, Sorting
+
+log = logging.getLogger(__name__)
 
 #: the columns of the selection table, in order
 COLUMNS = ("unit_id", "label", "n_spikes", "firing_rate_hz", "isi_violations", "isi_violations_ratio",
            "contamination", "presence_ratio", "amplitude_uV", "snr", "peak_channel", "selected",
            "failed", "detail")
-#: the criteria in the order they are applied
+#: the criteria in the order they are applied (``no_place`` is added by the run's placement)
 CRITERIA = ("label", "min_firing_rate_hz", "max_contamination", "min_presence_ratio",
-            "min_amplitude_uV", "min_snr", "max_count")
+            "min_amplitude_uV", "min_snr", "duplicate", "max_count")
+#: trains of duplicate units are compared at the scoring's default tolerance (SpikeInterface's)
+DUPLICATE_TOLERANCE_MS = 0.4
+
+
+def unit_stream(seed: int, unit_id: int) -> np.random.Generator:
+    """The generator that draws one unit's spike sample: a function of the run seed and the id only."""
+    return named_stream(seed, f"selection:unit:{int(unit_id)}")
 
 
 @dataclass
@@ -78,29 +94,32 @@ def _needs_recording(units) -> bool:
 
 def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
              recording: Recording | None = None, seed: int = 0,
-             all_amplitudes: bool = False, highpass_hz: float | None = None) -> list[SelectionRow]:
+             highpass_hz: float | None = None, all_amplitudes: bool = False) -> list[SelectionRow]:
     """Metrics and verdict of every candidate unit under ``units`` (a UnitsConfig).
 
-    ``all_amplitudes``: compute amplitude/SNR for every candidate (the ``units`` command), not only
-    where the criteria need them. ``highpass_hz``: measure amplitude and SNR high-passed at this
-    corner (the template source's band, for wideband recordings). Raises UnitSelectionError for
-    unknown explicit ids, or when amplitude/SNR criteria are given without a recording.
+    With ``recording``, amplitude and SNR are measured (high-passed at ``highpass_hz`` Hz, the
+    template source's band, when given) for the candidates that passed the label, rate,
+    contamination and presence criteria (they rank the units for duplicates, ``max_count`` and
+    placement), or for every candidate with ``all_amplitudes`` (`hybridkit units` without a run
+    config). Each unit's spike sample is drawn from :func:`unit_stream` (``seed``, unit id), so
+    it does not depend on which other units are measured. Raises UnitSelectionError for unknown
+    explicit ids, or when amplitude/SNR criteria are given without a recording.
     """
     if units.ids is not None:
         candidates = select_units(sorting, units.ids)
     else:
         candidates = [int(u) for u in np.unique(sorting.spike_units)]
-    needs_rec = _needs_recording(units)
-    if needs_rec and recording is None:
+    if _needs_recording(units) and recording is None:
         raise UnitSelectionError("units: min_amplitude_uV, min_snr and rank_by snr/amplitude_uV need "
                                  "the recording (give the recording, e.g. --recording CONFIG)")
     trains = {u: sorting.times_of(u) for u in candidates}
-    metrics = compute_metrics(trains, fs, n_samples, refractory_ms=units.refractory_ms,
-                              censored_ms=units.censored_ms, presence_bin_s=units.presence_bin_s)
+    common = dict(refractory_ms=units.refractory_ms, censored_ms=units.censored_ms,
+                  presence_bin_s=units.presence_bin_s)
+    metrics = compute_metrics(trains, fs, n_samples, **common)
     rows = [SelectionRow(u, sorting.labels.get(u, ""), metrics[u]) for u in candidates]
 
     wanted = _labels_wanted(units.label)
-    cheap = [
+    _apply(rows, [
         ("label", lambda r: wanted is None or r.label.lower() in wanted,
          lambda r: f"label {r.label or '(none)'!r} not in {sorted(wanted or [])}"),
         ("min_firing_rate_hz", lambda r: units.min_firing_rate_hz is None
@@ -112,19 +131,16 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
         ("min_presence_ratio", lambda r: units.min_presence_ratio is None
          or r.metrics.presence_ratio >= units.min_presence_ratio,
          lambda r: f"{r.metrics.presence_ratio:.3g} < {units.min_presence_ratio:g}"),
-    ]
-    _apply(rows, cheap)
-    if recording is not None and (needs_rec or all_amplitudes):
+    ])
+    if recording is not None:  # the snippets are the costly part (~0.15 s per unit): only where used
         todo = [r.unit_id for r in rows if r.selected or all_amplitudes]
-        rng = named_stream(seed, "selection")  # the run's table and `hybridkit units` agree
         band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
-        amp = compute_metrics({u: trains[u] for u in todo}, fs, n_samples, recording=recording, rng=rng,
-                              refractory_ms=units.refractory_ms, censored_ms=units.censored_ms,
-                              presence_bin_s=units.presence_bin_s, band=band)
+        measured = compute_metrics({u: trains[u] for u in todo}, fs, n_samples, recording=recording,
+                                   band=band, rng=named_stream(seed, "selection"),
+                                   unit_rng=lambda uid: unit_stream(seed, uid), **common)
         for r in rows:
-            if r.unit_id in amp:
-                m = amp[r.unit_id]
-                r.metrics.amplitude_uV, r.metrics.snr, r.metrics.peak_channel = m.amplitude_uV, m.snr, m.peak_channel
+            if r.unit_id in measured:
+                r.metrics = measured[r.unit_id]
     _apply(rows, [
         ("min_amplitude_uV", lambda r: units.min_amplitude_uV is None
          or r.metrics.amplitude_uV >= units.min_amplitude_uV,
@@ -132,19 +148,48 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
         ("min_snr", lambda r: units.min_snr is None or r.metrics.snr >= units.min_snr,
          lambda r: f"{r.metrics.snr:.3g} < {units.min_snr:g}"),
     ])
+    if recording is not None:
+        _mark_duplicates(rows, trains, units, fs, n_samples)
     if units.max_count is not None:
-        passed = [r for r in rows if r.selected]
-        sign = 1.0 if units.rank_by == "contamination" else -1.0
-
-        def key(r):
-            v = getattr(r.metrics, units.rank_by)
-            return (math.isnan(v), sign * v if not math.isnan(v) else 0.0, r.unit_id)
-
-        for rank, r in enumerate(sorted(passed, key=key), start=1):
+        for rank, r in enumerate(ranked([r for r in rows if r.selected], units.rank_by), start=1):
             if rank > units.max_count:
                 r.selected, r.failed = False, "max_count"
                 r.detail = f"rank {rank} by {units.rank_by}, max_count {units.max_count}"
     return rows
+
+
+def ranked(rows: list[SelectionRow], rank_by: str) -> list[SelectionRow]:
+    """``rows`` best first by ``rank_by`` (highest first; lowest first for contamination).
+
+    Units without the metric (NaN) come last; ties go to the lower unit id.
+    """
+    sign = 1.0 if rank_by == "contamination" else -1.0
+
+    def key(r):
+        v = getattr(r.metrics, rank_by)
+        return (math.isnan(v), sign * v if not math.isnan(v) else 0.0, r.unit_id)
+
+    return sorted(rows, key=key)
+
+
+def _mark_duplicates(rows: list[SelectionRow], trains: dict, units, fs: float, n_samples: int) -> None:
+    """Among the units still selected, mark each duplicate of a better-ranked one (or only log it)."""
+    alive = ranked([r for r in rows if r.selected], units.rank_by)
+    found = find_duplicates([r.unit_id for r in alive], trains,
+                            {r.unit_id: r.metrics.footprint for r in alive},
+                            tolerance_samples(DUPLICATE_TOLERANCE_MS, fs), n_samples,
+                            units.duplicate_min_coincidence, units.duplicate_min_similarity)
+    by_id = {r.unit_id: r for r in rows}
+    for d in found:
+        detail = (f"duplicate of unit {d.kept_id} (ranked higher by {units.rank_by}): "
+                  f"{d.coincidence:.2f} of its spikes coincide within {DUPLICATE_TOLERANCE_MS:g} ms "
+                  f"beyond chance, waveform similarity {d.similarity:.2f}")
+        r = by_id[d.unit_id]
+        if units.keep_duplicates:
+            log.warning("unit %s: %s; kept (units.keep_duplicates)", d.unit_id, detail)
+            r.detail = f"kept although {detail} (units.keep_duplicates)"
+            continue
+        r.selected, r.failed, r.detail = False, "duplicate", detail
 
 
 def _apply(rows: list[SelectionRow], checks) -> None:
@@ -169,14 +214,19 @@ def choose_units(sorting: Sorting, units, recording: Recording, seed: int = 0,
                     recording=recording, seed=seed, highpass_hz=highpass_hz)
     chosen = [r.unit_id for r in rows if r.selected]
     if not chosen:
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r.failed] = counts.get(r.failed, 0) + 1
-        why = ", ".join(f"{counts[c]} failed {c}" for c in CRITERIA if c in counts) or \
-            "the sorting has no units with spikes"
-        raise UnitSelectionError(f"units: no unit passes the selection criteria ({why}); relax them "
-                                 "(`hybridkit units SORTING` shows every unit's metrics)")
+        raise UnitSelectionError(f"units: no unit passes the selection criteria ({failure_counts(rows)}); "
+                                 "relax them (`hybridkit units SORTING` shows every unit's metrics)")
     return chosen, rows
+
+
+def failure_counts(rows: list[SelectionRow]) -> str:
+    """"2 failed label, 1 failed min_snr, ..." in criterion order (for messages)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.failed] = counts.get(r.failed, 0) + 1
+    order = CRITERIA + ("no_place",)
+    return ", ".join(f"{counts[c]} failed {c}" for c in order if c in counts) or \
+        "the sorting has no units with spikes"
 
 
 def _fmt(value) -> str:
@@ -209,7 +259,8 @@ def format_table(rows: list[SelectionRow]) -> str:
         body.append((str(r.unit_id), r.label or "-", str(m.n_spikes), f"{m.firing_rate_hz:.2f}",
                      str(m.isi_violations), _num(m.contamination, 3), _num(m.presence_ratio, 2),
                      _num(m.amplitude_uV, 1), _num(m.snr, 1), str(m.peak_channel) if m.peak_channel >= 0 else "-",
-                     "yes" if r.selected else f"no: {r.failed} ({r.detail})"))
+                     ("yes" + (f" ({r.detail})" if r.detail else "")) if r.selected
+                     else f"no: {r.failed} ({r.detail})"))
     table = [heads] + body
     widths = [max(len(row[i]) for row in table) for i in range(len(heads) - 1)]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1]
@@ -232,6 +283,10 @@ class UnitsReport:
     duration_from: str  # "recording" or "last spike"
     rows: list[SelectionRow]
     highpass_hz: float | None = None  # the band amplitude and SNR were measured in
+    #: with a run config: the seed of the run this table previews (None: metrics only)
+    run_seed: int | None = None
+    #: notes for the reader (a run that would stop, a config without a seed)
+    notes: list[str] = field(default_factory=list)
 
 
 def _open_recording(arg: Path, reg, base_dir: Path):
@@ -255,6 +310,25 @@ def _open_recording(arg: Path, reg, base_dir: Path):
                       "section is used, or a SpikeGLX .bin/.meta")
 
 
+def _units_config(base: dict, criteria: dict | None):
+    """A UnitsConfig from ``base`` fields with the command line's ``criteria`` on top."""
+    from pydantic import ValidationError
+
+    from hybridkit.config.run_config import UnitsConfig
+    from hybridkit.errors import ConfigError
+
+    fields = dict(base)
+    fields.update({k: v for k, v in (criteria or {}).items() if v is not None})
+    if not any(k in fields for k in ("ids",) + CRITERIA[:-2] + ("max_count",)):
+        fields["min_firing_rate_hz"] = 0.0  # no criterion: list every unit as passing
+    try:
+        return UnitsConfig.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        name = ".".join(map(str, err["loc"])) or "units"
+        raise ConfigError(f"hybridkit units: {name}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
 def units_report(sorting_path: Path, sorting_type: str | None = None, recording: Path | None = None,
                  sampling_rate: float | None = None, criteria: dict | None = None,
                  base_dir: Path | None = None, reg=None,
@@ -262,15 +336,16 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
     """Load a sorting (type given or detected), optionally its recording, and evaluate every unit.
 
     ``criteria`` are UnitsConfig fields; without any, every unit with spikes is listed as selected.
-    A run config given as ``recording`` also lends its ``units`` criteria but not its ids
-    (``criteria`` override them), its seed, its template source's high-pass band, and its sorting
-    options when its sorting path is ``sorting_path``. ``highpass_hz`` (Hz) overrides the band.
+    When ``recording`` is a run config whose sorting is ``sorting_path``, the table is the run's
+    (:func:`hybridkit.run.choosing.choose_and_place`): the config's ``units`` (ids included, with
+    ``criteria`` on top), its seed, its template source's band and its placement, so the chosen
+    units and those without a place are the ones ``generate`` will report. Otherwise the metrics
+    are measured with the config's criteria and seed (seed 0 without a config). ``highpass_hz``
+    (Hz) overrides the band (and so makes the table differ from the run's).
     """
-    from pydantic import ValidationError
-
-    from hybridkit.config.run_config import UnitsConfig
-    from hybridkit.config.sections import load_sorting, plugin_from_section
+    from hybridkit.config.sections import detect_sorter_type, plugin_from_section
     from hybridkit.errors import ConfigError, SortingError
+    from hybridkit.hookspecs import RunContext
     from hybridkit.registry import get_registry
 
     reg = reg or get_registry()
@@ -287,39 +362,62 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
             raise ConfigError(f"hybridkit units: --highpass-hz {highpass_hz:g} filters the "
                               "recording's snippets; give the recording too (--recording ...)")
         Highpass.for_recording(highpass_hz, rec.sampling_rate, field="--highpass-hz")
-    elif cfg is not None:  # measure in the band the run's templates use
-        highpass_hz = plugin_from_section(reg, "template_source", cfg.templates, base_dir).highpass_hz
-    # the run config's own sorting section when it names this path (it may hold more options)
-    same = (cfg is not None and cfg.sorting is not None
-            and (sorting_type is None or cfg.sorting.type == sorting_type)
-            and Path(cfg.sorting.path).resolve() == path.resolve())
-    stype, sorting = load_sorting(path, sorting_type or (cfg.sorting.type if same else None),
-                                  base_dir=base_dir, recording=rec,
-                                  options=cfg.sorting if same else None,
-                                  what="hybridkit units", reg=reg)
+    stype = sorting_type or detect_sorter_type(path, reg, "hybridkit units", "give --type")
+    own_sorting = (cfg is not None and cfg.sorting is not None and cfg.sorting.type == stype
+                   and Path(cfg.sorting.path).resolve() == path.resolve())
+    # the run config's own section (it may hold more options), else the path alone
+    options = cfg.sorting if own_sorting else {"type": stype, "path": str(path)}
+    seed = (cfg.seed or 0) if cfg is not None else 0
+    notes: list[str] = []
+    if cfg is not None and cfg.seed is None:
+        notes.append("the config has no seed: the run draws one, so its spike samples (amplitude, "
+                     "SNR) and places will differ from this table's (seed 0); set seed to fix them")
+    config_units = (cfg.units.model_dump(exclude_unset=True)
+                    if cfg is not None and cfg.units is not None else {})
+    units = _units_config(config_units, criteria)
 
+    if own_sorting and highpass_hz is None and cfg.units is not None:
+        from hybridkit.run.choosing import choose_and_place
+        from hybridkit.run.planning import check_placement, stage_rngs
+
+        # the run's streams (stages and plugins alike), so templates and places are the run's
+        rngs = stage_rngs(seed)
+        session = cfg.session or f"hybrid-{seed}"
+
+        def run_plugin(kind: str, section):
+            ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type)
+            return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
+
+        sorting = run_plugin("sorter_adapter", options).load(rec)
+        source = run_plugin("template_source", cfg.templates)
+        choice = choose_and_place(cfg.model_copy(update={"units": units}), rec, sorting, source,
+                                  rngs, seed, strict=False)
+        stop = choice.stopped or ("" if choice.unit_ids else
+                                  f"units: no unit passes the selection criteria "
+                                  f"({failure_counts(choice.rows)})")
+        if not stop:
+            try:
+                check_placement(choice.unit_ids, *choice.placement, cfg.injection)
+            except PlacementError as exc:
+                stop = str(exc)
+        if stop:
+            notes.append(f"generate would stop: {stop}")
+        return UnitsReport(sorting, stype, float(rec.sampling_rate), rec.n_samples, "recording",
+                           choice.rows, source.highpass_hz, seed, notes)
+
+    if highpass_hz is None and cfg is not None:  # measure in the band the run's templates use
+        highpass_hz = plugin_from_section(reg, "template_source", cfg.templates, base_dir).highpass_hz
+    sorting = plugin_from_section(reg, "sorter_adapter", options, base_dir,
+                                  what=f"hybridkit units: {path} (a run config can give more options)").load(rec)
     fs = rec.sampling_rate if rec is not None else (sampling_rate or sorting.sampling_rate)
     if not fs:
         raise ConfigError(f"{path}: this {stype} output does not state its sampling rate; give "
                           "--sampling-rate HZ or --recording CONFIG")
     if rec is not None:
-        n_samples, source = rec.n_samples, "recording"
+        n_samples, source_of_n = rec.n_samples, "recording"
     else:
-        n_samples, source = int(sorting.spike_times.max(initial=0)) + 1, "last spike"
-    # the config's criteria, not its ids: the point is to see every unit before choosing
-    fields = (cfg.units.model_dump(exclude_unset=True, exclude={"ids"})
-              if cfg is not None and cfg.units is not None else {})
-    fields.update({k: v for k, v in (criteria or {}).items() if v is not None})
-    if not any(k in fields for k in ("ids", "label", "min_firing_rate_hz", "max_contamination",
-                                     "min_presence_ratio", "min_amplitude_uV", "min_snr", "max_count")):
-        fields["min_firing_rate_hz"] = 0.0  # no criterion: list every unit as passing
-    try:
-        units = UnitsConfig.model_validate(fields)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        field = ".".join(map(str, err["loc"])) or "units"
-        raise ConfigError(f"hybridkit units: {field}: {err['msg'].removeprefix('Value error, ')}") from None
-    rows = evaluate(sorting, units, fs=fs, n_samples=n_samples, recording=rec,
-                    seed=cfg.seed or 0 if cfg is not None else 0, all_amplitudes=rec is not None,
-                    highpass_hz=highpass_hz)
-    return UnitsReport(sorting, stype, float(fs), n_samples, source, rows, highpass_hz)
+        n_samples, source_of_n = int(sorting.spike_times.max(initial=0)) + 1, "last spike"
+    rows = evaluate(sorting, units, fs=fs, n_samples=n_samples, recording=rec, seed=seed,
+                    highpass_hz=highpass_hz, all_amplitudes=True)
+    return UnitsReport(sorting, stype, float(fs), n_samples, source_of_n, rows, highpass_hz,
+                       None, notes)

@@ -101,6 +101,7 @@ def test_sorting_type_detected_from_folder(tmp_path, minimal_config):
 
 def test_sorting_type_undetectable(tmp_path, minimal_config):
     del minimal_config["sorting"]["type"]
+    (tmp_path / "ks").mkdir()  # there, but in no sorter's format (a missing path says so instead)
     with pytest.raises(ConfigError, match="no sorter adapter recognises"):
         validate_config(minimal_config, tmp_path, "c.json")
 

@@ -138,3 +138,50 @@ def test_user_errors_are_one_line_exit_2(generated, tmp_path, capsys):
         code, _, err = main(capsys, *args)
         assert code == 2, (args, err)
         assert text in err and err.count("\n") == 1, err
+
+
+def test_summary_names_the_injected_units_own_sources(generated, perturbed, scored, tmp_path, capsys):
+    """The perturbed sorting holds the source sorting's units under their own ids: each injected
+    unit's source is found among the sorted units, and can be left out of the FP count."""
+    folder, _ = perturbed
+    out, _, stdout = scored
+    doc = json.loads((out / "score.json").read_text())
+    truth = load_truth(generated)
+    sources = doc["summary"]["source_units"]
+    assert [r["gt_unit"] for r in sources] == truth.unit_ids.tolist()
+    agr = {int(r[0]): r[1:] for r in list(csv.reader(open(out / "agreement.csv")))[1:]}
+    header = list(csv.reader(open(out / "agreement.csv")))[0][1:]
+    for r in sources:
+        assert r["sorted_unit"] == r["source_unit"] == truth.source_units[r["gt_unit"]]
+        assert r["agreement_with_source"] == 1.0  # the source unit's own spikes, unchanged
+        assert r["agreement_with_gt_unit"] == pytest.approx(
+            float(agr[r["gt_unit"]][header.index(str(r["sorted_unit"]))]), abs=5e-7)
+        assert r["agreement_with_gt_unit"] < 0.5  # the jittered copy: far below a match
+    srt = read_csv(out / "sorted_units.csv")
+    own = {str(r["sorted_unit"]): str(r["gt_unit"]) for r in sources}
+    assert {k: v["source_of_gt_unit"] for k, v in srt.items() if v["source_of_gt_unit"]} == own
+    assert "sorted units that are the injected units' own sources: " in stdout
+    assert doc["summary"]["n_source_units_excluded"] == 0  # by default, SpikeInterface's classes
+
+    code, text, err = main(capsys, "score", generated, folder, "--no-signal", "--exclude-source-units",
+                           "-o", tmp_path / "excl")
+    assert code == 0, err
+    excl = json.loads((tmp_path / "excl" / "score.json").read_text())
+    flagged = [k for k in own if srt[k]["category"] in ("redundant", "false_positive")]
+    assert flagged  # the example's source units are classed by chance: the point of the option
+    s0, s1 = doc["summary"], excl["summary"]
+    assert s1["n_source_units_excluded"] == len(flagged)
+    assert s0["n_false_positive"] + s0["n_redundant"] - len(flagged) == s1["n_false_positive"] + s1["n_redundant"]
+    rows = read_csv(tmp_path / "excl" / "sorted_units.csv")
+    assert all(rows[k]["category"] == "source_unit" and rows[k]["false_positive"] == "false" for k in flagged)
+    assert {k: r["category"] for k, r in rows.items() if k not in own} == \
+        {k: r["category"] for k, r in srt.items() if k not in own}
+    assert [u["accuracy"] for u in excl["units"]] == [u["accuracy"] for u in doc["units"]]
+
+
+def test_sources_unknown_without_the_legacy_tables(generated, perturbed, tmp_path, capsys):
+    folder, _ = perturbed
+    code, text, err = main(capsys, "score", generated / "phy", folder, "--no-signal", "-o", tmp_path)
+    assert code == 0, err
+    assert json.loads((tmp_path / "score.json").read_text())["summary"]["source_units"] is None
+    assert "own source units among the sorted units: unknown" in text

@@ -173,11 +173,24 @@ def test_units_command(example, tmp_path):
                   "--csv", tmp_path / "u.csv")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].endswith("12 units, 29999.9712 Hz, 4.000 s (duration from the recording); 2 pass")
+    seed = json.loads(path.read_text())["seed"]
+    # the config's ids are applied, as the run applies them: the table is the run's
+    assert lines[0].endswith(f"1 units, 29999.9712 Hz, 4.000 s (duration from the recording); 1 chosen; "
+                             f"the run's selection and placement (seed {seed})")
     assert lines[1].split()[:4] == ["unit", "label", "spikes", "rate_Hz"]
     table = list(csv.DictReader(open(tmp_path / "u.csv")))
-    assert len(table) == 12  # the config's ids are not applied: every unit is shown
-    assert all(r["amplitude_uV"] and float(r["snr"]) > 0 for r in table)  # with the recording: all
+    assert [r["unit_id"] for r in table] == ["1"] and table[0]["selected"] == "true"
+    assert table[0]["amplitude_uV"] and float(table[0]["snr"]) > 0
+    # the run would stop building unit 1's template (11 spikes in 4 s): the preview says so
+    assert lines[-1].startswith("# note: generate would stop: unit 1: 11 spikes") and "min_spikes" in lines[-1]
+    # a SpikeGLX .bin is not a run: every unit is measured, with the criteria given
+    out = run_cli("units", example / "kilosort4", "--recording",
+                  example / "demo_g0" / "demo_g0_t0.imec0.ap.bin", "--label", "good", "--max-count", "2",
+                  "--csv", tmp_path / "u.csv")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].endswith("12 units, 29999.9712 Hz, 4.000 s (duration from the recording); 2 pass")
+    table = list(csv.DictReader(open(tmp_path / "u.csv")))
+    assert len(table) == 12 and all(r["amplitude_uV"] and float(r["snr"]) > 0 for r in table)
     assert sum(r["selected"] == "true" for r in table) == 2
     assert {r["failed"] for r in table if r["label"] == "mua"} == {"label"}
     # without a recording, amplitude/SNR criteria are refused in one line

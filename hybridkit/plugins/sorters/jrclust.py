@@ -33,7 +33,7 @@ from pydantic import Field
 from hybridkit.errors import SortingError
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, InputPath, PluginOptions
 from hybridkit.plugins.sorters.common import check_against, check_times, find_one, sort_by_time
 from hybridkit.formats.matfile import MatFile, MatStruct, as_integers, as_scalar, as_vector, mat_variables
 from hybridkit.formats.prmfile import parse_prm
@@ -46,9 +46,9 @@ MAX_TEMPLATE_SPIKES = 500
 
 class JrclustOptions(PluginOptions):
     type: Literal["jrclust"]
-    path: ConfigPath = Field(description="JRCLUST's <session>_res.mat (v4) or <session>_jrc.mat "
+    path: InputPath = Field(description="JRCLUST's <session>_res.mat (v4) or <session>_jrc.mat "
                              "(v3), or the folder holding one; relative to the config file's folder.")
-    prm: ConfigPath | None = Field(
+    prm: InputFile | None = Field(
         None, description="The session's .prm parameter file; default <session>.prm beside the .mat.")
 
 

@@ -34,7 +34,7 @@ from pydantic import Field
 from hybridkit.errors import SortingError
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, InputPath, PluginOptions
 from hybridkit.plugins.sorters.common import check_against, check_times, find_one, sort_by_time
 from hybridkit.formats.matfile import MatFile, MatStruct, as_integers, as_scalar, as_vector, mat_variables
 
@@ -45,9 +45,9 @@ REZ_NAMES = ("rez.mat", "rez2.mat", "rez*.mat")
 
 class KilosortOptions(PluginOptions):
     type: Literal["kilosort"]
-    path: ConfigPath = Field(description="KiloSort's rez.mat (MATLAB v5 or v7.3), or the folder "
+    path: InputPath = Field(description="KiloSort's rez.mat (MATLAB v5 or v7.3), or the folder "
                              "holding it (rez.mat, rez2.mat); relative to the config file's folder.")
-    chan_map: ConfigPath | None = Field(
+    chan_map: InputFile | None = Field(
         None, description="chanMap .mat file to use when rez.ops.chanMap names one that is not "
         "found (a path from the sorting machine); default: as written, then beside the rez file.")
     clusters: Literal["auto", "templates", "merged"] = Field(

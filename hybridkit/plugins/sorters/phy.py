@@ -27,7 +27,7 @@ from hybridkit.formats.phy_files import load_npy, read_cluster_tsv, read_params_
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
 from hybridkit.plugins.sorters.common import check_against
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFolder, PluginOptions
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _load_vector(path: Path, what: str) -> np.ndarray:
 # -- the adapter ---------------------------------------------------------------------------------------
 class PhyOptions(PluginOptions):
     type: Literal["phy"]
-    path: ConfigPath = Field(
+    path: InputFolder = Field(
         description="The phy folder (holding spike_times.npy, spike_clusters.npy, params.py, ...); "
         "relative paths are taken from the config file's folder."
     )

@@ -30,7 +30,7 @@ from hybridkit.formats.phy_files import load_npy
 from hybridkit.errors import SortingError
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, InputFolder, PluginOptions
 from hybridkit.plugins.sorters.common import check_against, check_times, sort_by_time
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,10 @@ OUTPUT_DIRS = (".", "tmp/output", "tmp")
 
 class YassOptions(PluginOptions):
     type: Literal["yass"]
-    path: ConfigPath = Field(description="The YASS project folder (with config.yaml and tmp/output/ "
+    path: InputFolder = Field(description="The YASS project folder (with config.yaml and tmp/output/ "
                              "or tmp/), or the output folder holding spike_train.npy; relative to the "
                              "config file's folder.")
-    config: ConfigPath | None = Field(
+    config: InputFile | None = Field(
         None, description="YASS's config.yaml; default: config.yaml in path or in a parent of the "
         "output folder (up to the project folder).")
     templates_layout: Literal["auto", "units_times_channels", "channels_times_units"] = Field(

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from hybridkit.errors import SourceError
 from hybridkit.hookspecs import SourceReader, hookimpl
 from hybridkit.model import Recording, SourceFile
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, PluginOptions
 from hybridkit.formats.geometry import build_probe, load_geometry
 
 FIELD = "recording"  # the config section these options live in, for error messages
@@ -22,7 +22,7 @@ FIELD = "recording"  # the config section these options live in, for error messa
 
 class BinaryOptions(PluginOptions):
     type: Literal["binary"]
-    path: ConfigPath = Field(description="The headerless binary recording file.")
+    path: InputFile = Field(description="The headerless binary recording file.")
     dtype: str = Field(
         description="numpy dtype of one value, e.g. 'int16', '<i2', 'float32', 'uint16'."
     )
@@ -46,7 +46,7 @@ class BinaryOptions(PluginOptions):
         description="'samples': time x channel (each sample's channels together, the usual "
         "layout); 'channels': channel x time (each channel's whole trace in turn).",
     )
-    geometry: ConfigPath = Field(
+    geometry: InputFile = Field(
         description="Contact positions in um: a probeinterface JSON, a .prb, a .txt with one "
         "'x y' per line (whitespace-separated), or a .npy (n, 2) array."
     )

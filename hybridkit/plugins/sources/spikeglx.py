@@ -21,7 +21,7 @@ from pydantic import Field
 from hybridkit.errors import SourceError
 from hybridkit.hookspecs import SourceReader, hookimpl
 from hybridkit.model import Recording, SourceFile
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, PluginOptions
 from hybridkit.formats.spikeglx_meta import (
     ITEMSIZE,
     meta_float,
@@ -54,7 +54,7 @@ def _expand(path: Path) -> list[Path]:
 
 class SpikeGLXOptions(PluginOptions):
     type: Literal["spikeglx"]
-    path: ConfigPath = Field(
+    path: InputFile = Field(
         description="The SpikeGLX .bin file (its .meta beside it), or a glob pattern such as "
         "'run_g0_t*.imec0.ap.bin' matching several files of one stream, concatenated in "
         "firstSample order."

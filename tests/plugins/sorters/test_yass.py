@@ -18,7 +18,7 @@ from hybridkit.config.run_config import validate_config
 from hybridkit.errors import SortingError
 from hybridkit.plugins.sorters.yass import YassAdapter, read_geometry, read_yass_config
 from tests.conftest import DATA
-from tests.helpers import make_recording
+from tests.helpers import make_recording, run_cli
 from tests.plugins.sorters.compliance import assert_sorting_conventions
 
 YASS = DATA / "yass"
@@ -112,7 +112,7 @@ def test_truncated_spike_train(tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(SortingError, match=r"spike_train.npy: not a readable .npy array"):
         load(root)
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(root)], capture_output=True, text=True)
+    out = run_cli("units", root)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "spike_train.npy" in out.stderr
     np.save(path, np.zeros((5, 3), np.int64))
     with pytest.raises(SortingError, match=r"shape \(5, 3\).*expected \(n_spikes, 2\)"):

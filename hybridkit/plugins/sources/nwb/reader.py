@@ -26,7 +26,7 @@ from pydantic import Field, field_validator, model_validator
 from hybridkit.errors import OutputError, SourceError
 from hybridkit.hookspecs import SourceReader, hookimpl
 from hybridkit.model import Recording, SourceFile
-from hybridkit.options import ConfigPath, PluginOptions
+from hybridkit.options import InputFile, PluginOptions
 from hybridkit.formats.geometry import build_probe, load_geometry
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class NwbRecording(Recording):
 
 class NwbReaderOptions(PluginOptions):
     type: Literal["nwb"]
-    path: ConfigPath | None = Field(None, description="A local NWB HDF5 file (.nwb). Give "
+    path: InputFile | None = Field(None, description="A local NWB HDF5 file (.nwb). Give "
                                     "exactly one of path, url or dandiset.")
     url: str | None = Field(None, description="An http(s) URL of an NWB HDF5 file, streamed: only "
                             "the bytes read are fetched (the server must answer Range requests).")
@@ -99,7 +99,7 @@ class NwbReaderOptions(PluginOptions):
     electrical_series_path: str | None = Field(
         None, description="HDF5 path of the ElectricalSeries, e.g. "
         "'acquisition/ElectricalSeriesAP'; needed when the file holds several.")
-    geometry: ConfigPath | None = Field(
+    geometry: InputFile | None = Field(
         None, description="Contact positions in um when the electrodes table has none (or to "
         "override it): probeinterface JSON, .prb, .txt 'x y' per line, or .npy (n, 2); row i = "
         "column i of the series unless the probe file gives device channel indices.")
