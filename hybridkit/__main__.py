@@ -1,6 +1,10 @@
 """``python -m hybridkit`` is the ``hybridkit`` command."""
 import sys
 
-from hybridkit.cli import main
+try:
+    from hybridkit.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python imports the command: no traceback
+    print("hybridkit: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

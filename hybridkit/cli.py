@@ -11,7 +11,6 @@ import logging
 import sys
 from pathlib import Path
 
-from hybridkit import __version__
 from hybridkit.errors import HybridkitError
 
 log = logging.getLogger("hybridkit")
@@ -48,8 +47,10 @@ def _cmd_config_schema(args) -> int:
 def _cmd_config_check(args) -> int:
     from hybridkit.config.input_paths import check_input_paths
     from hybridkit.config.run_config import load_config
+    from hybridkit.run.output_guard import check_output
 
     cfg = load_config(args.config)
+    check_output(cfg)  # the output folder is never an input, and replaced only if ours
     n_paths = check_input_paths(cfg, str(args.config))
     print(f"{args.config}: valid, {n_paths} input path(s) found (recording: {cfg.recording.type}, sorting: {cfg.sorting.type if cfg.sorting else 'none'}, "
           f"templates: {cfg.templates.type}, writers: {', '.join(w.type for w in cfg.writers)})")
@@ -154,6 +155,9 @@ def _cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # resolved here, not at import: importing this module stays light (see hybridkit/__init__)
+    from hybridkit import __version__
+
     parser = argparse.ArgumentParser(
         prog="hybridkit",
         description="Hybrid ground-truth data for spike sorting: inject known units into a real "
@@ -277,7 +281,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sigterm_as_interrupt():
+    """Make SIGTERM (a scheduler's or ``kill``'s stop) end a run like Ctrl-C: the staging folder
+    is removed and the exit code is 130. Returns a function restoring the previous handler."""
+    import signal
+
+    interrupted = []
+
+    def handler(signum, frame):
+        if not interrupted:  # the first one stops the run; later ones must not cut its cleanup
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a library's worker thread)
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
+    restore = None
+    try:
+        restore = _sigterm_as_interrupt()
+        return _run(argv)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, whenever it comes: one line, no traceback
+        print("hybridkit: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if restore is not None:
+            restore()
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
@@ -289,9 +325,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"hybridkit: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("hybridkit: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # a bug: say so, and how to see it
         if args.debug:
             raise

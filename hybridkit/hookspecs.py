@@ -92,6 +92,14 @@ class Plugin(ABC):
         self.options = options
         self.context = context
 
+    @classmethod
+    def extra_inputs(cls, options: PluginOptions) -> list[tuple[str, Path]]:
+        """Local files or folders these options make the plugin read beyond their path fields,
+        as (what it is, path): e.g. the .meta beside a .bin, the files a pattern matches, a
+        default cache folder. Path fields are found without this. The output folder may not be,
+        hold or lie inside any of them (checked before any work; nothing need exist yet)."""
+        return []
+
 
 class SourceReader(Plugin):
     """Opens a source recording (described, read-only; read block by block)."""

@@ -181,8 +181,12 @@ class EngineConfig(StrictModel):
 
 class OutputConfig(StrictModel):
     directory: ConfigPath | None = Field(
-        None, description="Output folder; default 'hybrid_output' beside the config file.")
-    overwrite: bool = Field(False, description="Replace an existing output folder.")
+        None, description="Output folder; default 'hybrid_output' beside the config file. It may "
+        "not be, hold or lie inside an input (recording files, sorting, motion file, this config, "
+        "the template cache).")
+    overwrite: bool = Field(False, description="Replace an existing output folder, only one "
+                            "hybridkit wrote (its manifest.json) or an empty one; any other "
+                            "folder, and one that is, holds or lies inside an input, is refused.")
     checksums: Literal["all", "sidecars", "none"] = Field(
         "sidecars", description="SHA-256 of files in the manifest: all files (use when publishing; "
         "reads every hybrid binary once more), only the small sidecar files, or none.")
@@ -208,6 +212,8 @@ class RunConfigBase(StrictModel):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     #: where the config came from, for error messages
     _source: str = PrivateAttr(default="config")
+    #: the config file, when loaded from one (an input the output must never overwrite)
+    _config_path: Path | None = PrivateAttr(default=None)
 
     @property
     def base_dir(self) -> Path:
@@ -216,6 +222,10 @@ class RunConfigBase(StrictModel):
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def config_path(self) -> Path | None:
+        return self._config_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,4 +403,6 @@ def load_config(path: str | Path, reg: Registry | None = None):
     """Load, validate and return the RunConfig in ``path`` (JSON, or YAML by extension)."""
     path = Path(path)
     data = read_config_file(path)
-    return validate_config(data, path.resolve().parent, str(path), reg)
+    cfg = validate_config(data, path.resolve().parent, str(path), reg)
+    cfg._config_path = path.absolute()  # type: ignore[attr-defined]
+    return cfg

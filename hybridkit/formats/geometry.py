@@ -67,13 +67,55 @@ class Geometry:
         return positions, neural
 
 
+def _read_prb(path: Path, field: str):
+    """A .prb file as a probeinterface ProbeGroup, like ``probeinterface.read_prb`` but without
+    ``exec``: the file is parsed, never run (:mod:`hybridkit.formats.pyliteral`)."""
+    import probeinterface as pi
+
+    from hybridkit.formats.pyliteral import NotALiteral, read_assignments
+
+    try:
+        names = read_assignments(path)
+    except NotALiteral as exc:
+        raise SourceError(f"{field}: {path} {exc}; hybridkit reads .prb files without running "
+                          "them (literals, range(), names assigned above): write the values out "
+                          "or use probeinterface JSON") from None
+    except (SyntaxError, RecursionError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{field}: {path} is not a valid .prb file ({type(exc).__name__}: "
+                          f"{getattr(exc, 'msg', exc)})") from None
+    groups = {k.lower(): v for k, v in names.items()}.get("channel_groups")
+    if not isinstance(groups, dict) or not groups:
+        raise SourceError(f"{field}: {path} has no channel_groups dict; expected "
+                          "channel_groups = {0: {'channels': [...], 'geometry': {ch: (x, y)}}}")
+    group_of_probes = pi.ProbeGroup()
+    for key, group in groups.items():
+        try:
+            channels = np.array(list(group["channels"]), dtype=np.int64)
+            positions = np.array([group["geometry"][c] for c in channels.tolist()], np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceError(f"{field}: {path} channel_groups[{key!r}] needs 'channels' and a "
+                              f"'geometry' position (x, y) for each of them ({type(exc).__name__}: "
+                              f"{exc})") from None
+        if positions.ndim != 2 or positions.shape[1] != 2:
+            raise SourceError(f"{field}: {path} channel_groups[{key!r}] geometry positions must "
+                              f"be (x, y) pairs; got shape {positions.shape}")
+        probe = pi.Probe(ndim=2, si_units="um")
+        probe.set_contacts(positions=positions, shapes="circle", shape_params={"radius": 5})
+        probe.create_auto_shape(probe_type="tip")
+        probe.set_device_channel_indices(channels)
+        group_of_probes.add_probe(probe)
+    return group_of_probes
+
+
 def _read_probe_file(path: Path, field: str) -> Geometry:
     import probeinterface as pi
 
-    reader = pi.read_probeinterface if path.suffix.lower() == ".json" else pi.read_prb
+    json_file = path.suffix.lower() == ".json"
     try:
-        group = reader(path)
-    except Exception as exc:  # json/exec/KeyError inside probeinterface: report, do not crash
+        group = pi.read_probeinterface(path) if json_file else _read_prb(path, field)
+    except SourceError:
+        raise
+    except Exception as exc:  # json/KeyError inside probeinterface: report, do not crash
         raise SourceError(
             f"{field}: cannot read {GEOMETRY_FORMATS[path.suffix.lower()]} file {path} "
             f"({type(exc).__name__}: {exc})"

@@ -135,7 +135,7 @@ def _load_legacy(folder: Path) -> Truth:
             k = int(np.argmax(times))
             rate = float(times[k] / t_s[k]) if t_s[k] > 0 else None
     else:
-        ft = np.load(folder / "firings_true.npy")
+        ft = np.load(folder / "firings_true.npy", allow_pickle=False)
         if ft.ndim != 2 or ft.shape[0] != 3:
             raise TruthError(f"{folder / 'firings_true.npy'}: shape {ft.shape}, expected (3, n_events)")
         times, units = ft[1].astype(np.int64), ft[2].astype(np.int64)  # source ids stand for units
@@ -159,13 +159,13 @@ def _load_legacy(folder: Path) -> Truth:
     positions = None
     probe = _one(folder, "probe-*.npz", session)
     if probe is not None:
-        with np.load(probe) as p:
+        with np.load(probe, allow_pickle=False) as p:
             cmap = np.asarray(p["channel_map"], np.int64)
             n_ch = int(manifest.get("n_channels") or (cmap.max() + 1 if cmap.size else 0))
             positions = np.full((n_ch, 2), np.nan)
             positions[cmap] = np.asarray(p["channel_positions"], float)[:, :2]
     if npz is not None:
-        with np.load(npz) as z:
+        with np.load(npz, allow_pickle=False) as z:
             for u in unit_ids.tolist():
                 key = f"unit{u}"
                 if f"{key}_waveform_uV" not in z:
@@ -212,26 +212,26 @@ def _load_phy(folder: Path) -> Truth:
     params = read_params_py(folder / "params.py") if (folder / "params.py").is_file() else {}
     if "sample_rate" not in params:
         raise TruthError(f"{folder / 'params.py'}: no sample_rate; the phy folder's rate is needed")
-    times = np.load(folder / "spike_times.npy").ravel().astype(np.int64)
-    clusters = np.load(folder / "spike_clusters.npy").ravel().astype(np.int64)
-    rows = np.load(folder / "spike_templates.npy").ravel().astype(np.int64) \
+    times = np.load(folder / "spike_times.npy", allow_pickle=False).ravel().astype(np.int64)
+    clusters = np.load(folder / "spike_clusters.npy", allow_pickle=False).ravel().astype(np.int64)
+    rows = np.load(folder / "spike_templates.npy", allow_pickle=False).ravel().astype(np.int64) \
         if (folder / "spike_templates.npy").is_file() else None
     if clusters.size != times.size:
         raise TruthError(f"{folder}: spike_clusters.npy has {clusters.size} entries, spike_times.npy {times.size}")
-    gains = np.load(folder / "amplitudes.npy").ravel().astype(np.float32) \
+    gains = np.load(folder / "amplitudes.npy", allow_pickle=False).ravel().astype(np.float32) \
         if (folder / "amplitudes.npy").is_file() else None
     src = read_cluster_tsv(folder / "cluster_source_unit.tsv") \
         if (folder / "cluster_source_unit.tsv").is_file() else {}
     unit_ids = np.unique(clusters)
     positions = None
     if (folder / "channel_map.npy").is_file() and (folder / "channel_positions.npy").is_file():
-        cmap = np.load(folder / "channel_map.npy").ravel().astype(np.int64)
+        cmap = np.load(folder / "channel_map.npy", allow_pickle=False).ravel().astype(np.int64)
         n_ch = int(params.get("n_channels_dat") or cmap.max() + 1)
         positions = np.full((n_ch, 2), np.nan)
-        positions[cmap] = np.load(folder / "channel_positions.npy")[:, :2]
+        positions[cmap] = np.load(folder / "channel_positions.npy", allow_pickle=False)[:, :2]
     templates: dict[int, Template] = {}
     if rows is not None and (folder / "templates.npy").is_file() and positions is not None:
-        dense = np.load(folder / "templates.npy")
+        dense = np.load(folder / "templates.npy", allow_pickle=False)
         for u in unit_ids.tolist():
             k = np.unique(rows[clusters == u])
             if k.size != 1 or k[0] >= dense.shape[0]:

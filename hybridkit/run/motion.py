@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from hybridkit.engine.drift import CombinedMotion, Motion, MotionModel, shifted, synthetic_motion
 from hybridkit.errors import ConfigError
+from hybridkit.formats.npy import read_npy
 from hybridkit.options import InputFile, InputFolder, InputPath, StrictModel
 
 
@@ -189,11 +190,10 @@ def read_kilosort4(path: Path) -> Motion:
     if not path.is_file():
         raise ConfigError(f"motion.source.path: {path} does not exist; expected Kilosort 4's ops.npy "
                           "or the results folder holding it")
-    try:  # a pickled dict of numpy arrays (Kilosort saves tensors as numpy)
-        ops = np.load(path, allow_pickle=True).item()
-    except Exception as exc:
-        raise ConfigError(f"motion.source.path: {path} is not a readable Kilosort ops.npy "
-                          f"({type(exc).__name__}: {exc})") from None
+    # a pickled dict of numpy arrays (Kilosort saves tensors as numpy): unpickled by a reader that
+    # can only build numpy values and containers, so a crafted file cannot run code
+    ops = read_npy(path, ConfigError, "motion.source.path")
+    ops = ops.item() if ops.size == 1 else None
     if not isinstance(ops, dict) or ops.get("dshift") is None:
         raise ConfigError(f"motion.source.path: {path} holds no drift estimate (ops['dshift'] is "
                           "missing or None: Kilosort ran with nblocks=0)")
@@ -258,11 +258,11 @@ def read_spikeinterface(folder: Path, segment: int | None = None,
         raise ConfigError(f"motion.source.path: {info_path}: direction {direction!r}; only 'y' (along "
                           "the probe's depth) is supported")
     n_seg = int(info.get("num_segments", 1))
-    depths = np.load(folder / "spatial_bins_um.npy")
+    depths = np.load(folder / "spatial_bins_um.npy", allow_pickle=False)
 
     def seg(i: int):
-        return (np.load(folder / f"temporal_bins_s_seg{i}.npy"),
-                np.load(folder / f"displacement_seg{i}.npy"))
+        return (np.load(folder / f"temporal_bins_s_seg{i}.npy", allow_pickle=False),
+                np.load(folder / f"displacement_seg{i}.npy", allow_pickle=False))
 
     if segment is not None or n_seg == 1:
         i = 0 if segment is None else segment
@@ -288,7 +288,7 @@ def read_table(src: TableMotion) -> Motion:
     if not path.is_file():
         raise ConfigError(f"motion.source.path: {path} does not exist; expected a .npz or .csv table")
     if path.suffix.lower() == ".npz":
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             missing = {"times_s", "displacement_um"} - set(z.files)
             if missing:
                 raise ConfigError(f"motion.source.path: {path} lacks arrays {sorted(missing)}; "

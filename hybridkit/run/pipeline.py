@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.config.sections import plugin_from_section
-from hybridkit.run import provenance
+from hybridkit.run import output_guard, provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.choosing import choose_and_place
 from hybridkit.run.selection import write_table
@@ -150,17 +150,19 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     def plugin(kind: str, section):  # each plugin draws from its own stream of the run seed
         ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type)
         return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
+
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
 
-    out_dir = Path(cfg.output.directory or cfg.base_dir / "hybrid_output").resolve()
-    staging = provenance.open_staging(out_dir, cfg.output.overwrite)
+    out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     begun: list[Writer] = []
+    staging = blas = None
     # One BLAS thread: the matrices here are small (90 x 90 Gram matrices), and a multi-threaded
     # BLAS competing with the background copy for 2 cores ran template building 25x slower.
     from threadpoolctl import threadpool_limits
 
-    blas = threadpool_limits(limits=1, user_api="blas")
-    try:
+    try:  # from the staging folder's first moment: an interrupt anywhere removes it
+        staging = provenance.open_staging(out_dir, cfg.output.overwrite)
+        blas = threadpool_limits(limits=1, user_api="blas")
         recording = plugin("source_reader", cfg.recording).open()
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
@@ -199,10 +201,12 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
                 w.abort()
             except Exception:  # the original error is the one to report
                 log.debug("abort of writer %s failed", w.name, exc_info=True)
-        provenance.discard_staging(staging)
+        if staging is not None:
+            provenance.discard_staging(staging)
         raise
     finally:
-        blas.restore_original_limits()
+        if blas is not None:
+            blas.restore_original_limits()
     final = [out_dir / f.relative_to(staging) for f in files]
     return GenerateResult(output_dir=out_dir, truth=truth, files=final)
 

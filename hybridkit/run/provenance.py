@@ -18,31 +18,38 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from hybridkit.errors import OutputError
+from hybridkit.run import staging as staging_owner
+from hybridkit.run.output_guard import MANIFEST, replace_refusal
 
 #: files up to this size count as sidecars for ``output.checksums = "sidecars"``
 SIDECAR_MAX_BYTES = 64 * 1024 * 1024
 RESOLVED_CONFIG = "config.resolved.json"
-MANIFEST = "manifest.json"
 
 
 def open_staging(out_dir: Path, overwrite: bool) -> Path:
-    """Create the staging folder for ``out_dir``; fail early if the target cannot be written."""
-    if out_dir.exists() and not overwrite:
-        raise OutputError(f"output.directory: {out_dir} already exists; set output.overwrite to "
-                          "true to replace it, or choose another folder")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"output.directory: {out_dir} exists and is not a folder")
+    """Create the staging folder for ``out_dir``, owned by this process; fail early if the target
+    cannot be written or another live run writes into it. Stale staging folders of runs into
+    ``out_dir`` that are gone are removed first (:func:`hybridkit.run.staging.sweep`).
+
+    The caller has checked the target itself (:func:`hybridkit.run.output_guard.check_output`).
+    """
     for parent in out_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise OutputError(f"output.directory: {out_dir} cannot be created: {parent} is a file, "
                               "not a folder; choose a writable folder")
+    staging_owner.sweep(out_dir)
+    staging = out_dir.parent / f"{staging_owner.staging_prefix(out_dir)}{uuid.uuid4().hex[:8]}"
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
+        staging_owner.write_owner(staging)
     except OSError as exc:
+        discard_staging(staging)
         raise OutputError(f"output.directory: cannot write in {out_dir.parent} "
                           f"({exc.strerror or exc}); choose a writable folder") from None
+    except BaseException:  # interrupted between the two: not a folder without an owner record
+        discard_staging(staging)
+        raise
     return staging
 
 
@@ -51,15 +58,28 @@ def discard_staging(staging: Path) -> None:
 
 
 def commit_staging(staging: Path, out_dir: Path, overwrite: bool) -> None:
-    """Rename the finished staging folder to ``out_dir`` (replacing it when ``overwrite``)."""
+    """Rename the finished staging folder to ``out_dir`` (replacing it when ``overwrite``).
+
+    ``out_dir`` was checked before the run; if it appeared or changed meanwhile (another run, a
+    user), it is checked again and left as it is when it may not be replaced: the caller then
+    discards this run's staging folder, as the message says.
+    """
     old = None
-    if out_dir.exists():
-        if not overwrite:
-            raise OutputError(f"output.directory: {out_dir} appeared while the run was writing; "
-                              f"the finished output is left in {staging}")
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+    if out_dir.exists() or out_dir.is_symlink():
+        reason = replace_refusal(out_dir, overwrite)
+        if reason is not None:
+            raise OutputError(f"output.directory: {out_dir} was written by someone else while this "
+                              f"run was writing (another run?) and is left as it is: it {reason}; "
+                              "this run's output was discarded")
+        old = out_dir.parent / f"{staging_owner.old_prefix(out_dir)}{uuid.uuid4().hex[:8]}"
         out_dir.rename(old)
-    staging.rename(out_dir)
+    try:
+        staging_owner.release(staging)
+        staging.rename(out_dir)
+    except BaseException:  # interrupted between the two renames: put the previous output back
+        if old is not None and not out_dir.exists():
+            old.rename(out_dir)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

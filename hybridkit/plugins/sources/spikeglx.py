@@ -68,6 +68,16 @@ class SpikeGLXReader(SourceReader):
 
     Options: ClassVar[type[PluginOptions]] = SpikeGLXOptions
 
+    @classmethod
+    def extra_inputs(cls, options: SpikeGLXOptions) -> list[tuple[str, Path]]:
+        """Every .bin the path or pattern names, and the .meta beside each."""
+        path = Path(options.path)
+        pattern = not path.is_file() and re.search(r"[*?[]", path.name)
+        bins = [Path(p).with_suffix(".bin") for p in glob.glob(str(path))] if pattern \
+            else [path.with_suffix(".bin")]
+        return [item for b in bins for item in (("recording file", b),
+                                                ("recording meta file", b.with_suffix(".meta")))]
+
     def _describe(self, bin_path: Path) -> tuple[SourceFile, dict]:
         meta_path = bin_path.with_suffix(".meta")
         if not meta_path.is_file():

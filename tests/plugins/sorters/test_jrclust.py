@@ -6,8 +6,6 @@ viSite_spk / clusterSites / siteMap / viSite2Chan / miSites 1-based; spikeCluste
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from hybridkit.config.run_config import validate_config
 from hybridkit.errors import SortingError
 from hybridkit.plugins.sorters.jrclust import JrclustAdapter
 from hybridkit.formats.prmfile import parse_prm
-from tests.helpers import make_recording
+from tests.helpers import make_recording, run_cli
 from tests.plugins.sorters.sorter_files import col, savemat, write_jrclust_v4
 from tests.plugins.sorters.compliance import assert_sorting_conventions
 
@@ -129,15 +127,13 @@ def test_detection_and_cli(tmp_path, minimal_config):
     assert JrclustAdapter.detect(tmp_path / "jr") and JrclustAdapter.detect(tmp_path / "jr" / "sess_res.mat")
     minimal_config["sorting"] = {"path": "jr"}
     assert validate_config(minimal_config, tmp_path, "c.json").sorting.type == "jrclust"
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(tmp_path / "jr")],
-                         capture_output=True, text=True)
+    out = run_cli("units", tmp_path / "jr")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "(jrclust): 3 units, 25000 Hz" in lines[0]
     assert lines[2].split()[:3] == ["0", "noise", "1"]
     (tmp_path / "jr" / "sess.prm").unlink()
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(tmp_path / "jr")],
-                         capture_output=True, text=True)
+    out = run_cli("units", tmp_path / "jr")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "set sorting.prm" in out.stderr
 
 

@@ -8,8 +8,6 @@ transposed arrays, MATLAB_class attributes), v5 files by scipy.io.savemat.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -18,7 +16,7 @@ import pytest
 from hybridkit.config.run_config import validate_config
 from hybridkit.errors import ConfigError, SortingError
 from hybridkit.plugins.sorters.kilosort import KilosortAdapter
-from tests.helpers import make_recording
+from tests.helpers import make_recording, run_cli
 from tests.plugins.sorters.sorter_files import col, rez_dict, savemat
 from tests.plugins.sorters.compliance import assert_sorting_conventions
 
@@ -183,8 +181,7 @@ def test_cli_errors_are_one_line(tmp_path):
     rez = _rez()
     del rez["st3"]
     savemat(tmp_path / "rez.mat", {"rez": rez})
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(tmp_path / "rez.mat")],
-                         capture_output=True, text=True)
+    out = run_cli("units", tmp_path / "rez.mat")
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "rez has no st3" in out.stderr
     assert "Traceback" not in out.stderr

@@ -7,8 +7,6 @@ The 10-channel sample's native outputs are rebuilt from its real phy export (sam
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -137,8 +135,7 @@ def test_detection_and_cli(tmp_path, minimal_config):
     assert not YassAdapter.detect(PHY)  # its phy export is phy's
     minimal_config["sorting"] = {"path": str(root)}
     assert validate_config(minimal_config, tmp_path, "c.json").sorting.type == "yass"
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(root), "--min-rate", "5"],
-                         capture_output=True, text=True)
+    out = run_cli("units", root, "--min-rate", "5")
     assert out.returncode == 0, out.stderr
     assert "(yass): 29 units, 20000 Hz" in out.stdout.splitlines()[0]
     rows = out.stdout.splitlines()[2:]

@@ -329,3 +329,55 @@ def test_generate_with_database_templates(server, tmp_path):
     assert_generate_invariant(result)
     ft = np.load(result.output_dir / "firings_true.npy")
     assert set(np.unique(ft[2]).tolist()) == {5, 28}  # the database rows are the source units
+
+
+# -- a malicious index or zarr metadata: nothing leaves cache_dir, no ".." reaches a URL ----------
+def _files_outside(root: Path, cache: Path) -> set[Path]:
+    """Files and folders under ``root`` that are neither in ``cache`` nor on the way to it."""
+    return {p for p in root.rglob("*") if cache not in p.parents and p != cache
+            and p not in cache.parents}
+
+
+@pytest.mark.parametrize("name", ["../../ESCAPED/x", "..", "/etc/ESCAPED", "a/b", "",
+                                  "x" * 300, "a\\..\\..\\ESCAPED", "ok name"])
+def test_malicious_dataset_name_in_the_index_is_refused(server, replica, tmp_path, np1_recording,
+                                                        name):
+    index = (replica / "templates.csv").read_text()
+    (replica / "templates.csv").write_text(index.replace(KS042 + ",", f"{name},", 1))
+    work = tmp_path / "work"  # the cache lives two levels below what a "../../" would reach
+    cache = work / "deep" / "cache"
+    before = _files_outside(tmp_path, cache)
+    opt = DatabaseOptions(base_url=server.url, cache_dir=cache, rows=[5])
+    with pytest.raises(TemplateError) as err:
+        TemplateDatabase(opt).build(np1_recording, None, [])
+    msg = str(err.value)
+    assert "\n" not in msg and "row 0 dataset" in msg and "not a safe name" in msg
+    assert _files_outside(tmp_path, cache) == before  # nothing written outside cache_dir
+    assert not list(tmp_path.rglob("ESCAPED*"))
+    assert [p for _, p in server.log] == ["templates.csv"]  # refused before any dataset request
+    assert not any(".." in p for _, p in server.log)
+
+
+def test_malicious_dimension_separator_is_refused(server, replica, tmp_path, np1_recording):
+    meta_path = replica / KS042 / ".zmetadata"
+    meta = json.loads(meta_path.read_text())
+    meta["metadata"]["templates_array/.zarray"]["dimension_separator"] = "/../../../ESCAPED/"
+    meta_path.write_text(json.dumps(meta))
+    cache = tmp_path / "cache"
+    before = _files_outside(tmp_path, cache)
+    with pytest.raises(TemplateError, match="dimension_separator '/../../../ESCAPED/'"):
+        TemplateDatabase(_options(server, tmp_path, rows=[5])).build(np1_recording, None, [])
+    assert _files_outside(tmp_path, cache) == before
+    assert not any(".." in p for _, p in server.log)
+    assert not any("templates_array/" in p for _, p in server.log)  # no chunk was asked for
+
+
+def test_safe_names_are_the_real_ones():
+    from hybridkit.plugins.templates.database.zarr_http import check_name
+
+    for name in (KS042, NPU, f"{KS042}/templates_array/5.0.0", f"{NPU}/.zmetadata", "probe/x"):
+        assert check_name(name, "key") == name
+    with pytest.raises(TemplateError, match="not a safe name"):
+        check_name(f"{KS042}/../x", "key")
+    with pytest.raises(TemplateError, match="one name"):
+        check_name("probe/x", "dataset", single=True)

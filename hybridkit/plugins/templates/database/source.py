@@ -33,7 +33,7 @@ from hybridkit.hookspecs import TemplateSource, hookimpl
 from hybridkit.model import Recording, Sorting, TemplateBank
 from hybridkit.options import ConfigPath, PluginOptions, Range
 from hybridkit.plugins.templates import targets as tt
-from hybridkit.plugins.templates.database.zarr_http import HttpCache, ZarrV2Group
+from hybridkit.plugins.templates.database.zarr_http import HttpCache, ZarrV2Group, check_name
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,9 @@ def parse_index(data: bytes, source: str) -> list[dict]:
                 "signal_to_noise_ratio": _float(r["signal_to_noise_ratio"]),
                 "template_index": int(r["template_index"]),
                 "best_channel_index": int(r["best_channel_index"]),
-                "spikes_per_unit": int(r["spikes_per_unit"]), "dataset": r["dataset"],
+                "spikes_per_unit": int(r["spikes_per_unit"]),
+                # the name becomes a cache folder and a URL path: checked here, before either
+                "dataset": check_name(r["dataset"], f"{source} row {i} dataset", single=True),
             })
     except (UnicodeDecodeError, ValueError, KeyError, csv.Error) as exc:
         raise TemplateError(f"template database: {source} is not a valid templates.csv "
@@ -275,6 +277,11 @@ class TemplateDatabase(TemplateSource):
     #: ``hybridkit templates list`` finds this through the registry, so the command line never
     #: imports the plugin module
     list_templates = staticmethod(list_templates)
+
+    @classmethod
+    def extra_inputs(cls, options: DatabaseOptions) -> list[tuple[str, Path]]:
+        """The default template cache, when templates.cache_dir is not set (a path field then)."""
+        return [] if options.cache_dir is not None else [("the template cache", default_cache_dir())]
 
     def _rng(self) -> np.random.Generator:
         return self.context.rng if self.context is not None else np.random.default_rng(0)

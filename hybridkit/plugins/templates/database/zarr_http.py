@@ -43,6 +43,34 @@ class Unreachable(Exception):
     """No answer from the server (offline, refused, timed out, DNS)."""
 
 
+#: one path component of a key: a conservative charset (the database's dataset names use
+#: letters, digits and ``_ - + .``), bounded so that ``<name>.hybridkit.json`` still fits NAME_MAX
+_COMPONENT = re.compile(r"[A-Za-z0-9_.+=-]{1,200}")
+
+
+def check_name(name: object, what: str, single: bool = False) -> str:
+    """``name`` if it is safe to put into a cache path and a URL, else a TemplateError.
+
+    Names come from the remote index and zarr metadata, so they are checked before they touch a
+    path or a URL: components of letters, digits and ``_ . + = -`` (1-200 characters each), no
+    ``.``/``..`` component, not absolute, no backslash; ``single`` also forbids ``/``.
+
+    Args:
+        name: the dataset name, zarr key or key component.
+        what: where it comes from, for the message (e.g. "templates.csv row 3 dataset").
+        single: one path component expected (a dataset name).
+    """
+    parts = name.split("/") if isinstance(name, str) else []
+    bad = (not parts or (single and len(parts) > 1) or len(name) > 1000
+           or any(p in (".", "..") or not _COMPONENT.fullmatch(p) for p in parts))
+    if bad:
+        raise TemplateError(
+            f"template database: {what} {str(name)[:120]!r} is not a safe name; expected "
+            f"{'one name' if single else '/-separated names'} of letters, digits and _ . + = - "
+            "(1-200 characters, not '.' or '..'); the database index or metadata is corrupt")
+    return name
+
+
 def _slug(base_url: str) -> str:
     parts = urlsplit(base_url)
     raw = (parts.netloc + parts.path).strip("/") or "local"
@@ -69,10 +97,10 @@ class HttpCache:
         self.requests = 0
 
     def url(self, key: str) -> str:
-        return f"{self.base_url}/{quote(key, safe='/')}"
+        return f"{self.base_url}/{quote(check_name(key, 'object key'), safe='/')}"
 
     def path(self, key: str) -> Path:
-        return self.root / key
+        return self.root / check_name(key, "object key")
 
     # -- network -------------------------------------------------------------------------------
     def _request(self, key: str, method: str) -> tuple[bytes, dict]:
@@ -218,7 +246,7 @@ class ZarrV2Group:
 
     def __init__(self, store: HttpCache, prefix: str) -> None:
         self.store = store
-        self.prefix = prefix.strip("/")
+        self.prefix = check_name(prefix.strip("/"), "zarr group")
         raw, _ = store.get(f"{self.prefix}/.zmetadata", missing_ok=True)
         self.consolidated = raw is not None
         self._meta: dict = {}
@@ -290,6 +318,9 @@ class ZarrV2Group:
         shape, chunks = tuple(meta["shape"]), tuple(meta["chunks"])
         dtype = np.dtype(meta["dtype"])
         sep = meta.get("dimension_separator", ".")
+        if sep not in (".", "/"):  # it goes into keys: a "/../" here would climb out of the group
+            raise TemplateError(f"template database: {self.prefix}/{path}/.zarray has "
+                                f"dimension_separator {str(sep)[:40]!r}; zarr allows '.' or '/'")
         if len(shape) == 0:
             shape, chunks = (1,), (1,)
         sel = (np.arange(shape[0]) if rows is None else np.asarray(rows, dtype=np.int64).ravel())
