@@ -109,6 +109,5 @@ def open_traces(truth: Truth) -> Traces | None:
             log.warning("hybrid binary %s is missing; traces unavailable", hybrid)
             return None
         files.append(replace(f, path=hybrid))
-    recording.close()
-    recording.files = files
+    recording.files = files  # a description: nothing was opened for the source's files
     return RecordingTraces(recording)

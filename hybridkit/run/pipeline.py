@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import secrets
@@ -156,6 +157,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     begun: list[Writer] = []
     staging = blas = None
+    files_open = contextlib.ExitStack()  # the source's files, open for the run and closed after it
     # One BLAS thread: the matrices here are small (90 x 90 Gram matrices), and a multi-threaded
     # BLAS competing with the background copy for 2 cores ran template building 25x slower.
     from threadpoolctl import threadpool_limits
@@ -164,6 +166,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         staging = provenance.open_staging(out_dir, cfg.output.overwrite)
         blas = threadpool_limits(limits=1, user_api="blas")
         recording = plugin("source_reader", cfg.recording).open()
+        files_open.enter_context(recording.opened())
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
         writers = [plugin("writer", w) for w in cfg.writers]
@@ -205,6 +208,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
             provenance.discard_staging(staging)
         raise
     finally:
+        files_open.close()
         if blas is not None:
             blas.restore_original_limits()
     final = [out_dir / f.relative_to(staging) for f in files]
