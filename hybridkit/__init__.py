@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 _LAZY = {
     **{name: "hybridkit.errors" for name in (
         "ConfigError", "HybridkitError", "OutputError", "PlacementError", "PlanError", "PluginError",
-        "SortingError", "SourceError", "TemplateError", "TruthError", "UnitSelectionError")},
+        "PublishError", "SortingError", "SourceError", "TemplateError", "TruthError",
+        "UnitSelectionError")},
     **{name: "hybridkit.hookspecs" for name in (
         "RunContext", "SorterAdapter", "SourceReader", "TemplateSource", "Writer", "hookimpl")},
     **{name: "hybridkit.model" for name in (
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
         PlacementError,
         PlanError,
         PluginError,
+        PublishError,
         SortingError,
         SourceError,
         TemplateError,
@@ -97,7 +99,7 @@ def generate(config):
 __all__ = [
     "ConfigError", "ConfigPath", "GroundTruth", "HybridkitError", "InputFile", "InputFolder",
     "InputPath", "OutputError", "Plan", "PlacedUnit", "PlacementError", "PlanError", "PluginError",
-    "PluginOptions", "Recording", "RunContext", "SorterAdapter", "Sorting", "SortingError",
+    "PluginOptions", "PublishError", "Recording", "RunContext", "SorterAdapter", "Sorting", "SortingError",
     "SourceError", "SourceFile", "SourceReader", "Template", "TemplateBank", "TemplateError",
     "TemplateSource", "TruthError", "UnitSelectionError", "Writer", "__version__", "generate",
     "hookimpl", "load_config",

@@ -20,7 +20,15 @@ def _cmd_generate(args) -> int:
     from hybridkit.config.run_config import load_config
     from hybridkit.run.pipeline import generate
 
-    cfg = load_config(args.config)
+    if args.from_nwb is not None:
+        from hybridkit.config.run_config import validate_config
+        from hybridkit.publish.from_nwb import config_from_nwb
+
+        data = config_from_nwb(args.from_nwb, args.inputs or [Path.cwd()], args.output)
+        cfg = validate_config(data, Path.cwd(), f"{args.from_nwb} (run_config)")
+        print(f"regenerating session {cfg.session} (seed {cfg.seed}) from {args.from_nwb}")
+    else:
+        cfg = load_config(args.config)
     result = generate(cfg)
     truth = result.truth
     print(f"wrote {result.output_dir}")
@@ -142,7 +150,28 @@ def _cmd_score(args) -> int:
     result = score(args.output_dir, args.sorting, args.type, settings, out_dir=args.out,
                    signal_metrics=not args.no_signal)
     print(summary_text(result))
+    t = result.truth
+    if t.remote is not None:
+        print(f"streamed {t.remote}: fetched {t.bytes_fetched:,} of {t.file_bytes:,} bytes "
+              f"({100 * t.bytes_fetched / max(t.file_bytes, 1):.2f} %): the ground-truth units only")
     print(f"wrote {', '.join(str(f) for f in result.files)}")
+    return 0
+
+
+def _cmd_publish(args) -> int:
+    from hybridkit.publish.upload import publish
+
+    r = publish(args.outputs, args.dandiset, args.instance, create=args.create,
+                dandiset_dir=args.dandiset_dir, dry_run=args.dry_run, jobs=args.jobs)
+    print(f"dandiset {r.dandiset} on {r.instance}: organized in {r.dandiset_dir}; dandi validate: no errors")
+    for path, size in r.planned:
+        print(f"  would upload {path} ({size} bytes)")
+    for path in r.uploaded:
+        print(f"  uploaded {path}")
+    for path in r.unchanged:
+        print(f"  unchanged {path} (the draft holds the same bytes)")
+    if r.dry_run:
+        print("dry run: nothing was created or uploaded")
     return 0
 
 
@@ -170,7 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("generate", help="write a hybrid recording and its ground truth")
-    p.add_argument("config", type=Path, help="run config (JSON or YAML)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("config", type=Path, nargs="?", help="run config (JSON or YAML)")
+    what.add_argument("--from-nwb", metavar="HYBRID", help="instead of a config: rebuild the run from "
+                   "a hybrid NWB written by hybridkit (a path, an http(s) URL, or "
+                   "dandi://INSTANCE/DANDISET[@VERSION]/PATH) and make the same ground truth again")
+    p.add_argument("--inputs", type=Path, action="append", metavar="DIR",
+                   help="with --from-nwb: a folder holding the run's local inputs (source recording, "
+                   "sorting), checked by size and SHA-256; repeat for several (default: the current folder)")
+    p.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="with --from-nwb: output folder (default ./<session>-regenerated)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("config", help="print the config schema or check a config")
@@ -244,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score a sorter's output on the hybrid recording against the "
                        "ground truth (CSV + JSON and a printed summary)")
-    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR",
-                   help="the output of generate (folder, its phy folder, or its .nwb file)")
+    p.add_argument("output_dir", metavar="HYBRID",
+                   help="the output of generate (folder, its phy folder, or its .nwb file), or a "
+                   "hybrid NWB at an http(s) URL or dandi://INSTANCE/DANDISET[@VERSION]/PATH (streamed)")
     p.add_argument("sorting", type=Path, metavar="SORTING", help="the sorter's output on the hybrid data")
     p.add_argument("--type", help="sorter adapter (default: detected from the path)")
     p.add_argument("--tolerance-ms", type=float, default=0.4,
@@ -262,6 +301,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path,
                    help="folder for the tables (default OUTPUT_DIR/scores/<sorting name>)")
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("publish", help="check, organize, validate and upload hybrid NWB files to "
+                       "a DANDI dandiset (docs/publishing.md)")
+    p.add_argument("outputs", type=Path, nargs="+", metavar="OUTPUT_DIR",
+                   help="output folders of generate (each with one .nwb), or .nwb files")
+    p.add_argument("--dandiset", metavar="ID", help="an existing dandiset, e.g. 000123")
+    p.add_argument("--create", type=Path, metavar="METADATA",
+                   help="instead of --dandiset: create a draft dandiset from the 'dandiset' section "
+                   "of this YAML/JSON file (name, description, license, contributors)")
+    p.add_argument("--instance", default="dandi",
+                   help="dandi, dandi-sandbox, or an API URL (default dandi; try dandi-sandbox first)")
+    p.add_argument("--dandiset-dir", type=Path, metavar="DIR",
+                   help="local dandiset folder to organize into (default ./<ID>)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check, organize and validate, print what would be uploaded; create and upload nothing")
+    p.add_argument("--jobs", type=int, default=4, help="parallel part uploads per file (default 4)")
+    p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of the injected units")
     p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR",

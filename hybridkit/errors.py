@@ -51,3 +51,8 @@ class OutputError(HybridkitError):
 
 class TruthError(HybridkitError):
     """The ground truth cannot be read back from a run's output (score, report)."""
+
+
+class PublishError(HybridkitError):
+    """A hybrid dataset cannot be published or regenerated (missing metadata, inputs not found,
+    the archive refused)."""

@@ -61,12 +61,16 @@ class RunContext:
     rng: np.random.Generator
     seed: int
     session: str = "hybrid"
+    #: the resolved run config as JSON (absolute paths, every default, the seed); writers that
+    #: record provenance (the NWB writer) store it; None outside ``generate``
+    resolved_config: dict | None = None
 
     @classmethod
-    def for_plugin(cls, base_dir: Path, seed: int, session: str, kind: str, name: str) -> "RunContext":
+    def for_plugin(cls, base_dir: Path, seed: int, session: str, kind: str, name: str,
+                   resolved_config: dict | None = None) -> "RunContext":
         """The context of plugin ``name`` of ``kind`` in a run: its own named stream of ``seed``."""
         return cls(base_dir=Path(base_dir), rng=named_stream(seed, f"{kind}:{name}"), seed=int(seed),
-                   session=session)
+                   session=session, resolved_config=resolved_config)
 
     def stream(self, name: str) -> np.random.Generator:
         """A further stream of the run seed, by name (e.g. ``"writer:nwb:noise"``)."""

@@ -120,7 +120,8 @@ class Recording:
 
         The descriptors belong to a :class:`hybridkit.formats.recording_files.RecordingFiles`
         that closes them when the block ends; reads outside such a block open and close the
-        files themselves. Nested blocks share the outer block's files.
+        files themselves. Nested blocks share the outer block's files. Enter it from one thread
+        (the run's); reads from any thread inside it share its files.
         """
         if self._files is not None:
             yield self._files
@@ -145,14 +146,27 @@ class Recording:
             raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
         if isinstance(channels, slice):
             channels = np.arange(self.n_channels)[channels]
-        with self.opened() as files:
+        with self._reading() as files:
             return files.read(start, stop, channels)
 
     def read_file_windows(self, index: int, starts: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` (k, n_times, n_channels) with the windows of file ``index`` that start at
         ``starts`` (k,) samples into that file, one positional read each (samples-major files)."""
-        with self.opened() as files:
+        with self._reading() as files:
             files.read_file_windows(index, starts, out)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The run's open files inside :meth:`opened`, else files of this call's own: a read
+        outside a run never publishes its files, so concurrent reads cannot close each other's."""
+        shared = self._files
+        if shared is not None:
+            yield shared
+            return
+        from hybridkit.formats.recording_files import RecordingFiles
+
+        with RecordingFiles(self.files, self.dtype, self.n_channels, self.order) as files:
+            yield files
 
     def layout(self, index: int):
         """The binio.Layout of file ``index``."""

@@ -116,3 +116,23 @@ def scored(generated, perturbed, tmp_path_factory):
         assert res.returncode == 0, res.stderr
         (out / "stdout.txt").write_text(res.stdout)
     return out, expected, (out / "stdout.txt").read_text()
+
+
+# -- dandi organize + dandi validate on every hybrid NWB the suite writes (tests/dandi_check.py) ----
+def pytest_configure(config):
+    from hybridkit.plugins.writers.nwb.writer import NwbWriter
+    from hybridkit.run import provenance
+    from tests import dandi_check
+
+    NwbWriter.finish = dandi_check.record_finish(NwbWriter.finish)
+    provenance.commit_staging = dandi_check.record_commit(provenance.commit_staging)
+
+
+@pytest.fixture(autouse=True)
+def _dandi_validates_written_nwb():
+    yield
+    from tests import dandi_check
+
+    if dandi_check.pending:
+        errors = dandi_check.check_pending()
+        assert not errors, "dandi validate:\n" + "\n".join(errors)

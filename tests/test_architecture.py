@@ -20,7 +20,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybridkit"
 PLUGIN_MAY_IMPORT = ("hybridkit.hookspecs", "hybridkit.model", "hybridkit.errors", "hybridkit.options",
                      "hybridkit.formats", "hybridkit.engine")
 ENGINE_MAY_IMPORT = ("hybridkit.engine", "hybridkit.model", "hybridkit.errors")
-CORE = ("hybridkit.config", "hybridkit.run", "hybridkit.results", "hybridkit.cli", "hybridkit.registry")
+CORE = ("hybridkit.config", "hybridkit.run", "hybridkit.results", "hybridkit.publish", "hybridkit.cli",
+        "hybridkit.registry")
+#: crossings that arrived with publishing (issue 16) and are still to be cut: the NWB writer's
+#: provenance uses publish's JSON-pointer rows and input identities (candidates for formats/), and
+#: publish reaches the NWB reader's HTTP/DANDI client (a candidate for formats/ too). Listed by
+#: name so that no new one slips in.
+KNOWN_CROSSINGS = {
+    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.publish.identity"),
+    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.publish.pointers"),
+    ("hybridkit.plugins.writers.nwb.writer", "hybridkit.publish.identity"),
+    ("hybridkit.publish.identity", "hybridkit.plugins.sources.nwb.remote"),
+    ("hybridkit.publish.remote", "hybridkit.plugins.sources.nwb.remote"),
+    ("hybridkit.publish.upload", "hybridkit.plugins.sources.nwb.remote"),
+}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -81,6 +94,8 @@ def violations(root: Path = PACKAGE) -> list[str]:
         me, found = imports_of(path, root)
         where = f"{path.relative_to(root.parent)}"
         for line, mod, name in found:
+            if (me, mod) in KNOWN_CROSSINGS and root == PACKAGE:
+                continue
             if name and name.startswith("_") and not name.startswith("__") and mod != me:
                 out.append(f"{where}:{line}: private name {name} of {mod}")
             if within(me, ("hybridkit.engine",)) and not within(mod, ENGINE_MAY_IMPORT):

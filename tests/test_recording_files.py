@@ -72,3 +72,23 @@ def test_a_run_closes_the_source_files(tmp_path):
                                               output={"directory": str(tmp_path / "out")})))
     assert_generate_invariant(result)
     assert _open_to([f.path for f in result.truth.recording.files]) == 0
+
+
+def test_concurrent_reads_outside_a_run_do_not_close_each_others_files(tmp_path):
+    """Template building reads from worker threads; outside a run each read has its own files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = np.arange(4000 * 4, dtype=np.int16).reshape(4000, 4)
+    rec = make_recording(tmp_path, data, n_files=2)
+
+    def window(k: int) -> bool:
+        f, offset = k % 2, (k * 37) % 1900  # windows of 50 and 100 samples inside file f
+        out = np.empty((1, 50, 4), np.int16)
+        rec.read_file_windows(f, np.array([offset]), out)
+        start = 2000 * f + offset
+        return (np.array_equal(out[0], data[start:start + 50])
+                and np.array_equal(rec.read(start, start + 100), data[start:start + 100]))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(window, range(2000)))
+    assert _open_to([f.path for f in rec.files]) == 0

@@ -186,7 +186,8 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
         well_detected_score=settings.well_detected_score, redundant_score=settings.redundant_score,
         overmerged_score=settings.overmerged_score)
 
-    traces = open_traces(truth) if signal_metrics else None
+    # a streamed NWB is read for its Units table only: the traces would have to be fetched
+    traces = open_traces(truth) if signal_metrics and truth.remote is None else None
     units = _unit_rows(truth, srt, cmp, traces)
     sources = source_sorted_units(truth, srt, cmp, settings.match_score)
     sorted_units = _sorted_rows(srt, cmp, sources, settings.exclude_source_units)

@@ -67,6 +67,10 @@ class Truth:
     format: str = ""
     path: Path = Path(".")
     folder: Path = Path(".")
+    #: a streamed NWB (URL or dandi:// asset): its name, the bytes fetched and the file's size
+    remote: str | None = None
+    bytes_fetched: int | None = None
+    file_bytes: int | None = None
     source_trains: dict[int, np.ndarray] | None = None
 
     def times_of(self, unit_id: int) -> np.ndarray:
@@ -273,71 +277,93 @@ def _load_nwb(path: Path) -> Truth:
     except OSError as exc:
         raise TruthError(f"{path}: not a readable NWB (HDF5) file ({exc})") from None
     with f:
-        units = next((f[k] for k in ("units", "processing/ecephys/units") if k in f), None)
-        if units is None or "spike_times" not in units:
-            raise TruthError(f"{path}: no units table with spike_times (looked in /units and "
-                             "/processing/ecephys/units)")
-        ids = units["id"][()].astype(np.int64)
-        n = ids.size
-        rate = None
-        if "resolution" in units["spike_times"].attrs:
-            res = float(units["spike_times"].attrs["resolution"])
-            rate = 1.0 / res if res > 0 else None
-        series = [g for g in f.get("acquisition", {}).values()
-                  if isinstance(g, h5py.Group) and "data" in g and "starting_time" in g]
-        if series:
-            rate = float(series[0]["starting_time"].attrs["rate"])
-        if rate is None and "waveform_mean" in units:
-            rate = float(units["waveform_mean"].attrs.get("sampling_rate", 0)) or None
-        if rate is None:
-            raise TruthError(f"{path}: no sampling rate (units resolution, ElectricalSeries rate)")
-        injected = units["is_injected"][()].astype(bool) if "is_injected" in units else np.ones(n, bool)
-        gt_ids = ids.copy()
-        if "gt_unit_id" in units:
-            raw = [_str(v) for v in units["gt_unit_id"][()]]
-            try:
-                gt_ids = np.array([int(v) for v in raw], np.int64)
-            except ValueError:
-                log.info("%s: gt_unit_id values are not integers; using the units table ids", path)
-        trains = _ragged(units, "spike_times")
-        times = [np.rint(np.asarray(t, float) * rate).astype(np.int64) for t in trains]
-        gains = None
-        if "amplitude_scale" in units and "amplitude_scale_index" in units:
-            gains = [np.asarray(g, np.float32) for g in _ragged(units, "amplitude_scale")]
-        shifts = {}
-        if "shift_um_x" in units and "shift_um_y" in units:
-            shifts = {int(g): np.array([x, y], float) for g, x, y in
-                      zip(gt_ids, units["shift_um_x"][()], units["shift_um_y"][()])}
-        src = {}
-        if "source_unit" in units or "source_unit_id" in units:
-            col = units["source_unit" if "source_unit" in units else "source_unit_id"][()]
-            src = {int(g): int(_str(s)) for g, s in zip(gt_ids, col) if _str(s).lstrip("-").isdigit()}
-        positions = None
-        electrodes = f.get("general/extracellular_ephys/electrodes")
-        if electrodes is not None and "rel_x" in electrodes and "rel_y" in electrodes:
-            positions = np.c_[electrodes["rel_x"][()], electrodes["rel_y"][()]].astype(float)
-        templates: dict[int, Template] = {}
-        if "waveform_mean" in units and positions is not None:
-            wm = units["waveform_mean"]
-            before_ms = units.attrs.get("waveform_time_before_peak_in_ms", wm.attrs.get("time_before_peak_in_ms"))
-            scale = 1e6 if _str(wm.attrs.get("unit", "volts")) == "volts" else 1.0
-            chans = _ragged(units, "electrodes") if "electrodes_index" in units else None
-            wave_rate = float(wm.attrs.get("sampling_rate", rate))
-            for k in range(n):
-                if not injected[k]:
-                    continue
-                wf = np.asarray(wm[k], np.float32) * scale  # (samples, electrodes)
-                ch = np.asarray(chans[k], np.int64) if chans is not None else \
-                    np.flatnonzero(np.abs(wf).max(axis=0) > 0)
-                wf = wf[:, ch] if wf.shape[1] == positions.shape[0] else wf[:, : ch.size]
-                if wf.size == 0:
-                    continue
-                peak = int(ch[np.argmax(np.abs(wf).max(axis=0))])
-                pidx = int(round(float(before_ms) * wave_rate / 1000)) if before_ms is not None \
-                    else int(np.argmax(np.abs(wf).max(axis=1)))
-                templates[int(gt_ids[k])] = Template(unit_id=int(gt_ids[k]), waveform=wf, channels=ch,
-                                                     peak_index=pidx, peak_channel=peak,
-                                                     position=positions[peak], source="nwb")
+        return _read_nwb(f, path)
+
+
+def _load_remote_nwb(name: str) -> Truth:
+    """The truth of a hybrid NWB at an http(s) URL or a ``dandi://`` asset, streamed: only the
+    Units table (and the HDF5 metadata) is fetched, never the traces."""
+    from hybridkit.publish.remote import open_hybrid_nwb
+
+    handle = open_hybrid_nwb(name, "HYBRID")
+    try:
+        truth = _read_nwb(handle.h5, Path(name.split("?")[0].rsplit("/", 1)[-1]))
+        truth.bytes_fetched, truth.file_bytes = handle.bytes_fetched, handle.size
+    finally:
+        handle.close()
+    truth.path, truth.folder, truth.remote = Path(name.split("?")[0].rsplit("/", 1)[-1]), Path.cwd(), name
+    return truth
+
+
+def _read_nwb(f, path: Path) -> Truth:
+    """The ground truth in an open NWB file (``path`` names it in messages)."""
+    import h5py
+
+    units = next((f[k] for k in ("units", "processing/ecephys/units") if k in f), None)
+    if units is None or "spike_times" not in units:
+        raise TruthError(f"{path}: no units table with spike_times (looked in /units and "
+                         "/processing/ecephys/units)")
+    ids = units["id"][()].astype(np.int64)
+    n = ids.size
+    rate = None
+    if "resolution" in units["spike_times"].attrs:
+        res = float(units["spike_times"].attrs["resolution"])
+        rate = 1.0 / res if res > 0 else None
+    series = [g for g in f.get("acquisition", {}).values()
+              if isinstance(g, h5py.Group) and "data" in g and "starting_time" in g]
+    if series:
+        rate = float(series[0]["starting_time"].attrs["rate"])
+    if rate is None and "waveform_mean" in units:
+        rate = float(units["waveform_mean"].attrs.get("sampling_rate", 0)) or None
+    if rate is None:
+        raise TruthError(f"{path}: no sampling rate (units resolution, ElectricalSeries rate)")
+    injected = units["is_injected"][()].astype(bool) if "is_injected" in units else np.ones(n, bool)
+    gt_ids = ids.copy()
+    if "gt_unit_id" in units:
+        raw = [_str(v) for v in units["gt_unit_id"][()]]
+        try:
+            gt_ids = np.array([int(v) for v in raw], np.int64)
+        except ValueError:
+            log.info("%s: gt_unit_id values are not integers; using the units table ids", path)
+    trains = _ragged(units, "spike_times")
+    times = [np.rint(np.asarray(t, float) * rate).astype(np.int64) for t in trains]
+    gains = None
+    if "amplitude_scale" in units and "amplitude_scale_index" in units:
+        gains = [np.asarray(g, np.float32) for g in _ragged(units, "amplitude_scale")]
+    shifts = {}
+    if "shift_um_x" in units and "shift_um_y" in units:
+        shifts = {int(g): np.array([x, y], float) for g, x, y in
+                  zip(gt_ids, units["shift_um_x"][()], units["shift_um_y"][()])}
+    src = {}
+    if "source_unit" in units or "source_unit_id" in units:
+        col = units["source_unit" if "source_unit" in units else "source_unit_id"][()]
+        src = {int(g): int(_str(s)) for g, s in zip(gt_ids, col) if _str(s).lstrip("-").isdigit()}
+    positions = None
+    electrodes = f.get("general/extracellular_ephys/electrodes")
+    if electrodes is not None and "rel_x" in electrodes and "rel_y" in electrodes:
+        positions = np.c_[electrodes["rel_x"][()], electrodes["rel_y"][()]].astype(float)
+    templates: dict[int, Template] = {}
+    if "waveform_mean" in units and positions is not None:
+        wm = units["waveform_mean"]
+        before_ms = units.attrs.get("waveform_time_before_peak_in_ms", wm.attrs.get("time_before_peak_in_ms"))
+        scale = 1e6 if _str(wm.attrs.get("unit", "volts")) == "volts" else 1.0
+        chans = _ragged(units, "electrodes") if "electrodes_index" in units else None
+        wave_rate = float(wm.attrs.get("sampling_rate", rate))
+        for k in range(n):
+            if not injected[k]:
+                continue
+            wf = np.asarray(wm[k], np.float32) * scale  # (samples, electrodes)
+            ch = np.asarray(chans[k], np.int64) if chans is not None else \
+                np.flatnonzero(np.abs(wf).max(axis=0) > 0)
+            wf = wf[:, ch] if wf.shape[1] == positions.shape[0] else wf[:, : ch.size]
+            if wf.size == 0:
+                continue
+            peak = int(ch[np.argmax(np.abs(wf).max(axis=0))])
+            pidx = int(round(float(before_ms) * wave_rate / 1000)) if before_ms is not None \
+                else int(np.argmax(np.abs(wf).max(axis=1)))
+            templates[int(gt_ids[k])] = Template(unit_id=int(gt_ids[k]), waveform=wf, channels=ch,
+                                                 peak_index=pidx, peak_channel=peak,
+                                                 position=positions[peak], source="nwb")
     keep = [k for k in range(n) if injected[k]]
     t = np.concatenate([times[k] for k in keep]) if keep else np.zeros(0, np.int64)
     u = np.concatenate([np.full(times[k].size, gt_ids[k]) for k in keep]) if keep else np.zeros(0, np.int64)
@@ -355,10 +381,13 @@ def _nwb_files(folder: Path) -> list[Path]:
 
 
 def load_truth(path: str | Path) -> Truth:
-    """Read the ground truth from an output folder, a phy writer folder or an NWB file.
+    """Read the ground truth from an output folder, a phy writer folder or an NWB file (a path,
+    an http(s) URL or a ``dandi://INSTANCE/DANDISET[@VERSION]/PATH`` asset, streamed).
 
     Raises TruthError (one line, naming the path and what was looked for) when nothing is found.
     """
+    if str(path).lower().startswith(("http://", "https://", "dandi://")):
+        return _load_remote_nwb(str(path))
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise TruthError(f"{path}: does not exist; give the output folder of `hybridkit generate` "

@@ -147,12 +147,13 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     session = cfg.session or f"hybrid-{seed}"
     rngs = stage_rngs(seed)
+    resolved = cfg.model_copy(update={"seed": seed, "session": session})
+    resolved_json = resolved.model_dump(mode="json")
 
     def plugin(kind: str, section):  # each plugin draws from its own stream of the run seed
-        ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type)
+        ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type,
+                                    resolved_config=resolved_json)
         return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
-
-    resolved = cfg.model_copy(update={"seed": seed, "session": session})
 
     out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     begun: list[Writer] = []

@@ -91,10 +91,14 @@ def write_resolved_config(cfg, staging: Path) -> Path:
     return path
 
 
-def sha256(path: Path, block: int = 8 * 1024 * 1024) -> str:
+def sha256(path: Path, block: int = 8 * 1024 * 1024, cancel=None) -> str:
+    """Hex SHA-256 of a file, read in ``block`` bytes; ``cancel`` (a threading.Event) stops a
+    long hash in a background thread (OutputError) when the run it belongs to failed."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(block):
+            if cancel is not None and cancel.is_set():
+                raise OutputError(f"hashing {path} was cancelled")
             h.update(chunk)
     return h.hexdigest()
 

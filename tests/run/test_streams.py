@@ -40,9 +40,9 @@ def test_generate_hands_each_plugin_its_own_stream(tmp_path, monkeypatch):
     seen = []
     real = RunContext.for_plugin.__func__
 
-    def spy(cls, base_dir, seed, session, kind, name):
+    def spy(cls, base_dir, seed, session, kind, name, **kw):
         seen.append((kind, name, seed))
-        return real(cls, base_dir, seed, session, kind, name)
+        return real(cls, base_dir, seed, session, kind, name, **kw)
 
     monkeypatch.setattr(RunContext, "for_plugin", classmethod(spy))
     cfg = load_config(config_with(tmp_path / "demo", tmp_path, output={"directory": str(tmp_path / "out")}))

@@ -68,6 +68,21 @@ def open_url(url: str, block_mb: float = 2.0, field: str = f"{FIELD}.url") -> Re
     return RemoteFile(url=url, handle=handle, size=size)
 
 
+def dandi_client(instance: str, field: str, token: str | None = None):
+    """A ``DandiAPIClient`` for a known instance name (``"dandi"``, ``"dandi-sandbox"``) or the base
+    URL of a DANDI API (``"https://api.dandiarchive.org/api"``, or a local archive in tests)."""
+    from dandi.dandiapi import DandiAPIClient
+
+    try:
+        if instance.lower().startswith(("http://", "https://")):
+            return DandiAPIClient(api_url=instance.rstrip("/"), token=token)
+        return DandiAPIClient.for_dandi_instance(instance, token=token)
+    except Exception as exc:
+        raise SourceError(f"{field}: cannot use DANDI instance {instance!r} "
+                          f"({type(exc).__name__}: {exc}); give a known instance name such as "
+                          "'dandi' or 'dandi-sandbox', or an API URL ending in /api") from None
+
+
 def resolve_dandi_asset(dandiset: str, asset_path: str, version: str | None = None,
                         instance: str = "dandi") -> str:
     """The content URL of one asset of a dandiset, for streaming.
@@ -85,19 +100,10 @@ def resolve_dandi_asset(dandiset: str, asset_path: str, version: str | None = No
     """
     field = f"{FIELD}.dandiset"
     try:
-        from dandi.dandiapi import DandiAPIClient
         from dandi.exceptions import NotFoundError
     except ImportError:  # pragma: no cover - dandi is a core dependency
         raise SourceError(f"{field}: resolving DANDI assets needs the dandi client; pip install dandi") from None
-    try:
-        if instance.lower().startswith(("http://", "https://")):
-            client = DandiAPIClient(api_url=instance.rstrip("/"))
-        else:
-            client = DandiAPIClient.for_dandi_instance(instance)
-    except Exception as exc:
-        raise SourceError(f"{FIELD}.dandi_instance: cannot use DANDI instance {instance!r} "
-                          f"({type(exc).__name__}: {exc}); give a known instance name such as "
-                          "'dandi' or 'dandi-sandbox', or an API URL ending in /api") from None
+    client = dandi_client(instance, f"{FIELD}.dandi_instance")
     try:
         with client:
             ds = client.get_dandiset(dandiset, version, lazy=version is not None)

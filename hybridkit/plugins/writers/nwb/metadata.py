@@ -180,7 +180,7 @@ def new_nwbfile(opt, recording, session: str, seed: int, notes: dict[str, Any]):
                           f"Subject of the source recording {recording.name}",
                           strain=s.strain, genotype=s.genotype, weight=s.weight)
     keywords = list(dict.fromkeys([*opt.keywords, "ground truth", "hybrid", "spike sorting"]))
-    generated = [["hybridkit", _version("hybridkit")], ["pynwb", version("pynwb")]]
+    generated = [["hybridkit", distribution_version("hybridkit")], ["pynwb", version("pynwb")]]
     nwbfile = NWBFile(
         session_description=opt.session_description,
         identifier=opt.identifier or str(uuid.uuid4()),
@@ -191,7 +191,7 @@ def new_nwbfile(opt, recording, session: str, seed: int, notes: dict[str, Any]):
             f"Hybrid ground-truth data for spike sorting: units injected by hybridkit (seed {seed}) "
             f"into the recording {recording.name}."),
         keywords=keywords, subject=subject, was_generated_by=generated,
-        source_script=" ".join(__import__("sys").argv) or "hybridkit",
+        source_script=command_line(),
         source_script_file_name="hybridkit", notes=json.dumps(notes, default=str),
     )
     device = _probe_device(nwbfile, recording)
@@ -214,12 +214,23 @@ def new_nwbfile(opt, recording, session: str, seed: int, notes: dict[str, Any]):
     return nwbfile, region
 
 
+def command_line() -> str:
+    """The command that wrote the file, with every path argument reduced to its base name: a
+    published file must not carry the paths of the machine that wrote it."""
+    import sys
+
+    words = [Path(w).name if ("/" in w or "\\" in w) and not w.startswith(("http://", "https://", "dandi://"))
+             else w for w in sys.argv[1:]]
+    return " ".join(["hybridkit", *words])
+
+
 def _source_list(recording, key: str) -> list[str] | None:
     values = (recording.meta.get("nwb") or {}).get(key)
     return list(values) if values is not None and len(values) == recording.n_channels else None
 
 
-def _version(dist: str) -> str:
+def distribution_version(dist: str) -> str:
+    """The installed version of distribution ``dist``, or ``0.0.0+unknown``."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

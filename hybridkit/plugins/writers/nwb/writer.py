@@ -123,6 +123,8 @@ class NwbWriter(Writer):
         self._h5 = None
         self._fillers: list[tuple[ChunkFiller, np.ndarray | slice]] = []
         self._next = 0
+        self._inputs = None  # Future of (portable config, input rows), hashed beside the run
+        self._cancel_inputs = None
 
     # ------------------------------------------------------------------------------------------
     def _notes(self, recording: Recording) -> dict:
@@ -131,9 +133,10 @@ class NwbWriter(Writer):
         ctx = self.context
         notes = {"hybridkit": {
             "session": getattr(ctx, "session", ""), "seed": getattr(ctx, "seed", None),
-            "source": {"files": [str(f.path) for f in recording.files], "dtype": recording.dtype.str,
+            "source": {"files": [f.path.name for f in recording.files],  # no paths of this machine
+                       "dtype": recording.dtype.str,
                        "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
-                       "nwb": recording.meta.get("nwb")},
+                       "nwb": _portable_nwb_meta(recording.meta.get("nwb"))},
         }}
         if self.options.traces:
             notes["hybridkit"]["traces"] = f"acquisition/{SERIES}"
@@ -161,6 +164,7 @@ class NwbWriter(Writer):
         self.recording = recording
         name = self.options.file_name or f"{session_id_for(getattr(self.context, 'session', 'hybrid'))}.nwb"
         self.path = Path(out_dir) / name
+        self._start_input_identities()
         if not self.options.traces:
             return
         if recording.neural_channels.size == 0:
@@ -243,10 +247,12 @@ class NwbWriter(Writer):
             with NWBHDF5IO(str(self.path), "a") as io:
                 nwbfile = io.read()
                 self._add_units(nwbfile, build_units(truth, nwbfile.electrodes))
+                self._add_provenance(nwbfile, truth)
                 io.write(nwbfile)
         else:
             nwbfile, _ = self._new_file(truth.recording)
             self._add_units(nwbfile, build_units(truth, nwbfile.electrodes))
+            self._add_provenance(nwbfile, truth)
             try:
                 with NWBHDF5IO(str(self.path), "w") as io:
                     io.write(nwbfile)
@@ -266,6 +272,8 @@ class NwbWriter(Writer):
                 filler.pool.shutdown(wait=True, cancel_futures=True)
                 filler.pool = None
         self._fillers = []
+        if getattr(self, "_cancel_inputs", None) is not None:  # stop hashing the inputs
+            self._cancel_inputs.set()
         h5, self._h5 = getattr(self, "_h5", None), None
         if h5 is not None:
             try:
@@ -276,6 +284,30 @@ class NwbWriter(Writer):
     def __del__(self) -> None:
         self.abort()
 
+    def _start_input_identities(self) -> None:
+        """Hash the run's inputs (SHA-256 of the source, the sorting's files) in a thread while the
+        run goes on: the source is read once more, beside the injection, not after it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from hybridkit.publish.identity import portable_config
+
+        resolved = getattr(self.context, "resolved_config", None)
+        if resolved is None:
+            return
+        import threading
+
+        self._cancel_inputs = threading.Event()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="nwb-input-identity")
+        self._inputs = pool.submit(portable_config, resolved, self._cancel_inputs)
+        pool.shutdown(wait=False)
+
+    def _add_provenance(self, nwbfile, truth: GroundTruth) -> None:
+        """The ``hybridkit`` processing module: config, inputs, events, templates, clipped, manifest."""
+        from hybridkit.plugins.writers.nwb.provenance import provenance_module
+
+        config, inputs = self._inputs.result() if self._inputs is not None else (None, [])
+        nwbfile.add_processing_module(provenance_module(truth, config, inputs))
+
     def _add_units(self, nwbfile, units) -> None:
         if self.options.units_location == "units":
             nwbfile.units = units
@@ -283,6 +315,13 @@ class NwbWriter(Writer):
             module = nwbfile.processing.get("ecephys") or nwbfile.create_processing_module(
                 "ecephys", "Extracellular electrophysiology: the hybrid ground truth")
             module.add(units)
+
+
+def _portable_nwb_meta(meta: dict | None) -> dict | None:
+    """An NWB source's description without its local path (a URL is kept: it names the source)."""
+    if not meta or str(meta.get("source", "")).startswith(("http://", "https://")):
+        return meta
+    return {**meta, "source": Path(str(meta.get("source", ""))).name}
 
 
 def _columns(cols: np.ndarray, n_channels: int) -> np.ndarray | slice:
