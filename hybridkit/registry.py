@@ -44,6 +44,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hybridkit.plugins.writers.phy",
     "hybridkit.plugins.sources.nwb.reader",
     "hybridkit.plugins.writers.nwb.writer",
+    "hybridkit.plugins.sources.spikeinterface",
+    "hybridkit.plugins.sorters.spikeinterface",
 )
 
 KINDS = tuple(kind for kind, _ in HOOKS.values())

@@ -7,6 +7,7 @@ and a sorting given by a path alone gets its adapter from :func:`detect_sorter_t
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -64,13 +65,26 @@ def detect_sorter_type(path: Path, reg: Registry, what: str, fix: str) -> str:
                       f"{fix} one of them")
 
 
+def section_file(path: Path) -> dict | None:
+    """A .json file holding a config ``sorting`` section (``{"type": ..., ...}``, e.g. a
+    SpikeInterface extractor and its arguments), or None for any other path."""
+    if not (path.is_file() and path.suffix == ".json"):
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("type"), str) else None
+
+
 def load_sorting(path: str | Path, type_: str | None = None, *, base_dir: Path | None = None,
                  recording: Recording | None = None, options: PluginOptions | None = None,
                  what: str = "SORTING", reg: Registry | None = None) -> tuple[str, Sorting]:
     """Read a sorter's output given by its path: ``(adapter type, Sorting)``.
 
     The adapter is ``type_``, else the one that detects ``path``; ``options`` (a run config's
-    sorting section for this path) replace the path-only options. With ``recording`` the adapter
+    sorting section for this path) replace the path-only options, and so does a .json file
+    holding a sorting section (:func:`section_file`; its ``type`` unless ``type_`` is given). With ``recording`` the adapter
     checks the sorting against it. A relative ``path`` is taken from ``base_dir`` (default: the
     current folder). ``what`` names the input in errors (``SORTING``, ``hybridkit units``).
     """
@@ -80,8 +94,12 @@ def load_sorting(path: str | Path, type_: str | None = None, *, base_dir: Path |
     path = (path if path.is_absolute() else base_dir / path).resolve()
     if not path.exists():
         raise SortingError(f"{what} {path} does not exist")
+    from_file = section_file(path) if options is None else None
+    if type_ is None and from_file is not None:
+        type_ = str(from_file["type"])
     type_ = type_ or detect_sorter_type(path, reg, what, "give --type,")
-    section = options if options is not None else {"type": type_, "path": str(path)}
+    section = options if options is not None else (
+        {**from_file, "type": type_} if from_file is not None else {"type": type_, "path": str(path)})
     adapter = plugin_from_section(reg, "sorter_adapter", section, path.parent,
                                   what=f"{what} {path} (--type {type_}; a run config can give more options)")
     return type_, adapter.load(recording)

@@ -12,7 +12,7 @@ written; other channels of the block are the source's, unchanged.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,19 @@ class Kernel:
     window_stops: np.ndarray
     max_before: int
     max_after: int
+    #: sorted tuple of template indices -> (union of their columns, each one's positions in it):
+    #: the same few sets of co-occurring units recur in thousands of blocks
+    unions: dict = field(default_factory=dict)
+
+    @property
+    def col_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n_templates,) int64 smallest and largest column of each template (-1, -2 when it has
+        none): a cheap, conservative test of whether two templates may share a channel."""
+        if "_col_range" not in self.__dict__:
+            self.__dict__["_col_range"] = (
+                np.array([c[0] if c.size else -1 for c in self.cols], np.int64),
+                np.array([c[-1] if c.size else -2 for c in self.cols], np.int64))
+        return self.__dict__["_col_range"]
 
 
 def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
@@ -113,9 +126,13 @@ def accumulate(k: Kernel, start: int, stop: int, events: np.ndarray) -> tuple[np
         channels = k.cols[first]
         pos = dict.fromkeys(unit_of, slice(None))
     else:
-        units = sorted(set(unit_of))
-        channels = np.unique(np.concatenate([k.cols[u] for u in units]))
-        pos = {u: np.searchsorted(channels, k.cols[u]) for u in units}
+        units = tuple(sorted(set(unit_of)))
+        cached = k.unions.get(units)
+        if cached is None:
+            union = np.unique(np.concatenate([k.cols[u] for u in units]))
+            cached = k.unions[units] = (union, {u: as_slice(np.searchsorted(union, k.cols[u]))
+                                                for u in units})
+        channels, pos = cached
     acc = np.zeros((stop - start, channels.size), np.float32)
     raw = k.raw
     for ws, we, g, u in zip(k.window_starts[events].tolist(), k.window_stops[events].tolist(),
@@ -124,6 +141,61 @@ def accumulate(k: Kernel, start: int, stop: int, events: np.ndarray) -> tuple[np
         b = we if we < stop else stop
         acc[a - start : b - start, pos[u]] += g * raw[u][a - ws : b - ws]
     return channels, acc
+
+
+def isolated(k: Kernel, events: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """(len(events),) bool: events whose window lies inside ``[start, stop)`` and whose samples
+    no other of ``events`` touches: no other window overlaps it in time with an overlapping column
+    range (conservative: ranges, not column sets). Each sample such an event touches sums that one
+    event only, so it can be injected by :func:`inject_isolated`, apart from the others."""
+    ws, we = k.window_starts[events], k.window_stops[events]
+    lo_all, hi_all = k.col_range
+    order = np.argsort(ws, kind="stable")
+    ws, we, t = ws[order], we[order], k.unit_index[events][order]
+    lo, hi = lo_all[t], hi_all[t]
+    n = events.size
+    # sorted by start, event j > i overlaps i in time iff ws[j] < we[i]: j < reach[i]
+    reach = np.searchsorted(ws, we, side="left")
+    conflict = np.zeros(n, bool)
+    idx = np.arange(n)
+    for d in range(1, int((reach - idx - 1).max(initial=0)) + 1):  # a few neighbours at most
+        i = idx[: n - d]
+        j = i + d
+        pair = (j < reach[i]) & (lo[i] <= hi[j]) & (lo[j] <= hi[i])
+        conflict[i[pair]] = True
+        conflict[j[pair]] = True
+    out = np.empty(n, bool)
+    out[order] = ~conflict & (ws >= start) & (we <= stop)
+    return out
+
+
+def inject_isolated(k: Kernel, block: np.ndarray, start: int, events: np.ndarray,
+                    template: int) -> None:
+    """Inject ``events`` (all of template ``template``, :func:`isolated` in ``block``'s range, so
+    no two share a sample) into ``block`` (samples ``start ...``, every column), in place.
+
+    Vectorised over the events; each sample gets exactly what :func:`accumulate` and
+    :func:`add_rounded` give it: ``0 + gain * raw`` in float32, rounded once, added, saturated.
+    """
+    raw, cols = k.raw[template], k.cols[template]
+    rows = (k.window_starts[events] - start)[:, None] + np.arange(raw.shape[0])  # (m, n_times)
+    sums = k.gains[events][:, None, None] * raw[None]  # float32, as ``g * raw`` in accumulate
+    sums += np.float32(0)  # accumulate adds into zeros: -0.0 becomes +0.0 there too
+    c = as_slice(cols)
+    where = (rows, c) if isinstance(c, slice) else (rows[..., None], cols)
+    source = block[where]
+    block[where] = add_rounded(source.reshape(-1, cols.size),
+                               sums.reshape(-1, cols.size))[0].reshape(source.shape)
+
+
+def as_slice(positions: np.ndarray):
+    """Sorted unique ``positions`` as a slice when they are consecutive (the usual case: a unit's
+    contacts are neighbouring columns, and units far apart on the probe do not interleave their
+    channels), else as they are. Basic slicing reads, adds and writes a block ~5x faster than
+    fancy indexing; the cells and the values are the same."""
+    if positions.size and positions[-1] - positions[0] + 1 == positions.size:
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
 
 
 def add_rounded(source: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.errors import HybridkitError
+from hybridkit.model import Recording, SourceFile
 from hybridkit.results.truth import Truth, read_json
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,16 @@ class NwbTraces(Traces):
         return block * self.gain[channels] + self.offset
 
 
+def open_source(section: dict, folder: Path) -> Recording:
+    """Open the recording a config section names (``config.resolved.json``'s ``recording``) with
+    its source reader; relative paths are taken from ``folder``."""
+    from hybridkit.config.sections import plugin_from_section
+    from hybridkit.registry import get_registry
+
+    return plugin_from_section(get_registry(), "source_reader", section, folder,
+                               what=f"{folder}/config.resolved.json: recording").open()
+
+
 def open_traces(truth: Truth) -> Traces | None:
     """The hybrid recording of ``truth``, or None (with a log line) when it cannot be opened."""
     if truth.format == "nwb":
@@ -78,13 +89,10 @@ def open_traces(truth: Truth) -> Traces | None:
     if not section:
         log.info("%s: no config.resolved.json recording section; traces unavailable", folder)
         return None
-    from hybridkit.config.sections import plugin_from_section
     from hybridkit.formats.hybrid_binary import hybrid_file_name
-    from hybridkit.registry import get_registry
 
     def _open(sec: dict):
-        return plugin_from_section(get_registry(), "source_reader", sec, folder,
-                                   what=f"{folder}/config.resolved.json: recording").open()
+        return open_source(sec, folder)
 
     # The legacy writer's files keep the source's layout and header (and SpikeGLX meta), so the
     # source's reader opens them when pointed at them: first try that (no source needed) ...
@@ -102,12 +110,30 @@ def open_traces(truth: Truth) -> Traces | None:
         log.warning("cannot open the recording named in %s (%s); traces unavailable",
                     folder / "config.resolved.json", exc)
         return None
+    from hybridkit.formats.hybrid_binary import hybrid_file_names
+
     files = []
-    for f in recording.files:
-        hybrid = folder / hybrid_file_name(Path(f.path))
+    for f, name in zip(recording.files, hybrid_file_names(recording)):
+        hybrid = folder / name
         if not hybrid.is_file():
             log.warning("hybrid binary %s is missing; traces unavailable", hybrid)
             return None
-        files.append(replace(f, path=hybrid))
-    recording.files = files  # a description: nothing was opened for the source's files
+        # a source that is not a flat file (SpikeInterface) was written as headerless flat binary
+        files.append(replace(f, path=hybrid) if recording.flat_binary
+                     else SourceFile(path=hybrid, n_samples=f.n_samples))
+    recording.close()
+    if not recording.flat_binary:
+        return RecordingTraces(flat_copy_of(recording, files))
+    recording.files = files
     return RecordingTraces(recording)
+
+
+def flat_copy_of(recording: Recording, files: list[SourceFile]) -> Recording:
+    """A plain (flat binary, samples-major) Recording over ``files`` described like ``recording``
+    (dtype, channels, gains, geometry): how the legacy writer's hybrid of a source that is not a
+    flat file reads back."""
+    return Recording(files=files, dtype=recording.dtype, n_channels=recording.n_channels,
+                     sampling_rate=recording.sampling_rate, gain_to_uV=recording.gain_to_uV,
+                     offset_to_uV=recording.offset_to_uV, channel_positions=recording.channel_positions,
+                     neural=recording.neural, order="samples", probe=recording.probe,
+                     name=recording.name, meta=recording.meta)

@@ -28,6 +28,7 @@ from hybridkit.run.selection import write_table
 from hybridkit.hookspecs import RunContext, Writer
 from hybridkit.model import GroundTruth, Plan, Recording
 from hybridkit.run.planning import RNG_STREAMS, build_plan, stage_rngs  # noqa: F401 (RNG_STREAMS re-exported)
+from hybridkit.results.plan_file import write_plan_file
 from hybridkit.registry import Registry, get_registry
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,8 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         files: list[Path] = list(selection_files)
         for w in writers:
             files.extend(w.finish(truth, staging))
+        # the exact plan, whatever the writers: enough to rebuild the hybrid from the source
+        files.append(write_plan_file(truth, staging / f"templates-{session}.npz"))
         files.append(provenance.write_resolved_config(resolved, staging))
         files.append(provenance.write_manifest(staging, resolved, recording, truth, files,
                                                cfg.output.checksums, reg))

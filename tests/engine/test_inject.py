@@ -150,3 +150,44 @@ def test_parallel_blocks_computed_ahead_are_bounded():
                 assert len(started) <= len(out) + 4 + 1  # consumed + window (+ the one just taken)
             out.append(i)
     assert out == list(range(50)) and sorted(started) == list(range(50))
+
+
+# -- events no other event touches, injected apart (the lazy SpikeInterface hybrid) --------------------
+def test_isolated_marks_only_events_no_other_event_touches():
+    t_a = make_template(0, [0, 1, 2], n_times=40, peak_index=10)
+    t_b = make_template(1, [5, 6, 7], n_times=40, peak_index=10)
+    t_c = make_template(2, [2, 3, 4], n_times=40, peak_index=10)  # shares column 2 with a
+    plan = make_plan([t_a, t_b, t_c], [np.array([100, 1000, 2990]), np.array([110]), np.array([1030])],
+                     [np.ones(3, np.float32), np.ones(1, np.float32), np.ones(1, np.float32)])
+    k = inject.prepare(plan, np.ones(8))
+    events = inject.events_overlapping(k, 0, 3000)
+    alone = dict(zip(k.times[events].tolist(), inject.isolated(k, events, 0, 3000).tolist()))
+    # a@100 and b@110 overlap in time on disjoint columns: both alone; a@1000 and c@1030 overlap
+    # in time and share column 2: neither; a@2990's window runs past the block's end: not alone
+    assert alone == {100: True, 110: True, 1000: False, 1030: False, 2990: False}
+    # one sample apart in time, no longer overlapping: alone again
+    plan = make_plan([t_a, t_c], [np.array([1000]), np.array([1040])], [np.ones(1, np.float32)] * 2)
+    k = inject.prepare(plan, np.ones(8))
+    assert inject.isolated(k, inject.events_overlapping(k, 0, 3000), 0, 3000).tolist() == [True, True]
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_inject_isolated_equals_accumulate_and_add_rounded(dtype):
+    rng = np.random.default_rng(3)
+    t = make_template(0, [3, 4, 6, 7], n_times=30, peak_index=8, amp_uV=3000.0)
+    times = np.array([50, 200, 400, 4000])
+    gains = rng.uniform(0.5, 1.5, 4).astype(np.float32)
+    k = inject.prepare(make_plan([t], [times], [gains]), np.full(10, 0.195))
+    source = (rng.normal(0, 3000, (5000, 10)).clip(-32768, 32767)).astype(dtype)
+    source[42:60, 3] = 32767 if dtype == np.int16 else 0  # saturates under the first event
+    expected = source.copy()
+    for e in range(4):
+        a, b = int(k.window_starts[e]), int(k.window_stops[e])
+        channels, acc = inject.accumulate(k, a, b, np.array([e]))
+        expected[a:b, channels] = inject.add_rounded(expected[a:b, channels], acc)[0]
+    got = source.copy()
+    events = inject.events_overlapping(k, 0, 5000)
+    assert inject.isolated(k, events, 0, 5000).all()
+    inject.inject_isolated(k, got, 0, events, 0)
+    assert np.array_equal(got.view(np.uint8), expected.view(np.uint8))  # bit for bit
+    assert not np.array_equal(got, source)

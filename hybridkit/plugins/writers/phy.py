@@ -111,7 +111,9 @@ class PhyWriter(Writer):
                 f"phy writer: the files of recording {recording.name} have different header offsets "
                 f"{offsets} bytes; phy's params.py takes one offset for all files"
             )
-        odd = [f.path.name for f in recording.files if f.path.suffix.lower() not in PHY_RAW_EXTENSIONS]
+        from hybridkit.formats.hybrid_binary import hybrid_file_names
+
+        odd = [n for n in hybrid_file_names(recording) if Path(n).suffix.lower() not in PHY_RAW_EXTENSIONS]
         if odd:
             log.warning(
                 "phy writer: %s do(es) not end in %s; phy will open the folder without traces",
@@ -121,7 +123,7 @@ class PhyWriter(Writer):
 
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
         """Write the phy folder for ``truth.plan``; return the files written."""
-        from hybridkit.formats.hybrid_binary import hybrid_file_name
+        from hybridkit.formats.hybrid_binary import hybrid_file_names
 
         recording = self.recording if self.recording is not None else truth.recording
         plan = truth.plan
@@ -141,8 +143,8 @@ class PhyWriter(Writer):
             log.warning("phy writer: no injected events; phy cannot open a folder without spikes")
 
         dat_paths = []
-        for f in recording.files:
-            hybrid = out_dir / hybrid_file_name(Path(f.path))
+        for name in hybrid_file_names(recording):
+            hybrid = out_dir / name
             if not hybrid.exists():
                 log.warning("phy writer: hybrid binary %s not found (is the legacy writer enabled?)", hybrid)
             dat_paths.append(Path(os.path.relpath(hybrid, folder)).as_posix())

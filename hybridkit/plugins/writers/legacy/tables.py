@@ -148,15 +148,6 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
         np.save(out / f"dtype-{s}.npy", np.array([rec.sampling_rate]).astype(rec.dtype))
     files.append(out / f"dtype-{s}.npy")
 
-    arrays = {}
-    for u in plan.units:
-        k = f"unit{u.new_unit_id}"
-        arrays[f"{k}_waveform_uV"] = u.template.waveform
-        arrays[f"{k}_channels"] = u.template.channels
-        arrays[f"{k}_peak_index"] = np.array(u.template.peak_index)
-        arrays[f"{k}_source_unit"] = np.array(u.source_unit_id)
-    np.savez(out / f"templates-{s}.npz", **arrays)
-    files.append(out / f"templates-{s}.npz")
     files.append(_write_provenance(truth, out / f"templates-{s}.json"))
     return files
 

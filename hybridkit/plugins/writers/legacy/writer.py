@@ -12,7 +12,7 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
   ``metadata-<session>.csv``; ``clipped-<session>.csv``;
 * ``probe-<session>.npz`` (+ ``probe-<session>.json`` in probeinterface format when known),
   ``templates-<session>.json`` (each injected template's origin),
-  ``dtype-<session>.npy``, ``templates-<session>.npz`` (the placed templates, uV).
+  ``dtype-<session>.npy`` (``templates-<session>.npz``, the exact plan, is written by every run).
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
 source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
@@ -31,7 +31,7 @@ import numpy as np
 from hybridkit.formats.binio import write_block
 from hybridkit.errors import OutputError
 from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
-from hybridkit.formats.hybrid_binary import hybrid_file_name
+from hybridkit.formats.hybrid_binary import flat_layouts, hybrid_file_name, hybrid_file_names
 from hybridkit.hookspecs import Writer, hookimpl
 from hybridkit.model import GroundTruth, Recording
 from hybridkit.options import PluginOptions
@@ -53,6 +53,10 @@ class LegacyWriter(Writer):
         self.targets: list[Path] = []
         self.fds: list[int] = []
         self.copy: BackgroundCopy | None = None
+        self.layouts = None
+        if not recording.flat_binary and getattr(recording, "flat_export", False):
+            self._begin_flat(recording, out_dir)
+            return
         if not recording.flat_binary:  # say so now, not after copying the source
             raise OutputError(
                 f"recording {recording.name} is not a flat binary file (an NWB ElectricalSeries): the "
@@ -76,12 +80,31 @@ class LegacyWriter(Writer):
         self.bounds = recording.file_starts
         self.copy = BackgroundCopy(jobs, self.fds).start()
 
+    def _begin_flat(self, recording: Recording, out_dir: Path) -> None:
+        """A source with no file to copy (read through SpikeInterface): the pipeline streams every
+        block here in time order, and each is written at its place in a flat binary."""
+        # an instance attribute: the pipeline asks the instance which blocks to send
+        self.needs_every_sample = True
+        self.layouts = flat_layouts(recording)
+        for name, lay in zip(hybrid_file_names(recording), self.layouts):
+            target = out_dir / name
+            try:
+                self.fds.append(os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644))
+                os.ftruncate(self.fds[-1], lay.n_samples * lay.n_channels * lay.itemsize)
+            except OSError as exc:
+                self.close()
+                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            self.targets.append(target)
+        self.bounds = recording.file_starts
+
     def write(self, start: int, block: np.ndarray, channels: np.ndarray | None = None) -> None:
         stop = start + block.shape[0]
         for i, fd in enumerate(self.fds):
             lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
             a, b = max(start, lo), min(stop, hi)
-            if a < b:
+            if a < b and self.layouts is not None:  # a flat export: no copy to wait for
+                write_block(fd, self.layouts[i], a - lo, block[a - start : b - start], channels)
+            elif a < b:
                 lay = self.recording.layout(i)
                 self._wait_copied(i, lay, b - lo)
                 write_block(fd, lay, a - lo, block[a - start : b - start], channels)
@@ -114,9 +137,10 @@ class LegacyWriter(Writer):
         self.close()
 
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
-        for i, job in enumerate(self.copy.jobs):  # events may end long before the files do
-            self._wait_bytes(i, job.size)
-        self.copy.join()
+        if self.copy is not None:
+            for i, job in enumerate(self.copy.jobs):  # events may end long before the files do
+                self._wait_bytes(i, job.size)
+            self.copy.join()
         self.close()
         files = list(self.targets)
         files += self._write_metas(out_dir)

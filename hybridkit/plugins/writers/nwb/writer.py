@@ -128,7 +128,7 @@ class NwbWriter(Writer):
 
     # ------------------------------------------------------------------------------------------
     def _notes(self, recording: Recording) -> dict:
-        from hybridkit.formats.hybrid_binary import hybrid_file_name
+        from hybridkit.formats.hybrid_binary import hybrid_file_names
 
         ctx = self.context
         notes = {"hybridkit": {
@@ -143,7 +143,7 @@ class NwbWriter(Writer):
         else:
             notes["hybridkit"]["traces"] = {
                 "in_this_file": False,
-                "hybrid_binaries": [hybrid_file_name(Path(f.path)) for f in recording.files],
+                "hybrid_binaries": hybrid_file_names(recording),
                 "layout": recording.order, "dtype": recording.dtype.str,
                 "n_channels": recording.n_channels, "sampling_rate_hz": recording.sampling_rate,
                 "gain_to_uV": recording.gain_to_uV.tolist(),

@@ -1,0 +1,142 @@
+"""A hybrid recording computed on the fly, as a SpikeInterface recording: no second copy on disk.
+
+:class:`LazyHybridRecording` reads the run's source with hybridkit's own reader (the
+``recording`` section of ``config.resolved.json``) and its exact plan from
+``templates-<session>.npz`` (:mod:`hybridkit.results.plan_file`), and returns, for any
+``get_traces`` window, ``source + rint(sum of gain * template / gain_to_uV)`` saturated at the
+dtype's limits: the same functions of :mod:`hybridkit.engine.inject` that ``generate`` runs, so
+the samples equal the legacy writer's ``.GT`` files bit for bit whatever the window (injection
+does not depend on block edges).
+
+Segment ``k`` is source file ``k`` (times of the ground truth minus the file's first sample on
+the concatenated clock). Channel ids are file columns; non-neural columns (sync words) are
+included, with gain 0: :func:`hybridkit.spikeinterface.read_hybrid` attaches the probe, which keeps
+the contacts only.
+
+It pickles to SpikeInterface's worker processes by its ``_kwargs`` (the output folder): each worker
+reopens the source and the plan file. This module imports SpikeInterface at import time; import it
+through :mod:`hybridkit.spikeinterface`, which says which extra to install when it is missing.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from spikeinterface.core import BaseRecording, BaseRecordingSegment
+
+from hybridkit.engine import chunks, inject
+from hybridkit.errors import TruthError
+from hybridkit.model import Recording
+from hybridkit.results.plan_file import read_plan_file
+
+
+def open_run(output_dir: Path) -> tuple[Recording, inject.Kernel, dict]:
+    """The source recording of the run in ``output_dir``, its injection kernel, and the plan file's
+    scale arrays; raises TruthError (one line) when the output lacks what is needed."""
+    from hybridkit.results.traces import open_source
+
+    folder = Path(output_dir)
+    try:
+        cfg = json.loads((folder / "config.resolved.json").read_text(encoding="utf-8"))
+        session = cfg["session"]
+        section = cfg["recording"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise TruthError(f"{folder / 'config.resolved.json'}: cannot read the run's session and "
+                         f"recording section ({exc}); give the output folder of `hybridkit generate`"
+                         ) from None
+    plan_path = folder / f"templates-{session}.npz"
+    if not plan_path.is_file():
+        raise TruthError(f"{plan_path}: missing; the lazy hybrid needs the run's plan file")
+    plan, scale = read_plan_file(plan_path)
+    source = open_source(section, folder)
+    stated, n_ch = scale["n_samples_per_file"], scale["gain_to_uV"].size
+    actual = np.array([f.n_samples for f in source.files], np.int64)
+    if not np.array_equal(stated, actual) or n_ch != source.n_channels:
+        raise TruthError(f"{plan_path}: the run's source had {stated.tolist()} samples per file and "
+                         f"{n_ch} channels; the recording named in config.resolved.json now has "
+                         f"{actual.tolist()} and {source.n_channels}: not the same source")
+    # the scale the run used (the float64 values themselves): the raw templates come out identical
+    return source, inject.prepare(plan, scale["gain_to_uV"]), scale
+
+
+class LazyHybridSegment(BaseRecordingSegment):
+    """Source file ``k`` of the run plus its events, as one SpikeInterface segment."""
+
+    def __init__(self, source: Recording, kernel: inject.Kernel, first: int, last: int,
+                 sampling_frequency: float) -> None:
+        BaseRecordingSegment.__init__(self, sampling_frequency=sampling_frequency, t_start=None)
+        self.source, self.kernel, self.first, self.last = source, kernel, int(first), int(last)
+
+    def get_num_samples(self) -> int:
+        return self.last - self.first
+
+    def get_traces(self, start_frame=None, end_frame=None, channel_indices=None) -> np.ndarray:
+        """(end_frame - start_frame, channels) raw samples of the hybrid, in the source's dtype."""
+        start = self.first + (0 if start_frame is None else int(start_frame))
+        stop = self.first + (self.get_num_samples() if end_frame is None else int(end_frame))
+        k = self.kernel
+        whole = self.source.read(start, stop)  # whole rows, as generate reads them
+        events = inject.events_overlapping(k, start, stop)  # in time order
+        if events.size:
+            # Events no other event touches (most of them) go in one vectorised step per template;
+            # their samples are disjoint from everything else, so the order does not matter.
+            alone = inject.isolated(k, events, start, stop)
+            single = events[alone]
+            templates = k.unit_index[single]
+            for t in np.unique(templates).tolist():
+                inject.inject_isolated(k, whole, start, single[templates == t], t)
+            self._inject_runs(whole, start, stop, events[~alone])
+        if channel_indices is None:
+            return whole
+        return whole[:, channel_indices]
+
+    def _inject_runs(self, whole: np.ndarray, start: int, stop: int, events: np.ndarray) -> None:
+        """Inject ``events`` (time order) into ``whole`` (samples ``[start, stop)``), one run of
+        touching windows at a time, as generate's event blocks do."""
+        if not events.size:
+            return
+        k = self.kernel
+        # Only rows under event windows differ from the source: each run of touching windows is
+        # injected on its own (a block edge changes nothing, see engine/chunks.py). No merge gap:
+        # merged neighbours would widen each block to the union of unrelated units' channels.
+        first = np.clip(k.window_starts[events] - start, 0, stop - start)
+        runs = chunks.event_blocks(first, k.window_stops[events] - start, stop - start,
+                                   max_block=stop - start, merge_gap=0)
+        # each event lies in the one run its window starts in; stable: time order kept, so every
+        # sample sums its events in generate's order
+        run_of = np.searchsorted(runs[:, 0], first, side="right") - 1
+        order = np.argsort(run_of, kind="stable")
+        bounds = np.searchsorted(run_of[order], np.arange(len(runs) + 1)).tolist()
+        events = events[order]
+        for i, (a, b) in enumerate(runs.tolist()):
+            run = events[bounds[i]:bounds[i + 1]]
+            channels, acc = inject.accumulate(k, start + a, start + b, run)
+            rows, cols = whole[a:b], inject.as_slice(channels)
+            rows[:, cols] = inject.add_rounded(rows[:, cols], acc)[0]
+
+
+class LazyHybridRecording(BaseRecording):
+    """The hybrid recording of the ``generate`` run in ``output_dir``, computed from its source.
+
+    Args:
+        output_dir: a ``hybridkit generate`` output folder with ``config.resolved.json`` and
+            ``templates-<session>.npz`` (any writers; the source must still be where the config
+            says).
+    """
+
+    def __init__(self, output_dir: str | Path) -> None:
+        output_dir = Path(output_dir).resolve()
+        source, kernel, scale = open_run(output_dir)
+        BaseRecording.__init__(self, sampling_frequency=source.sampling_rate,
+                               channel_ids=np.arange(source.n_channels), dtype=source.dtype)
+        bounds = source.file_starts.tolist()
+        for k in range(len(source.files)):
+            self.add_recording_segment(LazyHybridSegment(source, kernel, bounds[k], bounds[k + 1],
+                                                         source.sampling_rate))
+        self.set_channel_gains(np.asarray(scale["gain_to_uV"], np.float64))
+        self.set_channel_offsets(np.asarray(scale.get("offset_to_uV", np.zeros(source.n_channels)),
+                                            np.float64))
+        self.source = source
+        # what SpikeInterface serializes to rebuild this recording in a worker process
+        self._kwargs = {"output_dir": str(output_dir)}
