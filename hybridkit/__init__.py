@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 _LAZY = {
     **{name: "hybridkit.errors" for name in (
         "ConfigError", "HybridkitError", "OutputError", "PlacementError", "PlanError", "PluginError",
-        "PublishError", "SortingError", "SourceError", "TemplateError", "TruthError",
+        "PublishError", "SortingError", "SourceError", "StudyError", "TemplateError", "TruthError",
         "UnitSelectionError")},
     **{name: "hybridkit.hookspecs" for name in (
         "RunContext", "SorterAdapter", "SourceReader", "TemplateSource", "Writer", "hookimpl")},
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
         PublishError,
         SortingError,
         SourceError,
+        StudyError,
         TemplateError,
         TruthError,
         UnitSelectionError,
@@ -100,7 +101,7 @@ __all__ = [
     "ConfigError", "ConfigPath", "GroundTruth", "HybridkitError", "InputFile", "InputFolder",
     "InputPath", "OutputError", "Plan", "PlacedUnit", "PlacementError", "PlanError", "PluginError",
     "PluginOptions", "PublishError", "Recording", "RunContext", "SorterAdapter", "Sorting", "SortingError",
-    "SourceError", "SourceFile", "SourceReader", "Template", "TemplateBank", "TemplateError",
+    "SourceError", "SourceFile", "StudyError", "SourceReader", "Template", "TemplateBank", "TemplateError",
     "TemplateSource", "TruthError", "UnitSelectionError", "Writer", "__version__", "generate",
     "hookimpl", "load_config",
 ]
