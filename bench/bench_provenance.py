@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_nwb import NWB_META, make_dataset, run_case
+from bench_nwb import NWB_META, make_dataset, run_case  # noqa: E402 (found through sys.path above)
 
 
 def provenance_bytes(nwb: Path) -> int:

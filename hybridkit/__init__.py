@@ -1,7 +1,9 @@
 """hybridkit: hybrid ground-truth data for spike sorting.
 
-The public API; everything else is internal. Plugin authors need ``hookimpl``, the base classes
-and the data model; users of the library need ``load_config`` and ``generate``.
+The public API; everything else is internal. Plugin authors need ``hookimpl``, the base classes,
+the data model and the error classes (raise the subclass of :class:`HybridkitError` that names
+what is wrong: the CLI prints its message in one line and exits 2); users of the library need
+``load_config`` and ``generate``.
 """
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -10,7 +12,10 @@ from typing import TYPE_CHECKING
 # then loads no numpy, pydantic or package metadata, so the command line catches a Ctrl-C or
 # SIGTERM from its very start.
 _LAZY = {
-    "HybridkitError": "hybridkit.errors",
+    **{name: "hybridkit.errors" for name in (
+        "ConfigError", "HybridkitError", "OutputError", "PlacementError", "PlanError", "PluginError",
+        "PublishError", "SortingError", "SourceError", "StudyError", "TemplateError", "TruthError",
+        "UnitSelectionError")},
     **{name: "hybridkit.hookspecs" for name in (
         "RunContext", "SorterAdapter", "SourceReader", "TemplateSource", "Writer", "hookimpl")},
     **{name: "hybridkit.model" for name in (
@@ -21,7 +26,21 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hybridkit.errors import HybridkitError
+    from hybridkit.errors import (
+        ConfigError,
+        HybridkitError,
+        OutputError,
+        PlacementError,
+        PlanError,
+        PluginError,
+        PublishError,
+        SortingError,
+        SourceError,
+        StudyError,
+        TemplateError,
+        TruthError,
+        UnitSelectionError,
+    )
     from hybridkit.hookspecs import (
         RunContext,
         SorterAdapter,
@@ -79,8 +98,10 @@ def generate(config):
 
 
 __all__ = [
-    "ConfigPath", "GroundTruth", "HybridkitError", "InputFile", "InputFolder", "InputPath", "Plan", "PlacedUnit", "PluginOptions",
-    "Recording", "RunContext", "SorterAdapter", "Sorting", "SourceFile", "SourceReader",
-    "Template", "TemplateBank", "TemplateSource", "Writer", "__version__", "generate",
+    "ConfigError", "ConfigPath", "GroundTruth", "HybridkitError", "InputFile", "InputFolder",
+    "InputPath", "OutputError", "Plan", "PlacedUnit", "PlacementError", "PlanError", "PluginError",
+    "PluginOptions", "PublishError", "Recording", "RunContext", "SorterAdapter", "Sorting", "SortingError",
+    "SourceError", "SourceFile", "StudyError", "SourceReader", "Template", "TemplateBank", "TemplateError",
+    "TemplateSource", "TruthError", "UnitSelectionError", "Writer", "__version__", "generate",
     "hookimpl", "load_config",
 ]

@@ -112,9 +112,11 @@ def _cmd_units(args) -> int:
 
 
 def _cmd_templates_list(args) -> int:
-    from hybridkit.plugins.templates.database.source import list_templates
+    from hybridkit.registry import get_registry
 
-    rows = list_templates(brain_areas=args.brain_area, probes=args.probe, datasets=args.dataset,
+    # the database's own catalogue, reached through the registry (a blocked plugin is an error)
+    database = get_registry().get("template_source", "template_database")
+    rows = database.list_templates(brain_areas=args.brain_area, probes=args.probe, datasets=args.dataset,
                           depth_um=args.depth, amplitude_uV=args.amplitude, snr=args.snr,
                           min_spikes=args.min_spikes, base_url=args.base_url,
                           cache_dir=args.cache_dir, offline=args.offline)

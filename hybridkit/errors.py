@@ -44,6 +44,10 @@ class PlacementError(HybridkitError):
     """An injected unit has no valid place on the probe."""
 
 
+class PlanError(HybridkitError):
+    """Nothing can be injected as configured (no event falls inside the recording)."""
+
+
 class OutputError(HybridkitError):
     """The output cannot be written (exists, not writable, disk full)."""
 

@@ -18,6 +18,7 @@ Built-in plugins are registered exactly like third-party ones (see :mod:`hybridk
 """
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,25 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+def named_stream(seed: int, name: str) -> np.random.Generator:
+    """The run's random stream for one consumer, derived from the run seed and the consumer's name.
+
+    ``SeedSequence(seed, spawn_key=(crc32(name),))``: a stream depends on (seed, name) alone, so a
+    consumer added, removed or drawing more numbers never shifts another's. Stages use their
+    stage name (``placement``, ``trains``, ...), plugins ``<kind>:<name>`` (see RunContext).
+    """
+    key = zlib.crc32(name.encode("utf-8"))
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(key,)))
+
+
 @dataclass
 class RunContext:
-    """What every plugin may use from the run: where the config lives, the seeded generator."""
+    """What every plugin may use from the run: where the config lives, its own seeded generator.
+
+    ``rng`` is the plugin's own stream of the run seed (``named_stream(seed, "<kind>:<name>")``):
+    draw every random number from it, or from :meth:`stream` for separate needs, so a run is
+    reproduced by its seed and one plugin's draws never move another's.
+    """
 
     base_dir: Path
     rng: np.random.Generator
@@ -47,6 +64,22 @@ class RunContext:
     #: the resolved run config as JSON (absolute paths, every default, the seed); writers that
     #: record provenance (the NWB writer) store it; None outside ``generate``
     resolved_config: dict | None = None
+
+    @classmethod
+    def for_plugin(cls, base_dir: Path, seed: int, session: str, kind: str, name: str,
+                   resolved_config: dict | None = None) -> "RunContext":
+        """The context of plugin ``name`` of ``kind`` in a run: its own named stream of ``seed``."""
+        return cls(base_dir=Path(base_dir), rng=named_stream(seed, f"{kind}:{name}"), seed=int(seed),
+                   session=session, resolved_config=resolved_config)
+
+    def stream(self, name: str) -> np.random.Generator:
+        """A further stream of the run seed, by name (e.g. ``"writer:nwb:noise"``)."""
+        return named_stream(self.seed, name)
+
+    @classmethod
+    def outside_run(cls, base_dir: Path) -> "RunContext":
+        """The context of a plugin used outside a run (``units``, ``score``, ``report``): seed 0."""
+        return cls(base_dir=Path(base_dir), rng=np.random.default_rng(0), seed=0)
 
 
 class Plugin(ABC):

@@ -10,15 +10,15 @@ Conventions (see docs/architecture.md):
 """
 from __future__ import annotations
 
-import os
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from hybridkit.errors import SourceError
+from hybridkit.errors import SortingError, SourceError, TemplateError
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,6 @@ class SourceFile:
     offset_bytes: int = 0
     first_sample: int = 0
     meta_path: Path | None = None
-
-
-#: guards the lazy opening of recording files
-_OPEN_LOCK = threading.Lock()
 
 
 @dataclass
@@ -82,6 +78,8 @@ class Recording:
     name: str = "recording"
     meta: dict = field(default_factory=dict)
     start_time_s: float = 0.0
+    #: the open files while an :meth:`opened` block runs (not part of the description)
+    _files: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)
@@ -99,27 +97,11 @@ class Recording:
                 raise SourceError(
                     f"recording {self.name}: {label} has shape {arr.shape}, expected {shape}"
                 )
-        self._describe_files()
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in ("files", "dtype", "n_channels", "order") and "_bounds" in self.__dict__:
-            self.close()  # descriptors of the old files
-            super().__setattr__(name, value)
-            self._describe_files()  # a reader swapped its files (e.g. a local copy): re-derive
-        else:
-            super().__setattr__(name, value)
-
-    def _describe_files(self) -> None:
-        """Per-file state derived from ``files``: descriptors (opened lazily), sample bounds and
-        layouts, cached because read() runs thousands of times per run."""
-        self._fds: list[int | None] = [None] * len(self.files)
-        self._bounds = np.concatenate([[0], np.cumsum([f.n_samples for f in self.files])]).astype(np.int64)
-        self._layouts: list = [None] * len(self.files)
 
     # -- geometry ---------------------------------------------------------------------------
     @property
     def n_samples(self) -> int:
-        return int(self._bounds[-1])
+        return int(sum(f.n_samples for f in self.files))
 
     @property
     def duration_s(self) -> float:
@@ -128,7 +110,7 @@ class Recording:
     @property
     def file_starts(self) -> np.ndarray:
         """(n_files + 1,) int64: the concatenated-clock sample at which each file starts, then the end."""
-        return self._bounds.copy()
+        return np.concatenate([[0], np.cumsum([f.n_samples for f in self.files])]).astype(np.int64)
 
     @property
     def clock_breaks(self) -> np.ndarray:
@@ -136,7 +118,8 @@ class Recording:
         follow its predecessor's last on the acquisition clock (SpikeGLX ``firstSample``: a gap
         between triggers, or no ``firstSample`` to show continuity). Nothing may be injected
         across these: the samples on either side are not neighbours in time."""
-        breaks = [int(self._bounds[i]) for i in range(1, len(self.files))
+        starts = self.file_starts
+        breaks = [int(starts[i]) for i in range(1, len(self.files))
                   if self.files[i].first_sample
                   != self.files[i - 1].first_sample + self.files[i - 1].n_samples]
         return np.asarray(breaks, np.int64)
@@ -147,6 +130,28 @@ class Recording:
         return np.flatnonzero(self.neural).astype(np.int64)
 
     # -- traces -------------------------------------------------------------------------------
+    @contextmanager
+    def opened(self) -> Iterator[Any]:
+        """Keep the files open for a block of many reads (a run): ``with recording.opened(): ...``.
+
+        The descriptors belong to a :class:`hybridkit.formats.recording_files.RecordingFiles`
+        that closes them when the block ends; reads outside such a block open and close the
+        files themselves. Nested blocks share the outer block's files. Enter it from one thread
+        (the run's); reads from any thread inside it share its files.
+        """
+        if self._files is not None:
+            yield self._files
+            return
+        from hybridkit.formats.recording_files import RecordingFiles
+
+        files = RecordingFiles(self.files, self.dtype, self.n_channels, self.order)
+        self._files = files
+        try:
+            yield files
+        finally:
+            self._files = None
+            files.close()
+
     def read(self, start: int, stop: int, channels: np.ndarray | slice | None = None) -> np.ndarray:
         """Samples ``[start, stop)`` on the concatenated clock as a new (stop-start, n_ch) native array.
 
@@ -155,60 +160,40 @@ class Recording:
         """
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
-        from hybridkit.formats.binio import read_block
-
         if isinstance(channels, slice):
             channels = np.arange(self.n_channels)[channels]
-        bounds = self._bounds
-        parts = []
-        first = int(np.searchsorted(bounds, start, side="right") - 1)
-        i = max(first, 0)
-        while start < stop and i < len(self.files):
-            lo, hi = bounds[i], bounds[i + 1]
-            a, b = max(start, lo), min(stop, hi)
-            if a < b:
-                parts.append(read_block(self.fd(i), self.layout(i), int(a - lo), int(b - lo), channels))
-            i += 1
-        if len(parts) == 1:
-            return parts[0]
-        if not parts:
-            n = self.n_channels if channels is None else len(channels)
-            return np.zeros((0, n), self.dtype)
-        return np.concatenate(parts, axis=0)
+        with self._reading() as files:
+            return files.read(start, stop, channels)
+
+    def read_file_windows(self, index: int, starts: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` (k, n_times, n_channels) with the windows of file ``index`` that start at
+        ``starts`` (k,) samples into that file, one positional read each (samples-major files)."""
+        with self._reading() as files:
+            files.read_file_windows(index, starts, out)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The run's open files inside :meth:`opened`, else files of this call's own: a read
+        outside a run never publishes its files, so concurrent reads cannot close each other's."""
+        shared = self._files
+        if shared is not None:
+            yield shared
+            return
+        from hybridkit.formats.recording_files import RecordingFiles
+
+        with RecordingFiles(self.files, self.dtype, self.n_channels, self.order) as files:
+            yield files
 
     def layout(self, index: int):
         """The binio.Layout of file ``index``."""
-        lay = self._layouts[index]
-        if lay is None:
-            from hybridkit.formats.binio import Layout
+        from hybridkit.formats.binio import Layout
 
-            f = self.files[index]
-            lay = self._layouts[index] = Layout(self.dtype, self.n_channels, f.n_samples,
-                                                f.offset_bytes, self.order)
-        return lay
-
-    def fd(self, index: int) -> int:
-        """A read-only descriptor of file ``index`` (opened on first use, shared by threads)."""
-        fd = self._fds[index]
-        if fd is None:
-            with _OPEN_LOCK:  # threads (template building, workers) may read at once
-                fd = self._fds[index]
-                if fd is None:
-                    fd = self._fds[index] = os.open(self.files[index].path, os.O_RDONLY)
-        return fd
+        f = self.files[index]
+        return Layout(self.dtype, self.n_channels, f.n_samples, f.offset_bytes, self.order)
 
     def close(self) -> None:
-        """Close file descriptors (they reopen on the next read)."""
-        for fd in self._fds:
-            if fd is not None:
-                os.close(fd)
-        self._fds = [None] * len(self.files)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        """Nothing to close: a Recording is a description (see :meth:`opened`); readers whose
+        recordings hold a file of their own (NWB) override this."""
 
 
 @dataclass
@@ -248,7 +233,7 @@ class Sorting:
         self.spike_units = np.asarray(self.spike_units, dtype=np.int64).ravel()
         self.unit_ids = np.asarray(self.unit_ids, dtype=np.int64).ravel()
         if self.spike_times.shape != self.spike_units.shape:
-            raise ValueError(
+            raise SortingError(
                 f"spike_times {self.spike_times.shape} and spike_units {self.spike_units.shape} differ"
             )
 
@@ -288,7 +273,7 @@ class Template:
         self.channels = np.asarray(self.channels, dtype=np.int64)
         self.position = np.asarray(self.position, dtype=np.float64)
         if self.waveform.ndim != 2 or self.waveform.shape[1] != self.channels.size:
-            raise ValueError(
+            raise TemplateError(
                 f"template of unit {self.unit_id}: waveform {self.waveform.shape} does not match "
                 f"{self.channels.size} channels"
             )

@@ -55,9 +55,15 @@ InputFolder = Annotated[ConfigPath, InputKind("folder")]
 InputPath = Annotated[ConfigPath, InputKind("file or folder")]
 
 
+def check_min_max(low: float, high: float) -> None:
+    """The one [min, max] check of the config (``Range`` and min/max field pairs): ValueError
+    (pydantic turns it into a one-line config error) when min > max."""
+    if low > high:
+        raise ValueError(f"min ({low}) is larger than max ({high}): [min, max] needs min <= max")
+
+
 def _ordered_range(value: tuple[float, float]) -> tuple[float, float]:
-    if value[0] > value[1]:
-        raise ValueError(f"[min, max] range {list(value)} has min > max")
+    check_min_max(*value)
     return value
 
 

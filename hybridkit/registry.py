@@ -1,9 +1,11 @@
 """The plugin registry: built-ins first, then the ``hybridkit`` entry points, into name tables.
 
 Built-in plugins go through exactly the path third-party plugins take: each is a module with hook
-implementations, loaded by :func:`_load_module_plugin` from :data:`BUILTIN_PLUGINS` the way an entry
+implementations, loaded by :func:`build_registry` from :data:`BUILTIN_PLUGINS` the way an entry
 point is loaded from its distribution. A plugin that fails to import is recorded (with its
-distribution's name) and skipped, so one broken package never breaks the others.
+distribution's name, and logged) and skipped, so one broken package never breaks the others. Hooks
+are called through the pluggy plugin manager and validated with ``check_pending``: only functions
+marked ``@hookimpl`` count, and a hook name no specification knows is the plugin's failure.
 
 Users can block plugins by name with ``HYBRIDKIT_BLOCK_PLUGINS="name1,name2"``: a blocked name is
 either a plugin module/entry-point name or a plugin class name (``type`` value) of any kind.
@@ -103,32 +105,70 @@ def _blocked_names() -> set[str]:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
-def _load_module_plugin(pm: pluggy.PluginManager, module_name: str, registered_as: str):
-    module = importlib.import_module(module_name)
-    pm.register(module, name=registered_as)
-    return module
+def _fail(reg: Registry, registered_as: str, dist: str, error: str) -> None:
+    """Record and log one plugin's failure; the other plugins go on loading."""
+    log.warning("plugin %r from distribution %s failed: %s", registered_as, dist, error)
+    reg.failures.append({"plugin": registered_as, "distribution": dist, "error": error})
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin_obj) -> list[str]:
+    """Names of the plugin's ``@hookimpl`` functions that match no hook specification."""
+    return sorted(caller.name for caller in pm.get_hookcallers(plugin_obj) or ()
+                  if not caller.has_spec())
+
+
+def _check_hooks(reg: Registry, pm: pluggy.PluginManager, plugin_obj, registered_as: str,
+                 dist: str) -> bool:
+    """Validate one registered plugin with pluggy's ``check_pending``; drop it when it fails.
+
+    A misspelt hook (``hybridkit_writer``) would otherwise register nothing and say nothing: it is
+    a failure naming the plugin, the unknown hook and the valid hook names.
+    """
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        unknown = _unknown_hooks(pm, plugin_obj)
+        pm.unregister(plugin_obj)
+        _fail(reg, registered_as, dist,
+              f"PluginError: hook {', '.join(map(repr, unknown))} is not a hybridkit hook; "
+              f"valid hooks: {', '.join(HOOKS)}")
+        return False
+    return True
 
 
 def _register_classes(
     reg: Registry, pm: pluggy.PluginManager, plugin_obj, registered_as: str, dist: str, ver: str
 ) -> None:
-    """Ask one registered plugin object for its classes and file them under their kind."""
+    """Call each hook of one registered plugin through pluggy and file its classes by kind.
+
+    Each hook is called for this plugin alone (``subset_hook_caller``), so a hook that raises or
+    returns something other than plugin classes is this plugin's failure, not everyone's.
+    """
+    others = [p for p in pm.get_plugins() if p is not plugin_obj]
     for hook_name, (kind, base) in HOOKS.items():
-        impl = getattr(plugin_obj, hook_name, None)
-        if impl is None:
+        caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
+        if not caller.get_hookimpls():
             continue
         try:
-            classes = impl() or []
+            results = caller()  # pluggy leaves out a None result
         except Exception as exc:  # a plugin's own bug must not break the others
-            reg.failures.append({"plugin": registered_as, "distribution": dist, "error": repr(exc)})
+            _fail(reg, registered_as, dist, f"{hook_name} raised {exc!r}")
+            continue
+        if not all(isinstance(result, (list, tuple)) for result in results):
+            _fail(reg, registered_as, dist,
+                  f"PluginError: {hook_name} returned {results[0]!r}; expected a list of classes")
+            continue
+        classes = [cls for result in results for cls in result]
+        bad = [cls for cls in classes
+               if not (isinstance(cls, type) and issubclass(cls, base)
+                       and isinstance(getattr(cls, "name", None), str))]
+        if bad:
+            _fail(reg, registered_as, dist,
+                  f"PluginError: {hook_name} returned {bad[0]!r}, which is not a {base.__name__} "
+                  "subclass with a str name")
             continue
         for cls in classes:
-            name = getattr(cls, "name", None)
-            if not (isinstance(cls, type) and issubclass(cls, base)) or not isinstance(name, str):
-                raise PluginError(
-                    f"plugin {registered_as!r} from {dist}: {hook_name} returned {cls!r}, "
-                    f"which is not a {base.__name__} subclass with a str name"
-                )
+            name = cls.name
             if name in reg.blocked:
                 log.info("plugin %s %r blocked by %s", kind, name, BLOCK_ENV)
                 continue
@@ -145,6 +185,9 @@ def build_registry(extra_modules: tuple[str, ...] = (), entry_points_too: bool =
     """Load built-ins, then ``extra_modules`` (for tests), then entry points, into a Registry.
 
     ``entry_points_too=False`` gives the built-ins alone (e.g. for the generated reference docs).
+    A plugin that fails to import, has a hook pluggy does not know, or whose hook raises or returns
+    anything but plugin classes is recorded in ``failures`` (and logged) and the others still load;
+    a duplicate plugin name within a kind raises :class:`PluginError`.
     """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HybridkitSpec)
@@ -169,15 +212,17 @@ def build_registry(extra_modules: tuple[str, ...] = (), entry_points_too: bool =
             continue
         try:
             if isinstance(loader, str):
-                obj = _load_module_plugin(pm, loader, registered_as)
+                obj = importlib.import_module(loader)
+                pm.register(obj, name=registered_as)
             else:
                 obj = loader.load()
                 pm.register(obj, name=f"{dist}:{registered_as}")
         except Exception as exc:
-            log.warning("plugin %r from distribution %s failed to load: %s", registered_as, dist, exc)
-            reg.failures.append({"plugin": registered_as, "distribution": dist, "error": repr(exc)})
+            _fail(reg, registered_as, dist, repr(exc))
             continue
-        _register_classes(reg, pm, obj, registered_as, dist, ver)
+        if _check_hooks(reg, pm, obj, registered_as, dist):
+            _register_classes(reg, pm, obj, registered_as, dist, ver)
+    pm.check_pending()  # every plugin left registered implements only known hooks
     return reg
 
 

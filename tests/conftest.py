@@ -1,4 +1,4 @@
-"""Shared test helpers: small recordings and configs built inside the tests (offline, no ../shared)."""
+"""Shared test helpers: small recordings and configs built inside the tests (offline; nothing outside the repository)."""
 from __future__ import annotations
 
 import json

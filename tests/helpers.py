@@ -2,10 +2,11 @@
 outside tmp_path), and the invariant checks shared by the tests."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,10 +123,23 @@ def config_with(example: Path, tmp: Path, **changes) -> Path:
 DELTA = 11
 
 
-def run_cli(*args):
-    """The real command line, in a subprocess (as a user runs it)."""
-    return subprocess.run([sys.executable, "-m", "hybridkit", *map(str, args)],
-                          capture_output=True, text=True, check=False)
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """The command line in-process, with what it printed: ``returncode``, ``stdout``, ``stderr``.
+
+    Runs ``hybridkit.cli.main`` as the console script does (argument errors exit 2 through
+    SystemExit) without the ~1 s start of a new interpreter; tests/test_cli.py keeps running the
+    real ``python -m hybridkit`` for the console script itself.
+    """
+    from hybridkit.cli import main as cli_main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli_main(argv)
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    return subprocess.CompletedProcess(["hybridkit", *argv], code, out.getvalue(), err.getvalue())
 
 
 def main(capsys, *args) -> tuple[int, str, str]:

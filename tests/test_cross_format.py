@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,8 +16,9 @@ import pytest
 from hybridkit.config.run_config import load_config
 from hybridkit.example import np1_positions, write_example
 from hybridkit.run.pipeline import generate
-from hybridkit.plugins.sorters.phy import read_cluster_tsv
-from tests.sorter_files import rez_dict, savemat, write_jrclust_v4, write_yass
+from hybridkit.formats.phy_files import read_cluster_tsv
+from tests.helpers import run_cli
+from tests.plugins.sorters.sorter_files import rez_dict, savemat, write_jrclust_v4, write_yass
 
 N_CH = 385
 
@@ -118,8 +117,7 @@ def test_detected_type(example, formats, reference, tmp_path):
     for fmt in ("kilosort_v7.3", "jrclust", "yass"):
         path = _run(example, tmp_path, {"path": formats[fmt]["path"]})
         assert load_config(path).sorting.type == formats[fmt]["type"]
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "generate", str(path)],  # yass, detected
-                         capture_output=True, text=True)
+    out = run_cli("generate", path)  # yass, detected
     assert out.returncode == 0, out.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "firings_true.npy"), reference["firings_true"])
 
@@ -128,8 +126,7 @@ def test_wrong_format_is_one_line(example, formats, tmp_path):
     """A rez.mat given as JRCLUST, and a truncated rez.mat: one line, exit 2, no output folder."""
     for sorting in ({"type": "jrclust", "path": formats["kilosort_v7.3"]["path"]},):
         path = _run(example, tmp_path, sorting)
-        out = subprocess.run([sys.executable, "-m", "hybridkit", "generate", str(path)],
-                             capture_output=True, text=True)
+        out = run_cli("generate", path)
         assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
         assert "neither spikeClusters" in out.stderr and "(variables: rez)" in out.stderr
     rez = example / "ks_v7.3" / "rez.mat"
@@ -137,7 +134,7 @@ def test_wrong_format_is_one_line(example, formats, tmp_path):
     data = rez.read_bytes()
     short.write_bytes(data[: len(data) // 2])
     path = _run(example, tmp_path, {"type": "kilosort", "path": str(short)})
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "generate", str(path)], capture_output=True, text=True)
+    out = run_cli("generate", path)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "truncated" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "out").exists()

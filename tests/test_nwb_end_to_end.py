@@ -21,8 +21,8 @@ from hybridkit.example import write_example
 from hybridkit.run.pipeline import generate
 from hybridkit.plugins.writers.legacy.tables import firings_true
 
-from .helpers import config_with
-from .plugins.nwb_testutil import example_to_nwb
+from tests.helpers import config_with, run_cli
+from tests.plugins.nwb_testutil import example_to_nwb
 
 N_CH = 385
 NWB_META = {"session_start_time": "2024-03-04T12:00:00+00:00", "experimenter": ["Doe, Jane"],
@@ -164,6 +164,54 @@ def _strings(path: Path) -> list[str]:
         text(list(f.attrs.values()))
         f.visititems(visit)
     return found
+
+
+def test_nwb_source_with_legacy_writer_fails_before_any_copy(example, tmp_path):
+    """The legacy writer copies a flat binary: with an NWB source that is one clear line, exit 2,
+    said when the writer begins (not after the source was copied), and no output folder."""
+
+    src = example_to_nwb(example, tmp_path / "source.nwb")
+    cfg = run_config(example, tmp_path, {"type": "nwb", "path": str(src)}, [{"type": "legacy"}])
+    out = run_cli("generate", cfg)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a flat binary file" in lines[0] and '"nwb"' in lines[0]
+    assert not (tmp_path / "hybrid").exists()
+    assert not any(p.name.startswith(".hybrid") for p in tmp_path.iterdir())
+
+
+def test_failed_run_with_nwb_writer_leaves_nothing(example, tmp_path):
+    """A run failing after the writers began (unknown unit id): one clear error, no output."""
+    from hybridkit.errors import UnitSelectionError
+
+    cfg = load_config(config_with(example, tmp_path, units={"ids": [999]},
+                                  writers=[{"type": "nwb", **NWB_META, "inspect": "off"}],
+                                  output={"directory": str(tmp_path / "hybrid")}))
+    with pytest.raises(UnitSelectionError, match="999"):
+        generate(cfg)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_nwb_writer_abort_mid_stream_stops_its_threads(example, tmp_path):
+    """Blocks already written (compression threads running), then the run fails: abort stops the
+    threads and closes the file."""
+    import threading
+
+    from hybridkit.plugins.writers.nwb.writer import NwbWriter
+    from hybridkit.plugins.sources.spikeglx import SpikeGLXOptions, SpikeGLXReader
+
+    rec = SpikeGLXReader(SpikeGLXOptions(type="spikeglx", path=example / "demo_g0" /
+                                         "demo_g0_t0.imec0.ap.bin")).open()
+    w = NwbWriter(NwbWriter.Options(type="nwb", **NWB_META, compression_threads=2))
+    w.begin(rec, tmp_path)
+    for start in range(0, 40000, 10000):
+        w.write(start, rec.read(start, start + 10000))
+    assert any(t.name.startswith("nwb-gzip") for t in threading.enumerate())
+    w.abort()
+    assert not any(t.name.startswith("nwb-gzip") for t in threading.enumerate())
+    assert w._h5 is None
+
+
 
 
 def test_no_absolute_path_in_the_nwb_files(run_a, run_b, example):

@@ -18,9 +18,10 @@ from pydantic import Field, PrivateAttr, ValidationError, create_model, field_va
 
 from hybridkit.config.augment_config import AugmentConfig
 from hybridkit.config.explain import PLUGIN_TAGS, explain
+from hybridkit.config.sections import detect_sorter_type
 from hybridkit.errors import ConfigError
 from hybridkit.run.motion import MotionConfig
-from hybridkit.options import ConfigPath, StrictModel
+from hybridkit.options import ConfigPath, StrictModel, check_min_max
 from hybridkit.registry import Registry, get_registry
 
 # ---------------------------------------------------------------------------------------------
@@ -160,8 +161,7 @@ class AmplitudeConfig(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        check_min_max(self.min, self.max)
         return self
 
 
@@ -257,7 +257,6 @@ class RunConfigBase(StrictModel):
 SECTIONS = {"recording": "source_reader", "sorting": "sorter_adapter",
             "templates": "template_source", "writers": "writer"}
 DEFAULT_TYPES = {"templates": "local"}
-DEFAULT_WRITERS = [{"type": "legacy"}]
 
 
 def _union(reg: Registry, kind: str):
@@ -395,7 +394,12 @@ def _check_plugin_types(data: dict, reg: Registry, source: str, base_dir: Path) 
                 raise ConfigError(f"{source}: {label} must be an object with a 'type', got {entry!r}")
             if "type" not in entry:
                 if section == "sorting" and "path" in entry:
-                    entry["type"] = _detect_sorting(entry["path"], reg, source, base_dir)
+                    where = _from_config(entry["path"], base_dir)
+                    if not where.exists():  # say so, rather than that no format matches
+                        raise ConfigError(f"{source}: sorting.path: '{where}' does not exist "
+                                          "(sorting.type is detected from what is there)")
+                    entry["type"] = detect_sorter_type(where, reg, f"{source}: sorting.type is missing",
+                                                       "set sorting.type to")
                 elif section in DEFAULT_TYPES:
                     entry["type"] = DEFAULT_TYPES[section]
                 else:
@@ -423,28 +427,10 @@ def _check_plugin_types(data: dict, reg: Registry, source: str, base_dir: Path) 
                                   f"run; add {{\"type\": \"{need}\"}} to writers")
 
 
-def _detect_sorting(path: Any, reg: Registry, source: str, base_dir: Path) -> str:
-    """Pick a sorter adapter by asking each whether the path looks like its format."""
+def _from_config(path: Any, base_dir: Path) -> Path:
+    """A path as written in the config, relative ones taken from the config's folder."""
     p = Path(str(path)).expanduser()
-    if not p.is_absolute():
-        p = Path(base_dir) / p
-    if not p.exists():  # say so, rather than that no format matches
-        raise ConfigError(f"{source}: sorting.path: '{p}' does not exist (sorting.type is detected "
-                          "from what is there)")
-    hits = []
-    for name, cls in sorted(reg.table("sorter_adapter").items()):
-        try:
-            if cls.detect(p):
-                hits.append(name)
-        except Exception:  # a detector must not break detection for the others
-            continue
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
-        raise ConfigError(f"{source}: sorting.type is missing and no sorter adapter recognises {p}; "
-                          f"set sorting.type to one of: {', '.join(reg.names('sorter_adapter'))}")
-    raise ConfigError(f"{source}: sorting.type is missing and {p} looks like several formats: "
-                      f"{', '.join(hits)}; set sorting.type to one of them")
+    return p if p.is_absolute() else Path(base_dir) / p
 
 
 def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Registry | None = None):

@@ -62,7 +62,8 @@ def block_samples_for_memory(n_channels: int, itemsize: int, max_memory_mb: floa
     """Largest block (samples) whose working set fits ``max_memory_mb`` shared by ``workers``.
 
     Per sample row a block holds the source values, the float32 accumulator, an int64 sum before
-    saturation and the output values (see inject.inject_block), with a factor 2 for temporaries.
+    saturation and the output values (see :func:`hybridkit.engine.inject.accumulate` and
+    :func:`~hybridkit.engine.inject.add_rounded`), with a factor 2 for temporaries.
     """
     per_row = n_channels * (2 * itemsize + 4 + 8) * 2
     budget = max_memory_mb * 1024 * 1024 / max(workers, 1)

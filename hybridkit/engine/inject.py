@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hybridkit.errors import PlacementError
 from hybridkit.model import Plan
 
 
@@ -66,7 +67,8 @@ def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
         gains = np.asarray(gain_to_uV, np.float64)[t.channels]
         if np.any(gains == 0) or not np.all(np.isfinite(gains)):
             bad = t.channels[(gains == 0) | ~np.isfinite(gains)]
-            raise ValueError(f"unit {unit.new_unit_id} is placed on channels without a gain: {bad.tolist()}")
+            raise PlacementError(f"unit {unit.new_unit_id} is placed on channels without a gain "
+                                 f"(sync or reference columns): {bad.tolist()}; place it on neural contacts")
         order = np.argsort(t.channels, kind="stable")  # sorted columns: unions need no sort
         raw.append(np.ascontiguousarray((t.waveform.astype(np.float64) / gains)[:, order], np.float32))
         cols.append(t.channels.astype(np.int64)[order])

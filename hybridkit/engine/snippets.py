@@ -134,8 +134,6 @@ def _gather_rows(recording: Recording, starts: np.ndarray, n_times: int, cols: n
                  order: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Fill ``out`` for the windows lying inside one samples-major file, batch by batch; return
     the indices (in ``order``) of the windows left for the general path."""
-    from hybridkit.formats.binio import read_windows
-
     bounds = recording.file_starts
     file_of = np.searchsorted(bounds, starts[order], side="right") - 1
     inside = starts[order] + n_times <= bounds[file_of + 1]
@@ -147,11 +145,10 @@ def _gather_rows(recording: Recording, starts: np.ndarray, n_times: int, cols: n
     take = slice(int(cols[0]), int(cols[-1]) + 1) if cols.size and np.all(np.diff(cols) == 1) else cols
     for f in np.unique(file_of[inside]).tolist():
         idx = order[inside & (file_of == f)]
-        lay, fd = recording.layout(f), recording.fd(f)
         for a in range(0, idx.size, batch):
             part = idx[a : a + batch]
             buf = raw[: part.size]
-            read_windows(fd, lay, starts[part] - bounds[f], buf)
+            recording.read_file_windows(f, starts[part] - bounds[f], buf)
             out[part] = buf[:, :, take]
     return order[~inside]
 

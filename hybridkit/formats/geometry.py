@@ -39,6 +39,34 @@ class Geometry:
     wiring: np.ndarray | None = None
     probe: Any = None
 
+    def on_columns(self, columns: np.ndarray, n_channels: int, field: str,
+                   columns_from: str) -> tuple[np.ndarray, np.ndarray]:
+        """The contacts laid on ``n_channels`` file columns, ``columns[i]`` holding contact ``i``.
+
+        Returns ``(positions, neural)``: (n_channels, 2) float64 um with NaN rows for columns
+        without a contact, and the (n_channels,) bool mask of columns with one. A column outside
+        ``0..n_channels-1`` or given to two contacts raises SourceError naming ``field`` and where
+        the columns came from (``columns_from``).
+        """
+        columns = np.asarray(columns, dtype=np.int64)
+        bad = columns[(columns < 0) | (columns >= n_channels)]
+        if bad.size:
+            raise SourceError(
+                f"{field}: column {int(bad[0])} (from {columns_from}) is out of range for "
+                f"n_channels={n_channels}; valid columns are 0..{n_channels - 1}"
+            )
+        uniq, counts = np.unique(columns, return_counts=True)
+        if np.any(counts > 1):
+            raise SourceError(
+                f"{field}: column {int(uniq[counts > 1][0])} (from {columns_from}) is given "
+                "to more than one contact"
+            )
+        positions = np.full((n_channels, 2), np.nan)
+        positions[columns] = self.positions
+        neural = np.zeros(n_channels, dtype=bool)
+        neural[columns] = True
+        return positions, neural
+
 
 def _read_prb(path: Path, field: str):
     """A .prb file as a probeinterface ProbeGroup, like ``probeinterface.read_prb`` but without

@@ -1,8 +1,8 @@
 """SpikeGLX ``.meta`` files: parsing, rewriting, saved channels, gains to microvolts, geometry.
 
 Used by the ``spikeglx`` source reader (spikeglx.py) and by the legacy writer (the hybrid file's
-``.GT.meta``). See FORMATS.md section 1 for the pitfalls handled here: imroTbl formats per probe
-family, fixed NP2 gains, saved channel subsets, the sync word.
+``.GT.meta``). The pitfalls handled here: imroTbl formats per probe family, fixed NP2 gains,
+saved channel subsets, the sync word.
 """
 from __future__ import annotations
 
@@ -21,9 +21,7 @@ ITEMSIZE = 2  # SpikeGLX words are int16
 #: more channels than any SpikeGLX stream saves (imec: <= 1536 + sync; nidq: a few hundred)
 MAX_CHANNELS = 65536
 
-# -- probe families (FORMATS.md: int16 -> microvolts) ----------------------------------------------
-#: imec probe types whose gains are read per channel from an NP1-style imroTbl (or its header)
-NP1_TYPES = {0, 1020, 1021, 1022, 1030, 1031, 1032, 1100, 1110, 1120, 1121, 1122, 1123, 1200, 1300}
+# -- probe families: int16 -> microvolts ------------------------------------------------------------
 #: NP2.0 prototypes / first commercial: fixed gain 80, 14-bit (imMaxInt 8192), +-0.5 V
 NP2_GAIN80_TYPES = {21, 24}
 #: NP2.0 commercial and quad-base (and NP3 family): fixed gain 100, 12-bit (imMaxInt 2048)

@@ -30,7 +30,7 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _rows(h5, name: str) -> dict[str, list]:
+def table_columns(h5, name: str) -> dict[str, list]:
     """A provenance table as {column: values} (text decoded); {} when absent."""
     if f"{MODULE}/{name}" not in h5:
         return {}
@@ -46,17 +46,18 @@ def _rows(h5, name: str) -> dict[str, list]:
 
 def read_provenance(h5, label: str) -> tuple[dict, list[dict[str, Any]], list[dict[str, Any]]]:
     """``(config, inputs, input_files)`` stored in an open hybrid NWB file."""
-    cfg = _rows(h5, "run_config")
+    cfg = table_columns(h5, "run_config")
     if not cfg:
         raise PublishError(f"{label}: holds no hybridkit run config ({MODULE}/run_config); it was "
                            "not written by hybridkit >= 0.2's nwb writer, so it cannot be regenerated")
     config = unflatten(list(zip(cfg["field"], cfg["value"])))
-    inputs = _records(_rows(h5, "inputs"))
-    files = _records(_rows(h5, "input_files"))
+    inputs = records(table_columns(h5, "inputs"))
+    files = records(table_columns(h5, "input_files"))
     return config, inputs, files
 
 
-def _records(columns: dict[str, list]) -> list[dict[str, Any]]:
+def records(columns: dict[str, list]) -> list[dict[str, Any]]:
+    """A table of {column: values} as one dict per row."""
     n = len(next(iter(columns.values()), []))
     return [{k: v[i] for k, v in columns.items()} for i in range(n)]
 

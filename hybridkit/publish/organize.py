@@ -69,7 +69,7 @@ def describe(path: Path) -> HybridNwb:
     """Read the fields DANDI and regeneration need; ``missing`` lists what is absent."""
     import h5py
 
-    from hybridkit.publish.from_nwb import MODULE, _records, _rows
+    from hybridkit.publish.from_nwb import MODULE, records, table_columns
 
     info = HybridNwb(path=path)
     try:
@@ -91,10 +91,10 @@ def describe(path: Path) -> HybridNwb:
         if f"{MODULE}/run_config" not in f:
             info.missing.append(f"{MODULE}/run_config (written by hybridkit's nwb writer)")
         else:
-            cfg = _rows(f, "run_config")
+            cfg = table_columns(f, "run_config")
             if "/session" in cfg["field"]:
                 info.run_session = json.loads(cfg["value"][cfg["field"].index("/session")]) or ""
-            info.sources = [r for r in _records(_rows(f, "inputs")) if r["field"].startswith("/recording/")]
+            info.sources = [r for r in records(table_columns(f, "inputs")) if r["field"].startswith("/recording/")]
         info.has_traces = "acquisition/ElectricalSeries" in f
     return info
 

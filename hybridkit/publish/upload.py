@@ -109,7 +109,7 @@ def publish(outputs: list[Path], dandiset: str | None, instance: str = "dandi",
     """Publish the hybrid NWB of each output folder to a dandiset (see the module docstring)."""
     from tqdm import tqdm
 
-    from hybridkit.plugins.writers.nwb.metadata import _version
+    from hybridkit import __version__
     from hybridkit.publish.dandiset import check_metadata, dandiset_metadata, load_section
 
     if (dandiset is None) == (create is None):
@@ -118,7 +118,7 @@ def publish(outputs: list[Path], dandiset: str | None, instance: str = "dandi",
     meta = None
     if create is not None:
         sources = [s for info in infos for s in info.sources]
-        meta = dandiset_metadata(load_section(create), sources, _version("hybridkit"))
+        meta = dandiset_metadata(load_section(create), sources, __version__)
     var = key_variable(instance)
     token = os.environ.get(var)
     if not token and not dry_run:

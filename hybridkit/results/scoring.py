@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridkit.config.sections import load_sorting
 from hybridkit.engine import matching
 from hybridkit.engine.snippets import windows_inside
 from hybridkit.engine.templates import robust_std
@@ -80,57 +81,6 @@ class ScoreResult:
 
 
 # -- the sorting ---------------------------------------------------------------------------------------
-def load_sorting(path: str | Path, type_: str | None = None) -> Sorting:
-    """Read a sorter's output with the sorter adapter ``type_``, or the one whose ``detect`` accepts it."""
-    from pydantic import ValidationError
-
-    from hybridkit.hookspecs import RunContext
-    from hybridkit.registry import get_registry
-
-    path = Path(path).expanduser().resolve()
-    if not path.exists():
-        raise SortingError(f"SORTING {path} does not exist")
-    reg = get_registry()
-    names = reg.names("sorter_adapter")
-    section = _section_file(path)
-    if type_ is None and section is not None:
-        type_ = str(section["type"])
-    if type_ is None:
-        hits = []
-        for name, cls in sorted(reg.table("sorter_adapter").items()):
-            try:
-                if cls.detect(path):
-                    hits.append(name)
-            except Exception:  # one adapter's detector must not break detection
-                continue
-        if len(hits) != 1:
-            what = "no sorter adapter recognises" if not hits else f"{', '.join(hits)} all recognise"
-            raise SortingError(f"{what} {path}; give --type, one of: {', '.join(names)}")
-        type_ = hits[0]
-    cls = reg.get("sorter_adapter", type_)
-    section = _section_file(path) or {"type": type_, "path": str(path)}
-    try:
-        options = cls.Options.model_validate(section, context={"base_dir": path.parent})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise SortingError(f"--type {type_}: adapter options for {path} are invalid "
-                           f"({'.'.join(map(str, first['loc']))}: {first['msg']})") from None
-    ctx = RunContext(base_dir=path.parent, rng=np.random.default_rng(0), seed=0)
-    return cls(options, ctx).load(None)
-
-
-def _section_file(path: Path) -> dict | None:
-    """A .json file holding a config ``sorting`` section (``{"type": ..., ...}``, e.g. a
-    SpikeInterface extractor and its arguments), or None for any other path."""
-    if not (path.is_file() and path.suffix == ".json"):
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("type"), str) else None
-
-
 def _check_sorting(sorting: Sorting, truth: Truth) -> None:
     rate = sorting.sampling_rate
     if rate is not None and abs(rate - truth.sampling_rate) > RATE_TOLERANCE * truth.sampling_rate:
@@ -226,7 +176,7 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
     if settings.tolerance_ms <= 0:
         raise SortingError(f"--tolerance-ms {settings.tolerance_ms}: must be > 0 (ms)")
     truth = load_truth(output)
-    srt = sorting if isinstance(sorting, Sorting) else load_sorting(sorting, sorting_type)
+    srt = sorting if isinstance(sorting, Sorting) else load_sorting(sorting, sorting_type)[1]
     _check_sorting(srt, truth)
     delta = matching.tolerance_samples(settings.tolerance_ms, truth.sampling_rate)
     cmp = matching.compare(

@@ -16,7 +16,7 @@ import numpy as np
 
 from hybridkit.errors import HybridkitError
 from hybridkit.model import Recording, SourceFile
-from hybridkit.results.truth import Truth, _json
+from hybridkit.results.truth import Truth, read_json
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,11 @@ def iter_windows(traces: Traces, times: np.ndarray, channels: np.ndarray, n_befo
 def open_source(section: dict, folder: Path) -> Recording:
     """Open the recording a config section names (``config.resolved.json``'s ``recording``) with
     its source reader; relative paths are taken from ``folder``."""
-    from hybridkit.hookspecs import RunContext
+    from hybridkit.config.sections import plugin_from_section
     from hybridkit.registry import get_registry
 
-    cls = get_registry().get("source_reader", section["type"])
-    options = cls.Options.model_validate(section, context={"base_dir": folder})
-    ctx = RunContext(base_dir=folder, rng=np.random.default_rng(0), seed=0)
-    return cls(options, ctx).open()
+    return plugin_from_section(get_registry(), "source_reader", section, folder,
+                               what=f"{folder}/config.resolved.json: recording").open()
 
 
 def open_traces(truth: Truth) -> Traces | None:
@@ -196,12 +194,12 @@ def open_traces(truth: Truth) -> Traces | None:
             log.info("%s: no ElectricalSeries with the hybrid traces, and %s", truth.path, exc)
             return None
     folder = truth.folder
-    cfg = _json(folder / "config.resolved.json")
+    cfg = read_json(folder / "config.resolved.json")
     section = cfg.get("recording")
     if not section:
         log.info("%s: no config.resolved.json recording section; traces unavailable", folder)
         return None
-    from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+    from hybridkit.formats.hybrid_binary import hybrid_file_name
 
     def _open(sec: dict):
         return open_source(sec, folder)
@@ -222,7 +220,7 @@ def open_traces(truth: Truth) -> Traces | None:
         log.warning("cannot open the recording named in %s (%s); traces unavailable",
                     folder / "config.resolved.json", exc)
         return None
-    from hybridkit.plugins.writers.legacy.writer import hybrid_file_names
+    from hybridkit.formats.hybrid_binary import hybrid_file_names
 
     files = []
     for f, name in zip(recording.files, hybrid_file_names(recording)):

@@ -116,7 +116,8 @@ def _one(folder: Path, pattern: str, session: str = "") -> Path | None:
     return hits[0] if hits else None
 
 
-def _json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A run's JSON file (manifest, resolved config) as a dict; {} when absent; TruthError when unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError, RecursionError) as exc:
@@ -151,11 +152,11 @@ def _reading(path: Path):
 
 # -- legacy ------------------------------------------------------------------------------------------
 def _load_legacy(folder: Path) -> Truth:
-    manifest = _json(folder / "manifest.json")
-    session = str(manifest.get("session") or _json(folder / "config.resolved.json").get("session") or "")
+    manifest = read_json(folder / "manifest.json")
+    session = str(manifest.get("session") or read_json(folder / "config.resolved.json").get("session") or "")
     rate = manifest.get("sampling_rate_hz")
     if rate is None and (folder / "phy" / "params.py").is_file():
-        from hybridkit.plugins.sorters.phy import read_params_py
+        from hybridkit.formats.phy_files import read_params_py
 
         rate = read_params_py(folder / "phy" / "params.py").get("sample_rate")
     n_samples = sum(int(s.get("n_samples", 0)) for s in manifest.get("sources", [])) or None
@@ -256,7 +257,7 @@ def _source_trains(path: Path, sources: set[int]) -> dict[int, np.ndarray]:
 
 # -- phy ---------------------------------------------------------------------------------------------
 def _load_phy(folder: Path) -> Truth:
-    from hybridkit.plugins.sorters.phy import read_cluster_tsv, read_params_py
+    from hybridkit.formats.phy_files import read_cluster_tsv, read_params_py
 
     params = read_params_py(folder / "params.py") if (folder / "params.py").is_file() else {}
     if "sample_rate" not in params:

@@ -181,7 +181,7 @@ def _hybrid_copies(folder: Path, cfg: dict, source: Recording,
     """(label, reader) of each hybrid copy in the output: readers have ``read(start, stop)``.
     A missing copy is a discrepancy, and is skipped."""
     from hybridkit.model import SourceFile
-    from hybridkit.plugins.writers.legacy.writer import hybrid_file_names
+    from hybridkit.formats.hybrid_binary import hybrid_file_names
 
     copies: list[tuple[str, object]] = []
     writers = cfg.get("writers", [])

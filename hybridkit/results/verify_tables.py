@@ -166,7 +166,7 @@ def check_tables(folder: Path, cfg: dict, manifest: dict, planned: Planned, reco
 def _check_phy(phy: Path, folder: Path, planned: Planned, recording: Recording, findings: Findings) -> str:
     """spike_times/clusters/templates, amplitudes (the gains, float32) and templates.npy (the
     placed templates, dense over the neural channels) against the plan."""
-    from hybridkit.plugins.sorters.phy import read_cluster_tsv
+    from hybridkit.formats.phy_files import read_cluster_tsv
     from hybridkit.plugins.writers.phy import dense_templates
 
     plan = planned.plan

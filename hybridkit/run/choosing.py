@@ -34,7 +34,7 @@ def choose_and_place(cfg, recording: Recording, sorting: Sorting | None, source,
     """Choose the units (``cfg.units``), build their templates (``source``) and place them.
 
     ``rngs`` are the run's stage generators (:func:`hybridkit.run.planning.stage_rngs`);
-    ``source`` a template source built with ``rngs["templates"]``. Units are placed best-ranked
+    ``source`` the run's template source (with its own stream, RunContext.for_plugin). Units are placed best-ranked
     first (``units.rank_by``); a unit without a place gets ``failed = "no_place"`` in the table
     with the reason. ``on_no_place`` is not applied here (the run applies it when planning).
     ``strict``: raise UnitSelectionError when no unit passes (the run); the preview instead gets

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import secrets
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridkit.config.sections import plugin_from_section
 from hybridkit.run import output_guard, provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.choosing import choose_and_place
@@ -189,19 +191,19 @@ def check_new_unit_ids(sorting, writers: list[Writer]) -> None:
                               f"sorting's clusters below {w.max_unit_id}, or drop the {w.name} writer")
 
 
-def _instantiate(reg: Registry, kind: str, options, ctx: RunContext):
-    return reg.get(kind, options.type)(options, ctx)
-
-
 def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     """Run a validated config end to end and return what was written."""
     reg = reg or get_registry()
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     session = cfg.session or f"hybrid-{seed}"
     rngs = stage_rngs(seed)
-    ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed, session=session)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
-    ctx.resolved_config = resolved.model_dump(mode="json")
+    resolved_json = resolved.model_dump(mode="json")
+
+    def plugin(kind: str, section):  # each plugin draws from its own stream of the run seed
+        ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type,
+                                    resolved_config=resolved_json)
+        return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
 
     writing_traces = trace_writers(cfg, reg)
     if not writing_traces:  # legal (a third-party truth writer), but rarely what a user wants
@@ -210,6 +212,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     out_dir = output_guard.check_output(cfg, reg)  # never an input; replace only our own output
     begun: list[Writer] = []
     staging = blas = None
+    files_open = contextlib.ExitStack()  # the source's files, open for the run and closed after it
     # One BLAS thread: the matrices here are small (90 x 90 Gram matrices), and a multi-threaded
     # BLAS competing with the background copy for 2 cores ran template building 25x slower.
     from threadpoolctl import threadpool_limits
@@ -217,20 +220,21 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     try:  # from the staging folder's first moment: an interrupt anywhere removes it
         staging = provenance.open_staging(out_dir, cfg.output.overwrite)
         blas = threadpool_limits(limits=1, user_api="blas")
-        recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
+        recording = plugin("source_reader", cfg.recording).open()
+        files_open.enter_context(recording.opened())
         # the motion files are read now, so a bad one is reported before any work (its own
         # random stream: reading it earlier changes no other stage's numbers)
         motion = _read_motion(cfg.motion, recording, rngs["motion"])
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
-        writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
+        writers = [plugin("writer", w) for w in cfg.writers]
         for w in writers:
             w.begin(recording, staging)
             begun.append(w)
-        sorting = (_instantiate(reg, "sorter_adapter", cfg.sorting, ctx).load(recording)
+        sorting = (plugin("sorter_adapter", cfg.sorting).load(recording)
                    if cfg.sorting is not None else None)
         check_new_unit_ids(sorting, writers)
-        source = _instantiate(reg, "template_source", cfg.templates, ctx)
+        source = plugin("template_source", cfg.templates)
         choice = choose_and_place(cfg, recording, sorting, source, rngs, seed)
         selection_files: list[Path] = []
         if source.uses_sorting_units:
@@ -265,6 +269,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
             provenance.discard_staging(staging)
         raise
     finally:
+        files_open.close()
         if blas is not None:
             blas.restore_original_limits()
     final = [out_dir / f.relative_to(staging) for f in files]

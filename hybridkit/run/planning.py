@@ -1,8 +1,8 @@
 """From templates to a Plan: where each injected unit goes, when it fires, how loud.
 
 Glue between the config and the pure engine functions in engine/placement.py and
-engine/trains.py. Randomness comes from the generators handed in (one per stage, spawned from
-the run's seed), so adding a stage never changes what the others draw.
+engine/trains.py. Randomness comes from the generators handed in (one per stage, derived from
+the run's seed by the stage's name), so adding a stage never changes what the others draw.
 """
 from __future__ import annotations
 
@@ -13,20 +13,22 @@ import numpy as np
 from hybridkit.config.run_config import InjectionConfig
 from hybridkit.engine import placement as place_mod
 from hybridkit.engine import trains as trains_mod
-from hybridkit.errors import HybridkitError, PlacementError
+from hybridkit.errors import ConfigError, PlacementError, PlanError
+from hybridkit.hookspecs import named_stream
 from hybridkit.model import PlacedUnit, Plan, Recording, Sorting, TemplateBank
 
 log = logging.getLogger(__name__)
 
-#: child generators spawned from the run seed, one per stage, in this fixed order (new streams
-#: are only ever appended, so adding one never changes what the others draw)
-RNG_STREAMS = ("templates", "placement", "trains", "amplitude", "motion")
+#: the stages' random streams, each derived from the run seed by its name (a stream depends on the
+#: seed and its name alone); plugins get their own ("<kind>:<name>") through RunContext.for_plugin
+RNG_STREAMS = ("placement", "trains", "amplitude", "motion")
 
 
 def stage_rngs(seed: int) -> dict[str, np.random.Generator]:
-    """One generator per stage of a run (:data:`RNG_STREAMS`), spawned from ``seed``."""
-    seq = np.random.SeedSequence(seed)
-    return {name: np.random.default_rng(s) for name, s in zip(RNG_STREAMS, seq.spawn(len(RNG_STREAMS)))}
+    """One generator per stage of a run (:data:`RNG_STREAMS`), each derived from ``seed`` by the
+    stage's name (:func:`hybridkit.hookspecs.named_stream`); plugins get their own streams through
+    :meth:`hybridkit.hookspecs.RunContext.for_plugin`."""
+    return {name: named_stream(seed, name) for name in RNG_STREAMS}
 
 
 def place_units(
@@ -121,7 +123,7 @@ def unit_train(
     if tcfg.mode == "poisson":
         times = trains_mod.poisson_train(tcfg.rate_hz, fs, refractory, lo, hi, rng)
     elif sorting is None:
-        raise HybridkitError(f"unit {uid}: injection.trains.mode \"source\" needs a sorting; "
+        raise ConfigError(f"unit {uid}: injection.trains.mode \"source\" needs a sorting; "
                              "use mode \"poisson\" with rate_hz")
     else:
         jitter = tcfg.jitter_ms * 1e-3 * fs
@@ -163,6 +165,6 @@ def build_plan(
     plan = Plan(units=units, times=np.concatenate(times), unit_index=np.concatenate(index),
                 gains=np.concatenate(gains))
     if plan.n_events == 0:
-        raise HybridkitError("the plan has no events: every injected train is empty (check "
+        raise PlanError("the plan has no events: every injected train is empty (check "
                              "injection.trains and that the units have spikes inside the recording)")
     return plan, skipped

@@ -26,6 +26,7 @@ from hybridkit.engine.duplicates import find_duplicates
 from hybridkit.engine.matching import tolerance_samples
 from hybridkit.engine.quality import UnitMetrics, compute_metrics
 from hybridkit.errors import PlacementError, UnitSelectionError
+from hybridkit.hookspecs import named_stream
 from hybridkit.model import Recording, Sorting
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,13 @@ COLUMNS = ("unit_id", "label", "n_spikes", "firing_rate_hz", "isi_violations", "
 #: the criteria in the order they are applied (``no_place`` is added by the run's placement)
 CRITERIA = ("label", "min_firing_rate_hz", "max_contamination", "min_presence_ratio",
             "min_amplitude_uV", "min_snr", "duplicate", "max_count")
-#: a constant mixed into the run seed so unit selection has its own random streams
-_SELECTION_STREAM = 0x5E1EC7
 #: trains of duplicate units are compared at the scoring's default tolerance (SpikeInterface's)
 DUPLICATE_TOLERANCE_MS = 0.4
 
 
 def unit_stream(seed: int, unit_id: int) -> np.random.Generator:
     """The generator that draws one unit's spike sample: a function of the run seed and the id only."""
-    return np.random.default_rng([int(seed), _SELECTION_STREAM, int(unit_id) % 2**64])
+    return named_stream(seed, f"selection:unit:{int(unit_id)}")
 
 
 @dataclass
@@ -137,7 +136,7 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
         todo = [r.unit_id for r in rows if r.selected or all_amplitudes]
         band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
         measured = compute_metrics({u: trains[u] for u in todo}, fs, n_samples, recording=recording,
-                                   band=band, rng=np.random.default_rng([int(seed), _SELECTION_STREAM]),
+                                   band=band, rng=named_stream(seed, "selection"),
                                    unit_rng=lambda uid: unit_stream(seed, uid), **common)
         for r in rows:
             if r.unit_id in measured:
@@ -296,19 +295,17 @@ def _open_recording(arg: Path, reg, base_dir: Path):
     Returns (recording, config or None).
     """
     from hybridkit.config.run_config import load_config
+    from hybridkit.config.sections import plugin_from_section
     from hybridkit.errors import ConfigError
-    from hybridkit.hookspecs import RunContext
 
     arg = Path(arg)
-    ctx = RunContext(base_dir=base_dir, rng=np.random.default_rng(0), seed=0)
     if arg.suffix.lower() in (".json", ".yaml", ".yml"):
         cfg = load_config(arg, reg)
-        return reg.get("source_reader", cfg.recording.type)(cfg.recording, ctx).open(), cfg
+        return plugin_from_section(reg, "source_reader", cfg.recording, base_dir).open(), cfg
     if arg.suffix.lower() in (".bin", ".meta") and arg.with_suffix(".meta").is_file():
-        cls = reg.get("source_reader", "spikeglx")
-        opts = cls.Options.model_validate({"type": "spikeglx", "path": str(arg.with_suffix(".bin"))},
-                                          context={"base_dir": base_dir})
-        return cls(opts, ctx).open(), None
+        section = {"type": "spikeglx", "path": str(arg.with_suffix(".bin"))}
+        return plugin_from_section(reg, "source_reader", section, base_dir,
+                                   what=f"--recording {arg}").open(), None
     raise ConfigError(f"--recording {arg}: expected a run config (.json/.yaml) whose recording "
                       "section is used, or a SpikeGLX .bin/.meta")
 
@@ -346,9 +343,7 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
     are measured with the config's criteria and seed (seed 0 without a config). ``highpass_hz``
     (Hz) overrides the band (and so makes the table differ from the run's).
     """
-    from pydantic import ValidationError
-
-    from hybridkit.config.run_config import _detect_sorting
+    from hybridkit.config.sections import detect_sorter_type, plugin_from_section
     from hybridkit.errors import ConfigError, SortingError
     from hybridkit.hookspecs import RunContext
     from hybridkit.registry import get_registry
@@ -367,19 +362,11 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
             raise ConfigError(f"hybridkit units: --highpass-hz {highpass_hz:g} filters the "
                               "recording's snippets; give the recording too (--recording ...)")
         Highpass.for_recording(highpass_hz, rec.sampling_rate, field="--highpass-hz")
-    stype = sorting_type or _detect_sorting(str(path), reg, "hybridkit units", base_dir)
-    cls = reg.get("sorter_adapter", stype)
+    stype = sorting_type or detect_sorter_type(path, reg, "hybridkit units", "give --type")
     own_sorting = (cfg is not None and cfg.sorting is not None and cfg.sorting.type == stype
                    and Path(cfg.sorting.path).resolve() == path.resolve())
-    if own_sorting:
-        options = cfg.sorting
-    else:
-        try:
-            options = cls.Options.model_validate({"type": stype, "path": str(path)},
-                                                 context={"base_dir": base_dir})
-        except ValidationError as exc:
-            raise ConfigError(f"hybridkit units: sorter adapter {stype!r} cannot take just a path "
-                              f"({exc.errors()[0]['msg']}); use a run config") from None
+    # the run config's own section (it may hold more options), else the path alone
+    options = cfg.sorting if own_sorting else {"type": stype, "path": str(path)}
     seed = (cfg.seed or 0) if cfg is not None else 0
     notes: list[str] = []
     if cfg is not None and cfg.seed is None:
@@ -393,11 +380,16 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
         from hybridkit.run.choosing import choose_and_place
         from hybridkit.run.planning import check_placement, stage_rngs
 
-        rngs = stage_rngs(seed)  # the run's generators, so templates and places are the run's
-        ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed,
-                         session=cfg.session or f"hybrid-{seed}")
-        sorting = cls(options, ctx).load(rec)
-        source = reg.get("template_source", cfg.templates.type)(cfg.templates, ctx)
+        # the run's streams (stages and plugins alike), so templates and places are the run's
+        rngs = stage_rngs(seed)
+        session = cfg.session or f"hybrid-{seed}"
+
+        def run_plugin(kind: str, section):
+            ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type)
+            return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
+
+        sorting = run_plugin("sorter_adapter", options).load(rec)
+        source = run_plugin("template_source", cfg.templates)
         choice = choose_and_place(cfg.model_copy(update={"units": units}), rec, sorting, source,
                                   rngs, seed, strict=False)
         stop = choice.stopped or ("" if choice.unit_ids else
@@ -414,10 +406,9 @@ def units_report(sorting_path: Path, sorting_type: str | None = None, recording:
                            choice.rows, source.highpass_hz, seed, notes)
 
     if highpass_hz is None and cfg is not None:  # measure in the band the run's templates use
-        highpass_hz = reg.get("template_source", cfg.templates.type)(cfg.templates, RunContext(
-            base_dir=base_dir, rng=np.random.default_rng(0), seed=0)).highpass_hz
-    ctx = RunContext(base_dir=base_dir, rng=np.random.default_rng(0), seed=0)
-    sorting = cls(options, ctx).load(rec)
+        highpass_hz = plugin_from_section(reg, "template_source", cfg.templates, base_dir).highpass_hz
+    sorting = plugin_from_section(reg, "sorter_adapter", options, base_dir,
+                                  what=f"hybridkit units: {path} (a run config can give more options)").load(rec)
     fs = rec.sampling_rate if rec is not None else (sampling_rate or sorting.sampling_rate)
     if not fs:
         raise ConfigError(f"{path}: this {stype} output does not state its sampling rate; give "

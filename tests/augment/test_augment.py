@@ -67,7 +67,7 @@ def test_labels_are_true_by_construction(example, tmp_path, capsys):
 
     cfg = load_config(path)
     rec = get_registry().get("source_reader", "spikeglx")(cfg.recording, None).open()
-    fs, n_before = rec.sampling_rate, int(f["attrs"]["n_before"])
+    n_before = int(f["attrs"]["n_before"])
     n_times = f["waveforms"].shape[1]
     assert n_before == 30 and n_times == 75 and f["waveforms"].shape[2] == 7
     # the templates exactly as `generate` builds and places them

@@ -10,7 +10,8 @@ import pytest
 from hybridkit.config.run_config import EngineConfig
 from hybridkit.engine import chunks, inject
 from hybridkit.run.pipeline import stream_hybrid
-from hybridkit.plugins.writers.legacy.writer import LegacyOptions, LegacyWriter, hybrid_file_name
+from hybridkit.formats.hybrid_binary import hybrid_file_name
+from hybridkit.plugins.writers.legacy.writer import LegacyOptions, LegacyWriter
 from tests.helpers import make_plan, make_recording, make_template, planned_sum
 
 

@@ -1,7 +1,6 @@
 """engine/relocate.py: a template placed on another probe keeps its peak, at the requested place."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,11 +8,12 @@ from probeinterface import generate_multi_columns_probe
 
 from hybridkit.engine import relocate as rel
 from hybridkit.example import np1_positions
+from tests.conftest import DATA
 
 NP1 = np1_positions()  # (384, 2): 4 staggered x positions, rows 20 um apart
 TWO_COL = generate_multi_columns_probe(num_columns=2, num_contact_per_column=16, xpitch=32,
                                        ypitch=25).contact_positions  # (32, 2)
-DB = Path(__file__).parents[1] / "data" / "template_database" / "spikeinterface-template-database"
+DB = DATA / "template_database" / "spikeinterface-template-database"
 KS042 = ("000409_sub-KS042_ses-5f82c2d9-cfeb-4fa3-a1d7-d982f8bd1045_behavior+ecephys+image_"
          "b8e8cd4e-a93d-4d0a-9df0-4213b6273b04.zarr")
 

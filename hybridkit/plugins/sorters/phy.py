@@ -1,6 +1,6 @@
 """Sorter adapter ``phy``: a phy folder as written by Kilosort 2-4, phy itself, or any exporter.
 
-The folder's files (see docs/formats, "phy / phylib"):
+The folder's files (as phylib reads them):
 
 * ``spike_times.npy``: samples, 0-based, non-decreasing. MATLAB Kilosort writes uint64 (N, 1)
   Fortran-ordered columns, Kilosort4 int64 (N,); both are raveled.
@@ -15,7 +15,6 @@ The folder's files (see docs/formats, "phy / phylib"):
 """
 from __future__ import annotations
 
-import ast
 import logging
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -24,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from hybridkit.errors import SortingError
-from hybridkit.formats.npy import read_npy
+from hybridkit.formats.phy_files import load_npy, read_cluster_tsv, read_params_py
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
 from hybridkit.plugins.sorters.common import check_against
@@ -32,97 +31,9 @@ from hybridkit.options import InputFolder, PluginOptions
 
 log = logging.getLogger(__name__)
 
-# -- small readers, shared with other adapters that sit on a phy folder ------------------------------
-def read_params_py(path: Path) -> dict:
-    """The ``key = literal`` assignments of a phy ``params.py``, without executing it.
-
-    Assignments whose value is not a Python literal (e.g. ``dat_path = os.path.join(...)``) are
-    skipped with a debug message; a file that is not valid Python raises SortingError.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-        tree = ast.parse(text, filename=str(path))
-    except SyntaxError as exc:
-        raise SortingError(
-            f"{path}: not a valid params.py (line {exc.lineno}: {exc.msg}); expected lines "
-            "like `sample_rate = 30000.0`"
-        ) from None
-    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
-        raise SortingError(
-            f"{path}: not a valid params.py ({type(exc).__name__}: {exc}); expected lines "
-            "like `sample_rate = 30000.0`"
-        ) from None
-    except OSError as exc:
-        raise SortingError(f"{path}: cannot read params.py ({exc.strerror})") from None
-    params: dict = {}
-    for node in tree.body:
-        if not isinstance(node, ast.Assign):
-            continue
-        try:
-            value = ast.literal_eval(node.value)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            log.debug("%s: skipping non-literal assignment on line %d", path, node.lineno)
-            continue
-        for target in node.targets:
-            if isinstance(target, ast.Name):
-                params[target.id] = value
-    return params
-
-
-def read_cluster_tsv(path: Path, column: str | tuple[str, ...] | None = None) -> dict[int, str]:
-    """cluster id -> value from a phy cluster TSV (``cluster_id<TAB>name``, LF or CRLF endings).
-
-    ``column`` names the value column (the first of several names that exists); by default the
-    first column other than ``cluster_id``. Empty values are left out.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-    except OSError as exc:
-        raise SortingError(f"{path}: cannot read ({exc.strerror})") from None
-    rows = [line.rstrip("\r").split("\t") for line in lines if line.strip()]
-    if not rows:
-        return {}
-    header = [h.strip() for h in rows[0]]
-    if "cluster_id" not in header:
-        raise SortingError(
-            f"{path}: header {rows[0]!r} has no 'cluster_id' column; expected e.g. "
-            "'cluster_id<TAB>group'"
-        )
-    id_col = header.index("cluster_id")
-    wanted = (column,) if isinstance(column, str) else tuple(column or ())
-    candidates = [h for h in wanted if h in header] or [
-        h for h in header if h != "cluster_id"
-    ]
-    if not candidates:
-        raise SortingError(
-            f"{path}: header {header} has no value column"
-            + (f" (looked for {', '.join(wanted)})" if wanted else "")
-        )
-    val_col = header.index(candidates[0])
-    out: dict[int, str] = {}
-    for lineno, row in enumerate(rows[1:], start=2):
-        cells = [c.strip() for c in row]
-        if len(cells) <= max(id_col, val_col):
-            cells += [""] * (max(id_col, val_col) + 1 - len(cells))
-        try:
-            cid = int(cells[id_col])
-        except ValueError:
-            raise SortingError(
-                f"{path}: line {lineno}: cluster_id {cells[id_col]!r} is not an integer"
-            ) from None
-        if cells[val_col]:
-            out[cid] = cells[val_col]
-    return out
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    return read_npy(path, SortingError)
-
-
 def _load_vector(path: Path, what: str) -> np.ndarray:
     """A 1-D integer array from a (N,), (N, 1) or (1, N) .npy file (any memory order)."""
-    arr = _load_npy(path)
+    arr = load_npy(path)
     if arr.ndim > 1 and sum(s > 1 for s in arr.shape) > 1:
         raise SortingError(f"{path}: {what} has shape {arr.shape}, expected a vector (N,) or (N, 1)")
     arr = np.ravel(arr)
@@ -218,7 +129,7 @@ class PhyAdapter(SorterAdapter):
             channel_map = _load_vector(map_path, "channel_map")
         pos_path = folder / "channel_positions.npy"
         if pos_path.is_file():
-            channel_positions = _load_npy(pos_path)
+            channel_positions = load_npy(pos_path)
             n_ch = channel_map.size if channel_map is not None else None
             if channel_positions.dtype.kind not in "iuf" or channel_positions.ndim != 2 or (
                 channel_positions.shape[1] < 2
@@ -278,7 +189,7 @@ class PhyAdapter(SorterAdapter):
         path = folder / "templates.npy"
         if not path.is_file():
             return None, None
-        data = _load_npy(path)
+        data = load_npy(path)
         if data.ndim != 3 or data.dtype.kind != "f":
             raise SortingError(
                 f"{path}: shape {data.shape} dtype {data.dtype}, expected float "
@@ -289,7 +200,7 @@ class PhyAdapter(SorterAdapter):
         n_ch = channel_map.size if channel_map is not None else None
         ind_path = folder / "template_ind.npy"  # phy's sparse templates; KS's templates_ind.npy is trivial
         if ind_path.is_file():
-            ind = np.asarray(_load_npy(ind_path))
+            ind = np.asarray(load_npy(ind_path))
             if ind.dtype.kind not in "iu":
                 raise SortingError(f"{ind_path}: dtype {ind.dtype}; expected integer channel indices")
             if ind.shape != data.shape[::2]:

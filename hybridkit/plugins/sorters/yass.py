@@ -26,12 +26,12 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from hybridkit.formats.phy_files import load_npy
 from hybridkit.errors import SortingError
 from hybridkit.hookspecs import SorterAdapter, hookimpl
 from hybridkit.model import Recording, Sorting
 from hybridkit.options import InputFile, InputFolder, PluginOptions
 from hybridkit.plugins.sorters.common import check_against, check_times, sort_by_time
-from hybridkit.plugins.sorters.phy import _load_npy
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def read_geometry(path: Path, n_channels: int | None) -> np.ndarray:
     path = Path(path)
     try:
         if path.suffix.lower() == ".npy":
-            geom = _load_npy(path)
+            geom = load_npy(path)
             if geom.dtype.kind not in "iuf":
                 raise SortingError(f"{path}: geometry dtype {geom.dtype}; expected numbers (um)")
             geom = geom.astype(np.float64)
@@ -136,7 +136,7 @@ class YassAdapter(SorterAdapter):
             raise SortingError(f"{cfg_path}: recordings.sampling_rate = {fs!r} is not a number (Hz)")
 
         train_path = out / "spike_train.npy"
-        train = _load_npy(train_path)
+        train = load_npy(train_path)
         if train.ndim != 2 or train.shape[1] != 2 or train.dtype.kind not in "iuf":
             raise SortingError(f"{train_path}: shape {train.shape} dtype {train.dtype}, expected "
                                "(n_spikes, 2) integers [sample, unit]")
@@ -193,7 +193,7 @@ class YassAdapter(SorterAdapter):
             if not drift:
                 return None
             path = drift[0]
-        data = _load_npy(path)
+        data = load_npy(path)
         if data.ndim != 3 or data.dtype.kind != "f":
             raise SortingError(f"{path}: shape {data.shape} dtype {data.dtype}, expected float "
                                "(n_units, n_times, n_channels)")

@@ -119,18 +119,7 @@ class BinaryReader(SourceReader):
                     f"{FIELD}.geometry: {opt.geometry} has {n_rows} rows but the file has "
                     f"n_channels={n_chan}; give at most {n_chan} rows, or {FIELD}.channels"
                 )
-        bad = columns[(columns < 0) | (columns >= n_chan)]
-        if bad.size:
-            raise SourceError(
-                f"{FIELD}.channels: column {int(bad[0])} (from {source}) is out of range for "
-                f"n_channels={n_chan}; valid columns are 0..{n_chan - 1}"
-            )
-        uniq, counts = np.unique(columns, return_counts=True)
-        if np.any(counts > 1):
-            raise SourceError(
-                f"{FIELD}.channels: column {int(uniq[counts > 1][0])} (from {source}) is given "
-                "to more than one contact"
-            )
+        positions, neural = geom.on_columns(columns, n_chan, f"{FIELD}.channels", source)
 
         if isinstance(opt.gain_to_uV, list):
             gain = np.asarray(opt.gain_to_uV, dtype=np.float64)
@@ -142,10 +131,6 @@ class BinaryReader(SourceReader):
         else:
             gain = np.full(n_chan, float(opt.gain_to_uV))
 
-        neural = np.zeros(n_chan, dtype=bool)
-        neural[columns] = True
-        positions = np.full((n_chan, 2), np.nan)
-        positions[columns] = geom.positions
         probe = build_probe(geom.positions, columns, geom.probe)
         return Recording(
             files=[SourceFile(path, size // frame, int(opt.offset_bytes))],

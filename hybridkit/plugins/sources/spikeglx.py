@@ -4,7 +4,8 @@ The ``.meta`` parsing (gains, saved channels, geometry) lives in spikeglx_meta.p
 
 The ``.bin`` is headerless little-endian int16, samples-major, ``nSavedChans`` words per sample
 (sync words included). Gains come from the ``.meta`` (imroTbl / fixed NP2 gains), geometry from
-``probeinterface.read_spikeglx``. See FORMATS.md section 1 for the pitfalls handled here.
+``probeinterface.read_spikeglx``; the meta's pitfalls are handled in
+:mod:`hybridkit.formats.spikeglx_meta`.
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ class SpikeGLXReader(SourceReader):
         return SourceFile(bin_path, size // frame, 0, first, meta_path), meta
 
     def open(self) -> Recording:
-        """Memory-map the stream; gains, sync mask and geometry from the (first) meta."""
+        """Describe the stream (read later block by block with positional reads); gains, sync mask and geometry from the (first) meta."""
         described = [self._describe(p) for p in _expand(Path(self.options.path))]
         described.sort(key=lambda fm: (fm[0].first_sample, str(fm[0].path)))
         files = [f for f, _ in described]

@@ -92,7 +92,7 @@ class SpikeInterfaceRecording(Recording):
             raise ValueError(f"read [{start}, {stop}) outside recording of {self.n_samples} samples")
         rec = self.si_recording
         ids = rec.channel_ids if channels is None else rec.channel_ids[channels]
-        bounds = self._bounds
+        bounds = self.file_starts
         parts = []
         for seg in range(len(self.files)):
             a, b = max(start, int(bounds[seg])), min(stop, int(bounds[seg + 1]))

@@ -15,7 +15,7 @@ from hybridkit.engine import relocate as rel
 from hybridkit.engine.templates import DEFAULT_SPARSITY_RADIUS_UM, estimate_noise_uV
 from hybridkit.errors import TemplateError
 from hybridkit.model import Recording, Template
-from hybridkit.options import StrictModel
+from hybridkit.options import StrictModel, check_min_max
 
 
 class ScalingOptions(StrictModel):
@@ -32,8 +32,7 @@ class ScalingOptions(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        check_min_max(self.min, self.max)
         return self
 
 

@@ -113,7 +113,7 @@ class PhyWriter(Writer):
                 f"phy writer: the files of recording {recording.name} have different header offsets "
                 f"{offsets} bytes; phy's params.py takes one offset for all files"
             )
-        from hybridkit.plugins.writers.legacy.writer import hybrid_file_names
+        from hybridkit.formats.hybrid_binary import hybrid_file_names
 
         odd = [n for n in hybrid_file_names(recording) if Path(n).suffix.lower() not in PHY_RAW_EXTENSIONS]
         if odd:
@@ -125,7 +125,7 @@ class PhyWriter(Writer):
 
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
         """Write the phy folder for ``truth.plan``; return the files written."""
-        from hybridkit.plugins.writers.legacy.writer import hybrid_file_names  # written by the legacy plugin; imported when used
+        from hybridkit.formats.hybrid_binary import hybrid_file_names
 
         recording = self.recording if self.recording is not None else truth.recording
         plan = truth.plan

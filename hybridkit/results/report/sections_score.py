@@ -73,10 +73,10 @@ def fate_rows(truth: Truth, sorting, score: dict) -> list[dict]:
 
 def load_scored_sorting(score: dict):
     """The scored sorting (from score.json's path and format), or None when it is not readable."""
-    from hybridkit.results.scoring import load_sorting
+    from hybridkit.config.sections import load_sorting
 
     try:
-        return load_sorting(score["sorting"]["path"], score["sorting"].get("format"))
+        return load_sorting(score["sorting"]["path"], score["sorting"].get("format"))[1]
     except Exception as exc:  # the rest of the score section needs only score.json
         log.info("sorting %s not readable (%s)", score["sorting"]["path"], exc)
         return None

@@ -37,14 +37,14 @@ MAX_DRIFT_EVENTS = 2000
 
 def source_sorting(truth: Truth):
     """The source sorting named in config.resolved.json, or None."""
-    from hybridkit.results.scoring import load_sorting
-    from hybridkit.results.truth import _json
+    from hybridkit.config.sections import load_sorting
+    from hybridkit.results.truth import read_json
 
-    section = _json(truth.folder / "config.resolved.json").get("sorting") or {}
+    section = read_json(truth.folder / "config.resolved.json").get("sorting") or {}
     if not section.get("path"):
         return None
     try:
-        return load_sorting(section["path"], section.get("type"))
+        return load_sorting(section["path"], section.get("type"))[1]
     except Exception as exc:  # the report still works without it
         log.info("source sorting %s not readable (%s); source panels show the template only",
                  section.get("path"), exc)
@@ -165,9 +165,9 @@ def unit_sections(page: Page, truth: Truth, traces: Traces | None, units: list[i
 
 def _motion_at(truth: Truth, units: list[int], traces: Traces | None) -> tuple[dict, str]:
     """unit -> (times_s, y_um) of the run's motion estimate at the unit's reference depth."""
-    from hybridkit.results.truth import _json
+    from hybridkit.results.truth import read_json
 
-    section = _json(truth.folder / "config.resolved.json").get("motion") or {}
+    section = read_json(truth.folder / "config.resolved.json").get("motion") or {}
     if not section.get("source"):
         return {}, "synthetic motion only: the injected positions are the motion"
     try:

@@ -1,6 +1,6 @@
 """Source reader ``nwb``: an ElectricalSeries from an NWB (HDF5) file: local, streamed, or on DANDI.
 
-What is read (FORMATS.md section 6, NWB.md):
+What is read (see docs/nwb.md):
 
 * the ElectricalSeries, chosen by ``electrical_series_path`` when the file holds several (an error
   lists them otherwise); its ``data`` must be (time, channel), as NWB requires;
@@ -372,17 +372,11 @@ class NwbReader(SourceReader):
         opt = self.options
         if opt.geometry is not None:
             geom = load_geometry(opt.geometry, f"{FIELD}.geometry")
-            n = geom.positions.shape[0]
-            cols = geom.wiring if geom.wiring is not None else np.arange(n, dtype=np.int64)
-            bad = cols[(cols < 0) | (cols >= n_chan)]
-            if bad.size or np.unique(cols).size != cols.size:
-                raise SourceError(f"{FIELD}.geometry: {opt.geometry} maps contacts to columns "
-                                  f"{cols.tolist()[:8]}...; the series has {n_chan} channels "
-                                  f"(columns 0..{n_chan - 1}, each at most once)")
-            positions = np.full((n_chan, 2), np.nan)
-            positions[cols] = geom.positions
-            neural = np.zeros(n_chan, bool)
-            neural[cols] = True
+            if geom.wiring is not None:
+                cols, source = geom.wiring, f"the device channel indices of {opt.geometry}"
+            else:
+                cols, source = np.arange(geom.positions.shape[0], dtype=np.int64), f"the rows of {opt.geometry}"
+            positions, neural = geom.on_columns(cols, n_chan, f"{FIELD}.geometry", source)
             return positions, neural, geom.probe
         geometry_hint = ("give recording.geometry (probeinterface JSON, .prb, .txt or .npy, one "
                          "row per channel)")

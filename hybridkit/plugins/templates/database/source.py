@@ -309,6 +309,9 @@ class TemplateDatabase(TemplateSource):
     name: ClassVar[str] = "template_database"
     Options: ClassVar[type[PluginOptions]] = DatabaseOptions
     uses_sorting_units: ClassVar[bool] = False
+    #: ``hybridkit templates list`` finds this through the registry, so the command line never
+    #: imports the plugin module
+    list_templates = staticmethod(list_templates)
 
     @classmethod
     def extra_inputs(cls, options: DatabaseOptions) -> list[tuple[str, Path]]:

@@ -36,15 +36,10 @@ import numpy as np
 from hybridkit.formats.binio import write_block
 from hybridkit.errors import OutputError, writing
 from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
+from hybridkit.formats.hybrid_binary import flat_layouts, hybrid_file_name, hybrid_file_names
 from hybridkit.hookspecs import Writer, hookimpl
 from hybridkit.model import GroundTruth, Recording
 from hybridkit.options import PluginOptions
-
-
-def hybrid_file_name(source: Path) -> str:
-    """``run_g0_t0.imec0.ap.bin`` -> ``run_g0_t0.imec0.ap.GT.bin`` (the predecessor's naming)."""
-    source = Path(source)
-    return f"{source.stem}.GT{source.suffix}"
 
 
 #: SpikeGLX's own file naming, as neo parses it: ``<run>_g<gate>_t<trigger|cat>.<device>.<ap|lf>.bin``
@@ -66,29 +61,6 @@ def spikeglx_file_name(source: Path, meta: dict, session: str, index: int) -> st
     band = "lf" if counts[0] == 0 and counts[1] > 0 else "ap"
     run = re.sub(r"\s+", "-", session) or "hybrid"
     return f"{run}_g0_t{index}.imec0.{band}.bin"
-
-
-def hybrid_file_names(recording: Recording) -> list[str]:
-    """The legacy writer's hybrid file names for ``recording``, one per source file (segment).
-
-    A flat binary source keeps its names (:func:`hybrid_file_name`); a source that is not a flat
-    file but can be written as one (``flat_export``, e.g. a SpikeInterface recording) gets
-    ``<name>.GT.bin``, or ``<name>_seg<k>.GT.bin`` per segment when it has several.
-    """
-    if recording.flat_binary:
-        return [hybrid_file_name(f.path) for f in recording.files]
-    if len(recording.files) == 1:
-        return [f"{recording.name}.GT.bin"]
-    return [f"{recording.name}_seg{k}.GT.bin" for k in range(len(recording.files))]
-
-
-def flat_layouts(recording: Recording):
-    """binio Layouts of the flat hybrid files of a ``flat_export`` recording: samples-major, no
-    header, the source's dtype and channels."""
-    from hybridkit.formats.binio import Layout
-
-    return [Layout(recording.dtype, recording.n_channels, f.n_samples, 0, "samples")
-            for f in recording.files]
 
 
 class LegacyOptions(PluginOptions):

@@ -1,7 +1,7 @@
 """Run nwbinspector with DANDI's configuration on a written NWB file (the ``nwb`` writer's gate).
 
 DANDI fails an upload on CRITICAL issues; hybridkit holds its own files to a stricter bar and also
-reports BEST_PRACTICE_VIOLATIONs (NWB.md section 1.4).
+reports BEST_PRACTICE_VIOLATIONs (see docs/nwb.md).
 """
 from __future__ import annotations
 

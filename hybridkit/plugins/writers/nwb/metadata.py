@@ -4,7 +4,7 @@ DANDI's inspector (``nwbinspector --config dandi``) makes these CRITICAL: a Subj
 ``subject_id`` (no ``/``), a ``species`` as a Latin binomial or an NCBITaxon IRI, a ``sex`` in
 M/F/U/O, an ISO-8601 ``age`` or a ``date_of_birth``; a ``session_id`` without ``/``. They are
 validated here, when the config is loaded, so a bad value fails in a second, not after the traces
-are written (NWB.md section 1.3).
+are written.
 """
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def new_nwbfile(opt, recording, session: str, seed: int, notes: dict[str, Any]):
                           f"Subject of the source recording {recording.name}",
                           strain=s.strain, genotype=s.genotype, weight=s.weight)
     keywords = list(dict.fromkeys([*opt.keywords, "ground truth", "hybrid", "spike sorting"]))
-    generated = [["hybridkit", _version("hybridkit")], ["pynwb", version("pynwb")]]
+    generated = [["hybridkit", distribution_version("hybridkit")], ["pynwb", version("pynwb")]]
     nwbfile = NWBFile(
         session_description=opt.session_description,
         identifier=opt.identifier or str(uuid.uuid4()),
@@ -279,7 +279,8 @@ def _source_list(recording, key: str) -> list[str] | None:
     return list(values) if values is not None and len(values) == recording.n_channels else None
 
 
-def _version(dist: str) -> str:
+def distribution_version(dist: str) -> str:
+    """The installed version of distribution ``dist``, or ``0.0.0+unknown``."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

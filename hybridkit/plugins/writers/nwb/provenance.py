@@ -77,13 +77,13 @@ def _plain(v):
 
 def manifest_of(truth: GroundTruth, inputs: list[dict]) -> dict:
     """The run's manifest without the list of output files (this file is one of them)."""
-    from hybridkit.plugins.writers.nwb.metadata import _version
+    from hybridkit.plugins.writers.nwb.metadata import distribution_version
 
     rec = truth.recording
     return {
         "tool": "hybridkit", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"hybridkit": _version("hybridkit"), "python": platform.python_version(),
-                     "numpy": _version("numpy"), "pynwb": _version("pynwb")},
+        "versions": {"hybridkit": distribution_version("hybridkit"), "python": platform.python_version(),
+                     "numpy": distribution_version("numpy"), "pynwb": distribution_version("pynwb")},
         "session": truth.session, "seed": int(truth.seed), "sampling_rate_hz": float(rec.sampling_rate),
         "dtype": rec.dtype.str, "n_channels": int(rec.n_channels), "n_samples": int(rec.n_samples),
         "sources": [{"name": f.path.name, "n_samples": int(f.n_samples), "first_sample": int(f.first_sample)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from hybridkit.engine.templates import estimate_noise_uV
+from hybridkit.hookspecs import named_stream
 from hybridkit.model import GroundTruth
 
 #: (name, description) of the per-unit columns, in table order
@@ -71,7 +72,7 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
     neural = rec.neural_channels
     peaks = np.array([u.template.peak_channel for u in plan.units], np.int64)
     noise = dict(zip(np.unique(peaks).tolist(), estimate_noise_uV(
-        rec, np.unique(peaks), np.random.default_rng(truth.seed)).tolist())) if peaks.size else {}
+        rec, np.unique(peaks), named_stream(truth.seed, "writer:nwb:noise")).tolist())) if peaks.size else {}
     positions = plan.event_positions()  # per event: follows the probe's motion (docs/drift.md)
     event_channels = plan.event_channels()
     rows = []

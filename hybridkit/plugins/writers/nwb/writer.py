@@ -141,7 +141,7 @@ class NwbWriter(Writer):
 
     # ------------------------------------------------------------------------------------------
     def _notes(self, recording: Recording) -> dict:
-        from hybridkit.plugins.writers.legacy.writer import hybrid_file_names
+        from hybridkit.formats.hybrid_binary import hybrid_file_names
 
         ctx = self.context
         notes = {"hybridkit": {

@@ -9,9 +9,12 @@ import pytest
 
 from hybridkit.errors import SortingError
 from hybridkit.model import Recording, SourceFile
-from hybridkit.plugins.sorters.phy import PhyAdapter, read_cluster_tsv, read_params_py
+from hybridkit.formats.phy_files import read_cluster_tsv, read_params_py
+from hybridkit.plugins.sorters.phy import PhyAdapter
+from tests.conftest import DATA as TEST_DATA
+from tests.plugins.sorters.compliance import assert_sorting_conventions
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kilosort4_cpu_10s_32ch"
+DATA = TEST_DATA / "kilosort4_cpu_10s_32ch"
 KS4 = DATA / "kilosort4"
 N_SPIKES = 1936
 LAST_TIME = 299819  # the last spike time in spike_times.npy
@@ -75,21 +78,22 @@ def write_matlab_style(src: Path, dst: Path, channel_map_as_row: bool = True) ->
 # -- genuine Kilosort4 output ---------------------------------------------------------------------
 def test_kilosort4_output_loads_exactly():
     s = adapter(KS4).load()
-    assert s.spike_times.dtype == np.int64 and s.spike_times.shape == (N_SPIKES,)
+    assert_sorting_conventions(
+        s, unit_ids=range(8), fmt="phy", n_samples=LAST_TIME + 1, n_channels=32,
+        labels={0: "good", 1: "mua", 2: "mua", 3: "good", 4: "good", 5: "mua", 6: "mua", 7: "good"})
+    assert s.spike_times.shape == (N_SPIKES,)
     np.testing.assert_array_equal(s.spike_times, np.load(KS4 / "spike_times.npy"))
     np.testing.assert_array_equal(s.spike_units, np.load(KS4 / "spike_clusters.npy"))
-    np.testing.assert_array_equal(s.unit_ids, np.arange(8))
     assert s.spike_times[-1] == LAST_TIME
-    assert s.labels == {0: "good", 1: "mua", 2: "mua", 3: "good", 4: "good", 5: "mua", 6: "mua", 7: "good"}
     assert sum(v == "good" for v in s.labels.values()) == 4
     assert s.sampling_rate == 30000.0
     np.testing.assert_array_equal(s.channel_map, np.arange(32))
     np.testing.assert_array_equal(s.channel_positions, np.load(KS4 / "channel_positions.npy"))
     np.testing.assert_array_equal(s.channel_positions, np.load(DATA / "channel_locations_um.npy"))
-    assert s.templates.shape == (8, 61, 32) and s.templates.dtype == np.float32
+    assert s.templates.shape == (8, 61, 32)
     np.testing.assert_array_equal(s.templates, np.load(KS4 / "templates.npy"))
     np.testing.assert_array_equal(s.template_units, np.arange(8))
-    assert s.format == "phy" and s.path == KS4
+    assert s.path == KS4
     assert [int((s.spike_units == u).sum()) for u in range(8)] == [159, 296, 295, 157, 159, 260, 450, 160]
 
 

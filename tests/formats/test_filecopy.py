@@ -10,7 +10,7 @@ from hybridkit.errors import OutputError
 from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
 from hybridkit.plugins.writers.legacy.writer import LegacyWriter
 
-from .helpers import make_recording
+from tests.helpers import make_recording
 
 
 def _files(tmp_path, sizes):

@@ -9,10 +9,11 @@ import pytest
 
 from hybridkit.errors import OutputError
 from hybridkit.model import GroundTruth, PlacedUnit, Plan, Recording, SourceFile, Template
-from hybridkit.plugins.writers.legacy.writer import hybrid_file_name
+from hybridkit.formats.hybrid_binary import hybrid_file_name
 from hybridkit.plugins.writers.phy import PhyWriter, dense_templates
+from tests.conftest import DATA as TEST_DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kilosort4_cpu_10s_32ch"
+DATA = TEST_DATA / "kilosort4_cpu_10s_32ch"
 N_NEURAL, N_CHANNELS, FS = 32, 34, 30000.0  # an aux column, 32 contacts, a sync word
 NEURAL = np.arange(1, 33)  # file columns of the contacts
 FILE_SAMPLES = (2000, 1500)

@@ -1,4 +1,4 @@
-"""The ``jrclust`` adapter on JRCLUST v4 _res.mat + .prm and v3 _jrc.mat built to FORMATS.md section 4.
+"""The ``jrclust`` adapter on JRCLUST v4 _res.mat + .prm and v3 _jrc.mat built to the formats JRCLUST writes.
 
 Index bases, per field: spikeTimes / viTime_spk 1-based samples (-1 at the adapter); spikeSites /
 viSite_spk / clusterSites / siteMap / viSite2Chan / miSites 1-based; spikeClusters / S_clu.viClu
@@ -6,8 +6,6 @@ viSite_spk / clusterSites / siteMap / viSite2Chan / miSites 1-based; spikeCluste
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,8 +14,9 @@ from hybridkit.config.run_config import validate_config
 from hybridkit.errors import SortingError
 from hybridkit.plugins.sorters.jrclust import JrclustAdapter
 from hybridkit.formats.prmfile import parse_prm
-from tests.helpers import make_recording
-from tests.sorter_files import col, savemat, write_jrclust_v4
+from tests.helpers import make_recording, run_cli
+from tests.plugins.sorters.sorter_files import col, savemat, write_jrclust_v4
+from tests.plugins.sorters.compliance import assert_sorting_conventions
 
 TIMES = np.array([10, 30, 30, 55, 80, 95])  # 0-based
 CLUSTERS = np.array([1, 0, 2, -1, 2, 1])  # 0 noise, -1 deleted
@@ -40,10 +39,10 @@ def load(path, **opts):
 def test_v4_fields_and_index_bases(tmp_path, version):
     wf = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)  # (clusters, samples, sites)
     s = load(_write(tmp_path, mean_wf=wf, version=version))
+    assert_sorting_conventions(s, unit_ids=[0, 1, 2], labels={0: "noise", 1: "single", 2: "multi"},
+                               fmt="jrclust", n_samples=100, n_channels=5)
     assert s.spike_times.tolist() == [10, 30, 30, 80, 95]  # spikeTimes - 1, deleted spike dropped
     assert s.spike_units.tolist() == [1, 0, 2, 2, 1]
-    assert s.unit_ids.tolist() == [0, 1, 2]
-    assert s.labels == {0: "noise", 1: "single", 2: "multi"}
     assert s.sampling_rate == 25000.0
     assert s.channel_map.tolist() == [0, 1, 3]  # siteMap - 1
     assert s.channel_positions.tolist() == SITE_LOC.tolist()
@@ -158,15 +157,13 @@ def test_detection_and_cli(tmp_path, minimal_config):
     assert JrclustAdapter.detect(tmp_path / "jr") and JrclustAdapter.detect(tmp_path / "jr" / "sess_res.mat")
     minimal_config["sorting"] = {"path": "jr"}
     assert validate_config(minimal_config, tmp_path, "c.json").sorting.type == "jrclust"
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(tmp_path / "jr")],
-                         capture_output=True, text=True)
+    out = run_cli("units", tmp_path / "jr")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "(jrclust): 3 units, 25000 Hz" in lines[0]
     assert lines[2].split()[:3] == ["0", "noise", "1"]
     (tmp_path / "jr" / "sess.prm").unlink()
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(tmp_path / "jr")],
-                         capture_output=True, text=True)
+    out = run_cli("units", tmp_path / "jr")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "set sorting.prm" in out.stderr
 
 

@@ -21,9 +21,10 @@ from hybridkit.errors import ConfigError
 from hybridkit.formats.npy import read_npy
 from hybridkit.run.motion import read_kilosort4
 from tests.helpers import config_with, main
+from tests.conftest import DATA
 
-OPS = Path(__file__).parent / "data" / "kilosort4_drift_120s_32ch" / "kilosort4" / "ops.npy"
-HYBRIDKIT = Path(__file__).parents[1] / "hybridkit"
+OPS = DATA / "kilosort4_drift_120s_32ch" / "kilosort4" / "ops.npy"
+HYBRIDKIT = Path(__file__).resolve().parents[2] / "hybridkit"
 
 
 def _same(a, b) -> bool:

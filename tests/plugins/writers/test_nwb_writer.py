@@ -15,7 +15,7 @@ from hybridkit.model import GroundTruth
 from hybridkit.plugins.writers.legacy.tables import firings_true
 from hybridkit.plugins.writers.nwb.writer import NwbWriter
 
-from ..helpers import make_plan, make_recording, make_template
+from tests.helpers import make_plan, make_recording, make_template
 
 FS = 30000.0
 META = {"session_start_time": "2024-03-04T12:00:00+00:00", "experimenter": ["Doe, Jane"],

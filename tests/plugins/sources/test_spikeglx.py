@@ -9,10 +9,12 @@ import probeinterface as pi
 import pytest
 
 from hybridkit.errors import HybridkitError, SourceError
+from hybridkit.model import Recording
 from hybridkit.plugins.sources.spikeglx import SpikeGLXReader
 from hybridkit.formats.spikeglx_meta import read_meta, rewrite_meta
+from tests.conftest import DATA as TEST_DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "spikeglx"
+DATA = TEST_DATA / "spikeglx"
 IBL = DATA / "ibl-neuropixel"
 PI = DATA / "probeinterface"
 OLD_NIDQ = DATA / "jrclust_v3_old_nidq" / "sample.meta"
@@ -28,7 +30,7 @@ SI_UNREADABLE = {
     "sampleNP2.4_4shanks_g0_t0.imec.ap.meta",
 }
 
-# hand-computed from FORMATS.md: imAiRangeMax / imMaxInt / gain * 1e6
+# hand-computed from the meta: imAiRangeMax / imMaxInt / gain * 1e6
 NP1_AP = 0.6 / 512 / 500 * 1e6  # 2.34375
 NP1_LF = 0.6 / 512 / 250 * 1e6  # 4.6875
 NP2_80 = 0.5 / 8192 / 80 * 1e6  # 0.762939453125

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +18,13 @@ from hybridkit.config.run_config import load_config
 from hybridkit.example import write_example
 from hybridkit.run.pipeline import generate
 
-from .helpers import config_with
+from tests.helpers import config_with, run_cli
 
 N_CH = 385
 
 
 def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "hybridkit", *map(str, args)],
-                          capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,9 @@ from hybridkit.run.pipeline import generate
 from hybridkit.plugins.templates.database.source import CACHE_ENV, DatabaseOptions, TemplateDatabase, default_cache_dir, list_templates
 from hybridkit.plugins.templates.database.zarr_http import HttpCache
 from tests.helpers import assert_generate_invariant, make_recording
+from tests.conftest import DATA
 
-REPLICA = Path(__file__).parents[1] / "data" / "template_database" / "spikeinterface-template-database"
+REPLICA = DATA / "template_database" / "spikeinterface-template-database"
 KS042 = ("000409_sub-KS042_ses-5f82c2d9-cfeb-4fa3-a1d7-d982f8bd1045_behavior+ecephys+image_"
          "b8e8cd4e-a93d-4d0a-9df0-4213b6273b04.zarr")
 NPU = "steinmetz_ye_np_ultra_2022_figshare19493588v2_0.zarr"

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from hybridkit.example import write_example
 from hybridkit.model import Sorting
 from hybridkit.run.pipeline import generate
 from hybridkit.run.selection import choose_units, evaluate, select_units, write_table
+from tests.helpers import run_cli
 
 FS = 1000.0
 N = 100_000  # 100 s
@@ -155,7 +154,7 @@ def test_no_unit_passes(example, tmp_path):
     with pytest.raises(UnitSelectionError, match=r"no unit passes .*\(2 failed label, 10 failed min_firing_rate_hz\)"):
         sorting, rec = _sorting_and_recording(cfg)
         choose_units(sorting, cfg.units, rec)
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "generate", str(path)], capture_output=True, text=True)
+    out = run_cli("generate", path)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no unit passes" in out.stderr
     assert not (tmp_path / "out").exists()
 
@@ -170,9 +169,8 @@ def _sorting_and_recording(cfg):
 
 def test_units_command(example, tmp_path):
     path = _config(example, tmp_path, {"ids": [1], "label": "good"})
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(example / "kilosort4"),
-                          "--recording", str(path), "--max-count", "2", "--csv", str(tmp_path / "u.csv")],
-                         capture_output=True, text=True)
+    out = run_cli("units", example / "kilosort4", "--recording", path, "--max-count", "2",
+                  "--csv", tmp_path / "u.csv")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     seed = json.loads(path.read_text())["seed"]
@@ -186,10 +184,9 @@ def test_units_command(example, tmp_path):
     # the run would stop building unit 1's template (11 spikes in 4 s): the preview says so
     assert lines[-1].startswith("# note: generate would stop: unit 1: 11 spikes") and "min_spikes" in lines[-1]
     # a SpikeGLX .bin is not a run: every unit is measured, with the criteria given
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(example / "kilosort4"),
-                          "--recording", str(example / "demo_g0" / "demo_g0_t0.imec0.ap.bin"),
-                          "--label", "good", "--max-count", "2", "--csv", str(tmp_path / "u.csv")],
-                         capture_output=True, text=True)
+    out = run_cli("units", example / "kilosort4", "--recording",
+                  example / "demo_g0" / "demo_g0_t0.imec0.ap.bin", "--label", "good", "--max-count", "2",
+                  "--csv", tmp_path / "u.csv")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].endswith("12 units, 29999.9712 Hz, 4.000 s (duration from the recording); 2 pass")
     table = list(csv.DictReader(open(tmp_path / "u.csv")))
@@ -197,8 +194,7 @@ def test_units_command(example, tmp_path):
     assert sum(r["selected"] == "true" for r in table) == 2
     assert {r["failed"] for r in table if r["label"] == "mua"} == {"label"}
     # without a recording, amplitude/SNR criteria are refused in one line
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(example / "kilosort4"),
-                          "--min-snr", "3"], capture_output=True, text=True)
+    out = run_cli("units", example / "kilosort4", "--min-snr", "3")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "need the recording" in out.stderr
 
 
@@ -231,15 +227,14 @@ def test_units_command_highpass(example, tmp_path):
     cfg = json.loads(path.read_text())
     cfg["templates"] = {"type": "local", "highpass_hz": 300}
     path.write_text(json.dumps(cfg))
-    run = [sys.executable, "-m", "hybridkit", "units", str(example / "kilosort4")]
+    units = ("units", example / "kilosort4")
     # the config's templates band is used; --highpass-hz overrides it
     for extra, hz in (([], "300"), (["--highpass-hz", "500"], "500")):
-        out = subprocess.run(run + ["--recording", str(path)] + extra, capture_output=True, text=True)
+        out = run_cli(*units, "--recording", path, *extra)
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines()[0].endswith(f"amplitude/SNR high-passed at {hz} Hz")
-    out = subprocess.run(run + ["--highpass-hz", "300"], capture_output=True, text=True)
+    out = run_cli(*units, "--highpass-hz", "300")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "give the recording too" in out.stderr
-    out = subprocess.run(run + ["--recording", str(path), "--highpass-hz", "20000"],
-                         capture_output=True, text=True)
+    out = run_cli(*units, "--recording", path, "--highpass-hz", "20000")
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "--highpass-hz = 20000.0 Hz" in out.stderr and "Nyquist" in out.stderr

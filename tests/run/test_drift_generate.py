@@ -14,7 +14,7 @@ from hybridkit.example import write_example
 from hybridkit.model import Plan
 from hybridkit.run.pipeline import generate
 
-from .helpers import config_with
+from tests.helpers import config_with
 
 N_CH = 385
 STEP_S = 2.0  # the rigid step's time (the example is 4 s long)
@@ -60,7 +60,7 @@ def static(example, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stepped(example, tmp_path_factory):
-    from .test_nwb_end_to_end import NWB_META
+    from tests.test_nwb_end_to_end import NWB_META
 
     # with a ground-truth-only NWB file: its per-spike position columns must follow the motion too
     nwb = {"type": "nwb", **NWB_META, "inspect": "off", "traces": False, "file_name": "truth.nwb"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +20,9 @@ from hybridkit.run.motion import (
     read_spikeinterface,
     read_table,
 )
+from tests.conftest import DATA as TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "kilosort4_drift_120s_32ch"
+DATA = TEST_DATA / "kilosort4_drift_120s_32ch"
 
 
 @pytest.fixture(scope="module")

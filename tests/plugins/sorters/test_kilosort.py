@@ -1,4 +1,4 @@
-"""The ``kilosort`` adapter on rez.mat files built to FORMATS.md section 2a.
+"""The ``kilosort`` adapter on rez.mat files built to the layout MATLAB KiloSort saves.
 
 Index bases, per field: st3(:,1) spike sample, taken as is (rezToPhy writes it unchanged as phy's
 0-based spike_times); st3(:,2) template, 1-based (unit id = value - 1, as phy shows it);
@@ -8,8 +8,6 @@ transposed arrays, MATLAB_class attributes), v5 files by scipy.io.savemat.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -18,8 +16,9 @@ import pytest
 from hybridkit.config.run_config import validate_config
 from hybridkit.errors import ConfigError, SortingError
 from hybridkit.plugins.sorters.kilosort import KilosortAdapter
-from tests.helpers import make_recording
-from tests.sorter_files import col, rez_dict, savemat
+from tests.helpers import make_recording, run_cli
+from tests.plugins.sorters.sorter_files import col, rez_dict, savemat
+from tests.plugins.sorters.compliance import assert_sorting_conventions
 
 TIMES = np.array([100, 40, 40, 7, 250])  # 0-based samples, unsorted as st3 may be
 UNITS = np.array([2, 0, 1, 0, 2])  # 0-based template ids
@@ -46,19 +45,18 @@ def test_rez_fields_and_index_bases(tmp_path, version):
     path = savemat(tmp_path / "rez.mat", {"rez": _rez()}, version)
     s = load(path)
     order = np.argsort(TIMES, kind="stable")
+    assert_sorting_conventions(s, unit_ids=[0, 1, 2], labels={0: "good", 1: "mua", 2: "good"},
+                               fmt="kilosort", n_samples=251, n_channels=5)
     assert s.spike_times.tolist() == TIMES[order].tolist() == [7, 40, 40, 100, 250]  # no -1
     assert s.spike_units.tolist() == UNITS[order].tolist() == [0, 0, 1, 2, 2]  # st3(:,2) - 1
-    assert s.unit_ids.tolist() == [0, 1, 2]
     assert s.channel_map.tolist() == [0, 1, 3, 4]  # chanMap - 1
     assert s.channel_positions.tolist() == [[0, 0], [32, 0], [0, 40], [32, 40]]
     assert s.sampling_rate == 30000.0
-    assert s.labels == {0: "good", 1: "mua", 2: "good"}
     tpl = _templates()
     assert s.templates.shape == (3, 5, 4) and s.template_units.tolist() == [0, 1, 2]
     # Wraw is Nchan x nt0 x Nfilt in MATLAB: element (c, t, k) is template k, time t, channel c
     assert s.templates[2, 3, 1] == np.float32(tpl[2, 3, 1])
     np.testing.assert_array_equal(s.templates, tpl.astype(np.float32))
-    assert s.format == "kilosort"
 
 
 def test_v73_file_is_matlab_layout(tmp_path):
@@ -183,8 +181,7 @@ def test_cli_errors_are_one_line(tmp_path):
     rez = _rez()
     del rez["st3"]
     savemat(tmp_path / "rez.mat", {"rez": rez})
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(tmp_path / "rez.mat")],
-                         capture_output=True, text=True)
+    out = run_cli("units", tmp_path / "rez.mat")
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "rez has no st3" in out.stderr
     assert "Traceback" not in out.stderr

@@ -13,7 +13,7 @@ from hybridkit.config.run_config import load_config
 from hybridkit.errors import ConfigError, OutputError, SourceError
 from hybridkit.plugins.sources.nwb.reader import NwbReader
 
-from .nwb_testutil import FakeDandiHandler, Server, write_nwb
+from tests.plugins.nwb_testutil import FakeDandiHandler, Server, write_nwb
 
 FS = 30000.0
 

@@ -79,7 +79,7 @@ def test_snr_scaling_uses_the_measured_noise(recording):
 def test_options_validated():
     with pytest.raises(ValidationError, match="scaling.mode"):
         SyntheticOptions(scaling={"mode": "none"})
-    with pytest.raises(ValidationError, match="min > max"):
+    with pytest.raises(ValidationError, match=r"min \(40.0\) is larger than max \(20.0\)"):
         SyntheticOptions(spatial_decay_um=(40, 20))
 
 

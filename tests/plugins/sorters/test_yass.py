@@ -7,8 +7,6 @@ The 10-channel sample's native outputs are rebuilt from its real phy export (sam
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +16,8 @@ from hybridkit.config.run_config import validate_config
 from hybridkit.errors import SortingError
 from hybridkit.plugins.sorters.yass import YassAdapter, read_geometry, read_yass_config
 from tests.conftest import DATA
-from tests.helpers import make_recording
+from tests.helpers import make_recording, run_cli
+from tests.plugins.sorters.compliance import assert_sorting_conventions
 
 YASS = DATA / "yass"
 PHY = YASS / "10chan" / "phy_export"
@@ -47,9 +46,10 @@ def load(path, **opts):
 def test_real_10chan_sample(tmp_path):
     s = load(project(tmp_path))
     times, clusters = np.load(PHY / "spike_times.npy"), np.load(PHY / "spike_clusters.npy")
+    assert_sorting_conventions(s, unit_ids=range(29), labels={}, fmt="yass",
+                               n_samples=int(times.max()) + 1, n_channels=10)
     assert s.spike_times.size == 60161
     assert np.array_equal(s.spike_times, times) and np.array_equal(s.spike_units, clusters)
-    assert s.unit_ids.tolist() == list(range(29))
     assert s.sampling_rate == 20000.0
     assert s.templates.shape == (29, 101, 10)
     np.testing.assert_array_equal(s.templates, np.load(PHY / "templates.npy"))
@@ -110,7 +110,7 @@ def test_truncated_spike_train(tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(SortingError, match=r"spike_train.npy: not a readable .npy array"):
         load(root)
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(root)], capture_output=True, text=True)
+    out = run_cli("units", root)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "spike_train.npy" in out.stderr
     np.save(path, np.zeros((5, 3), np.int64))
     with pytest.raises(SortingError, match=r"shape \(5, 3\).*expected \(n_spikes, 2\)"):
@@ -135,8 +135,7 @@ def test_detection_and_cli(tmp_path, minimal_config):
     assert not YassAdapter.detect(PHY)  # its phy export is phy's
     minimal_config["sorting"] = {"path": str(root)}
     assert validate_config(minimal_config, tmp_path, "c.json").sorting.type == "yass"
-    out = subprocess.run([sys.executable, "-m", "hybridkit", "units", str(root), "--min-rate", "5"],
-                         capture_output=True, text=True)
+    out = run_cli("units", root, "--min-rate", "5")
     assert out.returncode == 0, out.stderr
     assert "(yass): 29 units, 20000 Hz" in out.stdout.splitlines()[0]
     rows = out.stdout.splitlines()[2:]

@@ -1,6 +1,6 @@
 """Write sorter outputs in the formats hybridkit reads, with the writers those files come from.
 
-No public rez.mat or JRCLUST samples exist, so the tests build them from ../shared/FORMATS.md:
+No public rez.mat or JRCLUST samples exist, so the tests build them to the layouts the sorters save:
 
 * MATLAB v7.3 (what KiloSort's ``save(..., '-v7.3')`` and JRCLUST's ``saveStruct`` write) with
   hdf5storage in MATLAB mode without Python metadata: HDF5 with ``MATLAB_class`` attributes,
@@ -36,7 +36,7 @@ def col(values, dtype=np.float64) -> np.ndarray:
     return np.asarray(values, dtype=dtype).reshape(-1, 1)
 
 
-# -- KiloSort rez.mat (FORMATS.md 2a) -------------------------------------------------------------
+# -- KiloSort rez.mat (KiloSort 1-3) ---------------------------------------------------------------
 def rez_dict(times, unit_ids, *, fs: float, n_total: int, chan_map0, xc, yc, templates=None,
              good=None, amplitudes=None) -> dict:
     """A KiloSort 2.x-style rez (ops.igood present, st3 with 5 columns: col 5 = batch).
@@ -68,7 +68,7 @@ def rez_dict(times, unit_ids, *, fs: float, n_total: int, chan_map0, xc, yc, tem
     return rez
 
 
-# -- JRCLUST v4 _res.mat + .prm (FORMATS.md 4) ----------------------------------------------------
+# -- JRCLUST v4 _res.mat + .prm (JRCLUST v4) ------------------------------------------------------
 def write_jrclust_v4(folder: Path, session: str, times, clusters, sites0, *, fs: float, n_chans: int,
                      site_map0, site_loc, notes=None, mean_wf=None, raw=None,
                      version: str = "7.3") -> Path:
@@ -111,7 +111,7 @@ def write_jrclust_v4(folder: Path, session: str, times, clusters, sites0, *, fs:
     return mat
 
 
-# -- YASS 2.0 output (FORMATS.md 5) -----------------------------------------------------------------
+# -- YASS 2.0 output (YASS 2.0) --------------------------------------------------------------------
 def write_yass(root: Path, times, unit_ids, *, fs: float, n_channels: int, geometry,
                templates=None, dtype: str = "int16", layout: str = "2.0") -> Path:
     """A YASS project: config.yaml + geom.txt + tmp/output/spike_train.npy [+ templates.npy].

@@ -1,0 +1,81 @@
+"""The open files of a flat-binary recording, owned for as long as a run reads them.
+
+:class:`hybridkit.model.Recording` is a plain description (paths, dtype, layout, gains). Reading
+needs descriptors; a :class:`RecordingFiles` holds them, opens each file on first use (shared by
+threads: template building and the injection workers read at once) and closes them all when its
+``with`` block ends, so no descriptor outlives the run that opened it.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from hybridkit.formats.binio import Layout, read_block, read_windows
+
+
+class RecordingFiles:
+    """Positional reads across the consecutive files of one recording.
+
+    ``files`` are the recording's SourceFile entries (``path``, ``n_samples``, ``offset_bytes``) in
+    time order; ``dtype``, ``n_channels`` and ``order`` describe every file's samples.
+    """
+
+    def __init__(self, files: Sequence, dtype: np.dtype, n_channels: int, order: str) -> None:
+        self.files = list(files)
+        self.dtype = np.dtype(dtype)
+        self.n_channels = int(n_channels)
+        self.layouts = [Layout(self.dtype, self.n_channels, f.n_samples, f.offset_bytes, order)
+                        for f in self.files]
+        #: (n_files + 1,) int64 concatenated-clock sample at which each file starts, then the end
+        self.bounds = np.concatenate([[0], np.cumsum([f.n_samples for f in self.files])]).astype(np.int64)
+        self._fds: list[int | None] = [None] * len(self.files)
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "RecordingFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def fd(self, index: int) -> int:
+        """A read-only descriptor of file ``index`` (opened on first use, shared by threads)."""
+        fd = self._fds[index]
+        if fd is None:
+            with self._lock:  # two threads may ask for the same file at once
+                fd = self._fds[index]
+                if fd is None:
+                    fd = self._fds[index] = os.open(self.files[index].path, os.O_RDONLY)
+        return fd
+
+    def read(self, start: int, stop: int, channels: np.ndarray | None = None) -> np.ndarray:
+        """Samples ``[start, stop)`` (already checked to lie in the recording) as a new
+        (stop - start, n_channels or len(channels)) array of the files' dtype."""
+        bounds, parts = self.bounds, []
+        i = max(int(np.searchsorted(bounds, start, side="right") - 1), 0)
+        while start < stop and i < len(self.files):
+            lo, hi = bounds[i], bounds[i + 1]
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                parts.append(read_block(self.fd(i), self.layouts[i], int(a - lo), int(b - lo), channels))
+            i += 1
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return np.zeros((0, self.n_channels if channels is None else len(channels)), self.dtype)
+        return np.concatenate(parts, axis=0)
+
+    def read_file_windows(self, index: int, starts: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` (k, n_times, n_channels) with the windows of file ``index`` starting at
+        ``starts`` (k,) samples into that file, one positional read each (samples-major files)."""
+        read_windows(self.fd(index), self.layouts[index], starts, out)
+
+    def close(self) -> None:
+        """Close every descriptor opened so far."""
+        with self._lock:
+            fds, self._fds = self._fds, [None] * len(self.files)
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
