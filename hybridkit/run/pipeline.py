@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import itertools
+import mmap
 import logging
 import secrets
 from collections import deque
@@ -63,6 +64,8 @@ def stream_hybrid(
     # Samples-major files are read as whole rows whatever the channels, so the block is handed on
     # as whole rows too: a layout-keeping writer then writes them without reading its copy back.
     rows = full or recording.order == "samples"
+    # changed rows closer than a page apart are written as one run (they dirty that page anyway)
+    merge_rows = max(1, mmap.PAGESIZE // (recording.n_channels * recording.dtype.itemsize))
 
     # per block: its samples and the range of events that may touch it, as int64 rows; jobs are
     # made from them one at a time (an hour has ~10**5 blocks: no list of Python tuples)
@@ -76,19 +79,26 @@ def stream_hybrid(
         whole = recording.read(start, stop) if rows else None  # one read serves both
         source = whole[:, channels] if rows else recording.read(start, stop, channels)
         hybrid, clip = inject.add_rounded(source, acc)
+        runs = None
         if rows:
             whole[:, channels] = hybrid
-        return start, stop, channels, hybrid, clip, whole
+            # only rows that differ from the source are written: the rest of the block is already
+            # in the copy (or clone) as it is
+            runs = chunks.changed_runs((hybrid != source).any(axis=1), merge_rows)
+        return start, stop, channels, hybrid, clip, whole, runs
 
     progress = _progress(len(blocks), engine_cfg.progress, "injecting")
     pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
     try:
         results = _bounded_map(pool, compute, jobs, 2 * engine_cfg.workers) if pool else map(compute, jobs)
-        for start, stop, channels, hybrid, clip, whole in results:
+        for start, stop, channels, hybrid, clip, whole, runs in results:
             clipped[channels] += clip
             for w in writers:
-                if w.needs_every_sample or (whole is not None and channels.size):
+                if w.needs_every_sample:
                     w.write(start, whole, None)
+                elif whole is not None:
+                    for a, b in runs.tolist():
+                        w.write(start + a, whole[a:b], None)
                 elif channels.size:
                     w.write(start, hybrid, channels)
             progress.update(1)
