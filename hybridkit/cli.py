@@ -36,6 +36,8 @@ def _cmd_generate(args) -> int:
           f"{truth.plan.n_events} events, {truth.clipped_samples} samples clipped")
     for unit, why in truth.skipped_units.items():
         print(f"  skipped unit {unit}: {why}")
+    if cfg.output.in_place is not None:
+        _warn_in_place(result.output_dir)
     return 0
 
 
@@ -171,6 +173,23 @@ def _cmd_publish(args) -> int:
     if r.dry_run:
         print("dry run: nothing was created or uploaded")
     return 0
+
+
+def _cmd_reset(args) -> int:
+    from hybridkit.run.in_place import reset
+
+    source, restored = reset(args.output_dir)
+    print(f"restored {restored:,} bytes of {source}: it is the original recording again")
+    return 0
+
+
+def _warn_in_place(output_dir: Path) -> None:
+    """Commands reading an output say, while it lasts, that its source is modified in place."""
+    from hybridkit.run.in_place import notice
+
+    text = notice(output_dir)
+    if text:
+        print(f"hybridkit: note: {text}", file=sys.stderr)
 
 
 def _cmd_report(args) -> int:
@@ -337,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, help="HTML file to write (default OUTPUT_DIR/report.html)")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser("reset", help="restore the source of an in-place run (output.in_place) "
+                       "bit for bit from its undo journal (docs/in_place.md)")
+    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR", help="the output of the in-place run")
+    p.set_defaults(func=_cmd_reset)
+
     p = sub.add_parser("example", help="write a small SpikeGLX + Kilosort example dataset")
     p.add_argument("dir", help="folder to write (must be empty or absent unless --force)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of recording (default 30)")
@@ -384,6 +408,8 @@ def _run(argv: list[str] | None) -> int:
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.func in (_cmd_score, _cmd_report) and args.output_dir.is_dir():
+            _warn_in_place(args.output_dir)
         return args.func(args)
     except HybridkitError as exc:
         if args.debug:

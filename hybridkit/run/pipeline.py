@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridkit.run import output_guard, provenance
+from hybridkit.run import in_place, output_guard, provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.choosing import choose_and_place
 from hybridkit.run.selection import write_table
@@ -175,6 +175,9 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         staging = provenance.open_staging(out_dir, cfg.output.overwrite)
         blas = threadpool_limits(limits=1, user_api="blas")
         recording = _instantiate(reg, "source_reader", cfg.recording, ctx).open()
+        if cfg.output.in_place is not None:  # the one exception to "the source is never modified"
+            in_place.check_in_place(cfg, recording)
+            ctx.in_place_output = out_dir
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
         writers = [_instantiate(reg, "writer", w, ctx) for w in cfg.writers]
