@@ -200,6 +200,68 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_study_check(args) -> int:
+    from hybridkit.study.check import check_study
+
+    spec, datasets, n_paths = check_study(args.study)
+    print(f"{args.study}: valid; study {spec.name}: {len(datasets)} dataset(s) into "
+          f"{spec.output}, {n_paths} input path(s) found, sorters: "
+          f"{', '.join(spec.sorters) or 'none'}")
+    for d in datasets:
+        params = ", ".join(f"{k}={v}" for k, v in d.labels.items())
+        print(f"  {d.name}  (source {d.source}{', ' + params if params else ''})")
+    return 0
+
+
+def _cmd_study_run(args) -> int:
+    from hybridkit.errors import StudyError
+    from hybridkit.study.runner import run_study
+
+    run = run_study(args.study, workers=args.workers, scheduler=args.scheduler)
+    for d in run.datasets:
+        r = run.results[d.name]
+        how = {"done": f"generated in {r.get('seconds', 0):.1f} s ({r.get('units')} units, "
+                       f"{r.get('events')} events, {r.get('clipped_samples')} samples clipped)",
+               "skipped": "skipped: its output exists with the same resolved config",
+               "failed": f"FAILED: {r.get('error')}"}[r["status"]]
+        print(f"  {d.name}: {how}")
+    print(f"study {run.name}: {run.count('done')} generated, {run.count('skipped')} skipped, "
+          f"{run.count('failed')} failed of {len(run.datasets)} in {run.wall_seconds:.1f} s; "
+          f"{run.study_dir / 'study.json'}")
+    if run.failed:
+        raise StudyError(f"study {run.name}: {len(run.failed)} of {len(run.datasets)} datasets "
+                         f"failed (first: {run.failed[0]['name']}: {run.failed[0]['error']})")
+    return 0
+
+
+def _cmd_study_score(args) -> int:
+    from hybridkit.errors import StudyError
+    from hybridkit.study.scoring import score_study
+
+    res = score_study(args.study_dir, workers=args.workers, scheduler=args.scheduler)
+    for r in res.summaries:
+        what = (f"mean accuracy {r['mean_accuracy']:.3f}, {r['n_well_detected']}/{r['n_gt_units']} "
+                "well detected" if r["status"] == "scored" else f"{r['status']}: {r['error']}")
+        print(f"  {r['dataset']} x {r['sorter']}: {what}")
+    print(f"{res.count('scored')} scored, {res.count('missing')} missing, {res.count('failed')} "
+          f"failed; wrote {', '.join(str(f) for f in res.files)}")
+    failed = [r for r in res.summaries if r["status"] == "failed"]
+    if failed:
+        raise StudyError(f"{len(failed)} sorter output(s) could not be scored (first: "
+                         f"{failed[0]['dataset']} x {failed[0]['sorter']}: {failed[0]['error']})")
+    if not res.count("scored"):
+        raise StudyError(f"{args.study_dir}: no sorter output found at the study's sorter paths "
+                         f"(first looked for: {res.summaries[0]['sorting_path'] if res.summaries else '-'})")
+    return 0
+
+
+def _cmd_study_report(args) -> int:
+    from hybridkit.study.report import write_study_report
+
+    print(f"wrote {write_study_report(args.study_dir, args.out)}")
+    return 0
+
+
 class _VersionAction(argparse.Action):
     """``--version``: the package version is looked up only when asked for (reading package
     metadata costs ~0.1 s, a third of ``hybridkit --help``'s budget)."""
@@ -360,6 +422,34 @@ def build_parser() -> argparse.ArgumentParser:
                        "bit for bit from its undo journal (docs/in_place.md)")
     p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR", help="the output of the in-place run")
     p.set_defaults(func=_cmd_reset)
+
+    p = sub.add_parser("study", help="many hybrid datasets (a grid) and many sorters, on Dask "
+                       "(docs/studies.md)")
+    ssub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
+    ssub.required = True
+    s = ssub.add_parser("check", help="validate a study file and print the datasets it expands to")
+    s.add_argument("study", type=Path, metavar="STUDY", help="study file (YAML or JSON)")
+    s.set_defaults(func=_cmd_study_check)
+    s = ssub.add_parser("run", help="generate every dataset of a study, one Dask task each; "
+                        "skips datasets already generated with the same config")
+    s.add_argument("study", type=Path, metavar="STUDY", help="study file (YAML or JSON)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes of the local cluster (default: cluster.workers)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use the Dask scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786) instead")
+    s.set_defaults(func=_cmd_study_run)
+    s = ssub.add_parser("score", help="score every sorter output of every dataset into one tidy "
+                        "table (CSV and Parquet)")
+    s.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the study's output folder")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="use the Dask scheduler at ADDRESS")
+    s.set_defaults(func=_cmd_study_score)
+    s = ssub.add_parser("report", help="one self-contained HTML page comparing the study's sorters")
+    s.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the study's output folder")
+    s.add_argument("-o", "--out", type=Path, help="HTML file (default STUDY_DIR/report.html)")
+    s.set_defaults(func=_cmd_study_report)
 
     p = sub.add_parser("example", help="write a small SpikeGLX + Kilosort example dataset")
     p.add_argument("dir", help="folder to write (must be empty or absent unless --force)")

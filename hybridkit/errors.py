@@ -49,6 +49,10 @@ class TruthError(HybridkitError):
     """The ground truth cannot be read back from a run's output (score, report)."""
 
 
+class StudyError(HybridkitError):
+    """A study file is invalid, or some of a study's datasets or scores failed (summary line)."""
+
+
 class PublishError(HybridkitError):
     """A hybrid dataset cannot be published or regenerated (missing metadata, inputs not found,
     the archive refused)."""

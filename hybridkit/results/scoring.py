@@ -27,7 +27,7 @@ from hybridkit.engine.templates import robust_std
 from hybridkit.errors import OutputError, SortingError
 from hybridkit.model import Sorting, Template
 from hybridkit.results.truth import Truth, load_truth
-from hybridkit.results.traces import Traces, open_traces
+from hybridkit.results.traces import Traces, iter_windows, open_traces
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,8 @@ def mean_waveform(traces: Traces, times: np.ndarray, channels: np.ndarray, n_bef
     if times.size > max_spikes:
         times = times[np.linspace(0, times.size - 1, max_spikes).round().astype(np.int64)]
     acc = np.zeros((n_before + n_after, len(channels)), np.float64)
-    for t in times.tolist():
-        acc += traces.read_uV(t - n_before, t + n_after, channels)
+    for _, window in iter_windows(traces, times, channels, n_before, n_after):
+        acc += window
     if times.size == 0:
         return np.full(acc.shape, np.nan, np.float32), 0
     return (acc / times.size).astype(np.float32), int(times.size)

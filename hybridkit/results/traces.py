@@ -64,6 +64,20 @@ class NwbTraces(Traces):
         return block * self.gain[channels] + self.offset
 
 
+def iter_windows(traces: Traces, times: np.ndarray, channels: np.ndarray, n_before: int,
+                 n_after: int):
+    """Yield ``(t, window)`` for each of ``times`` whose whole window lies inside the recording.
+
+    ``window`` is the (n_before + n_after, len(channels)) float32 uV block ``[t - n_before,
+    t + n_after)``, one positional read each (memory: one window at a time).
+    """
+    from hybridkit.engine.snippets import windows_inside
+
+    times = np.asarray(times, np.int64)
+    for t in times[windows_inside(times, n_before, n_after, traces.n_samples)].tolist():
+        yield t, traces.read_uV(t - n_before, t + n_after, channels)
+
+
 def open_source(section: dict, folder: Path) -> Recording:
     """Open the recording a config section names (``config.resolved.json``'s ``recording``) with
     its source reader; relative paths are taken from ``folder``."""

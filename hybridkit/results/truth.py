@@ -50,6 +50,11 @@ class Truth:
         source_trains: source unit id -> int64 samples of that unit's own spikes in the source
             sorting (the legacy ``annotations-<session>.csv``), for the injected units' sources;
             None when the output does not hold the source sorting (phy, NWB).
+        template_sources: new unit id -> the template source that made its template ("local":
+            a source unit of the sorting; "template_database", "synthetic": no source unit, the
+            source id is the template's id there), where known.
+        event_positions: (n_events, 2) um, each event's injected place (x, y), which follows the
+            probe's motion in a drift run (legacy ``hybrid_events`` table); or None.
     """
 
     times: np.ndarray
@@ -72,6 +77,8 @@ class Truth:
     bytes_fetched: int | None = None
     file_bytes: int | None = None
     source_trains: dict[int, np.ndarray] | None = None
+    template_sources: dict[int, str] = field(default_factory=dict)
+    event_positions: np.ndarray | None = None
 
     def times_of(self, unit_id: int) -> np.ndarray:
         return self.times[self.units == unit_id]
@@ -124,11 +131,13 @@ def _load_legacy(folder: Path) -> Truth:
     n_samples = sum(int(s.get("n_samples", 0)) for s in manifest.get("sources", [])) or None
 
     events = _one(folder, "hybrid_events-*.csv", session)
-    gains = None
+    gains = event_pos = None
     source_units: dict[int, int] = {}
     if events is not None:
         rows = _read_csv(events)
         times = _column(rows, "time_samples", events, int).astype(np.int64)
+        if rows and "x_um" in rows[0] and "y_um" in rows[0]:
+            event_pos = np.c_[_column(rows, "x_um", events), _column(rows, "y_um", events)]
         units = _column(rows, "new_unit", events, int).astype(np.int64)
         gains = _column(rows, "gain", events).astype(np.float32)
         src = _column(rows, "source_unit", events, int).astype(np.int64)
@@ -149,11 +158,14 @@ def _load_legacy(folder: Path) -> Truth:
 
     unit_ids = np.unique(units)
     shifts: dict[int, np.ndarray] = {}
+    template_sources: dict[int, str] = {}
     table = _one(folder, "hybrid_units-*.csv", session)
     if table is not None:
         for r in _read_csv(table):
             u = int(r["new_unit"])
             source_units[u] = int(r["source_unit"])
+            if r.get("template_source"):
+                template_sources[u] = r["template_source"]
             shifts[u] = np.array([float(r["shift_x_um"]), float(r["shift_y_um"])])
         unit_ids = np.union1d(unit_ids, np.array(list(shifts), np.int64))
 
@@ -192,7 +204,8 @@ def _load_legacy(folder: Path) -> Truth:
                  gains=None if gains is None else gains[order], source_units=source_units,
                  templates=templates, shifts_um=shifts, channel_positions=positions, clipped=clipped,
                  n_samples=n_samples, session=session, format="legacy", path=folder, folder=folder,
-                 source_trains=source_trains)
+                 source_trains=source_trains, template_sources=template_sources,
+                 event_positions=None if event_pos is None else event_pos[order])
 
 
 def _source_trains(path: Path, sources: set[int]) -> dict[int, np.ndarray]:
@@ -337,6 +350,9 @@ def _read_nwb(f, path: Path) -> Truth:
     if "source_unit" in units or "source_unit_id" in units:
         col = units["source_unit" if "source_unit" in units else "source_unit_id"][()]
         src = {int(g): int(_str(s)) for g, s in zip(gt_ids, col) if _str(s).lstrip("-").isdigit()}
+    tsrc = {}
+    if "template_source" in units:
+        tsrc = {int(g): _str(v) for g, v in zip(gt_ids, units["template_source"][()]) if _str(v)}
     positions = None
     electrodes = f.get("general/extracellular_ephys/electrodes")
     if electrodes is not None and "rel_x" in electrodes and "rel_y" in electrodes:
@@ -371,7 +387,8 @@ def _read_nwb(f, path: Path) -> Truth:
     return Truth(times=t[order], units=u[order].astype(np.int64), unit_ids=np.unique(gt_ids[keep]),
                  sampling_rate=float(rate), gains=None if g is None else g[order], source_units=src,
                  templates=templates, shifts_um={k: v for k, v in shifts.items() if k in set(gt_ids[keep].tolist())},
-                 channel_positions=positions, format="nwb", path=path, folder=path.parent)
+                 channel_positions=positions, format="nwb", path=path, folder=path.parent,
+                 template_sources={k: v for k, v in tsrc.items() if k in set(gt_ids[keep].tolist())})
 
 
 # -- entry points ------------------------------------------------------------------------------------

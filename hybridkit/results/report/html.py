@@ -19,7 +19,8 @@ h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #dd
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
 p.note{background:#fff8e1;padding:.5em;border-left:3px solid #f0c040}
-table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
+div.table{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;font-size:.8em}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
 th{background:#f4f4f4}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}dt{font-weight:600}
 """
 
@@ -34,6 +35,9 @@ window.addEventListener('load', function () {
     }
   });
   document.body.setAttribute('data-figures-rendered', String(figs.length - bad));
+  // > 0: something is wider than the window and the page scrolls sideways
+  var root = document.documentElement;
+  document.body.setAttribute('data-overflow-x', String(root.scrollWidth - root.clientWidth));
 });
 """
 
@@ -76,20 +80,25 @@ class Page:
         self.parts.append(f'<p class="note">{html.escape(text)}</p>')
 
     def figure(self, fig_id: str, fig, caption: str) -> None:
-        """Embed a matplotlib Figure as a base64 PNG (the figure is closed afterwards)."""
+        """Embed a matplotlib Figure as a base64 PNG (no pyplot: the Figure is freed with its last
+        reference; clearing it first would only build fresh empty axes)."""
         data = F.to_png_b64(fig)
-        fig.clear()
         self.figure_ids.append(fig_id)
         self.parts.append(
             f'<figure id="{html.escape(fig_id)}"><img alt="{html.escape(caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
-    def table(self, table_id: str, columns: list[str], rows: list[dict]) -> None:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    def table(self, table_id: str, columns: list[str], rows: list[dict],
+              titles: dict[str, str] | None = None) -> None:
+        """A table; ``titles``: column -> hover text of its header. It scrolls inside its own box
+        when wider than the page, so the page itself never scrolls sideways."""
+        titles = titles or {}
+        head = "".join(f'<th title="{html.escape(titles[c])}">{html.escape(c)}</th>' if c in titles
+                       else f"<th>{html.escape(c)}</th>" for c in columns)
         body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>"
                        for r in rows)
-        self.parts.append(f'<table id="{html.escape(table_id)}"><thead><tr>{head}</tr></thead>'
-                          f"<tbody>{body}</tbody></table>")
+        self.parts.append(f'<div class="table"><table id="{html.escape(table_id)}"><thead><tr>{head}'
+                          f"</tr></thead><tbody>{body}</tbody></table></div>")
 
     def render(self) -> str:
         body = "\n".join(self.parts)
