@@ -498,8 +498,8 @@ def _run(argv: list[str] | None) -> int:
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.func in (_cmd_score, _cmd_report) and args.output_dir.is_dir():
-            _warn_in_place(args.output_dir)
+        if args.func in (_cmd_score, _cmd_report) and Path(args.output_dir).is_dir():
+            _warn_in_place(Path(args.output_dir))
         return args.func(args)
     except HybridkitError as exc:
         if args.debug:
