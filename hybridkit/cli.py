@@ -262,6 +262,19 @@ def _cmd_study_report(args) -> int:
     return 0
 
 
+def _cmd_augment(args) -> int:
+    from hybridkit.augment.build import augment
+    from hybridkit.config.run_config import load_config
+
+    result = augment(load_config(args.config))
+    counts = ", ".join(f"{n} {label}" for label, n in result.counts.items())
+    print(f"wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB): {counts}; "
+          f"{result.n_templates} templates")
+    if result.noise_model is not None:
+        print(f"wrote {result.noise_model} (the measured noise covariance)")
+    return 0
+
+
 class _VersionAction(argparse.Action):
     """``--version``: the package version is looked up only when asked for (reading package
     metadata costs ~0.1 s, a third of ``hybridkit --help``'s budget)."""
@@ -450,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the study's output folder")
     s.add_argument("-o", "--out", type=Path, help="HTML file (default STUDY_DIR/report.html)")
     s.set_defaults(func=_cmd_study_report)
+
+    p = sub.add_parser("augment", help="write a training set of spike snippets (clean, collided, "
+                       "misaligned, noise) over the recording's noise as HDF5 (docs/augment.md)")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="a run config with an augment section")
+    p.set_defaults(func=_cmd_augment)
 
     p = sub.add_parser("example", help="write a small SpikeGLX + Kilosort example dataset")
     p.add_argument("dir", help="folder to write (must be empty or absent unless --force)")

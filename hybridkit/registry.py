@@ -31,6 +31,7 @@ BLOCK_ENV = "HYBRIDKIT_BLOCK_PLUGINS"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "hybridkit.plugins.sources.spikeglx",
     "hybridkit.plugins.sources.binary",
+    "hybridkit.plugins.sources.synthetic",
     "hybridkit.plugins.sorters.phy",
     "hybridkit.plugins.sorters.kilosort",
     "hybridkit.plugins.sorters.jrclust",

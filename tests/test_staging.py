@@ -67,8 +67,16 @@ def start_and_signal(cfg: Path, out: Path, sig: int, delay_s: float = 0.0
     while not (found[0] / OWNER_FILE).is_file():  # written right after the folder
         time.sleep(0.001)
     time.sleep(delay_s)
-    assert proc.poll() is None, "the run ended before it could be signalled"
-    proc.send_signal(sig)
+    # Freeze the run before signalling: on a loaded machine a run can reach its final rename
+    # between "still running" and the signal. Frozen with its staging folder in place, it is
+    # provably mid-run, and the signal is handled as soon as it continues.
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        assert proc.poll() is None and found[0].is_dir() and not out.exists(), \
+            "the run ended before it could be signalled"
+        proc.send_signal(sig)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
     stdout, stderr = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), found[0], proc.pid
 

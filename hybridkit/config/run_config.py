@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
 
+from hybridkit.config.augment_config import AugmentConfig
 from hybridkit.config.explain import PLUGIN_TAGS, explain
 from hybridkit.errors import ConfigError
 from hybridkit.run.motion import MotionConfig
@@ -212,6 +213,9 @@ class RunConfigBase(StrictModel):
     motion: MotionConfig | None = Field(
         None, description="Drift-aware injection: injected units follow the probe's motion "
         "(docs/drift.md); absent = static units.")
+    augment: AugmentConfig | None = Field(
+        None, description="What `hybridkit augment CONFIG` makes: a training set of spike "
+        "snippets over the recording's noise (docs/augment.md); ignored by `generate`.")
 
     #: folder of the config file (relative paths were resolved against it)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
