@@ -15,6 +15,11 @@ run (the machines are noisy, so only ratios mean anything):
   where the output no longer fits under the kernel's dirty-page limit, so both are disk-bound);
 * with ``--cold``, cp and generate again, each from an empty page cache (reads from disk, as for a
   recording larger than memory; needs root to drop the cache).
+* with ``--xfs``, on an XFS file system with reflink (an image file on a loop device, made and
+  mounted here; needs root and ``mkfs.xfs`` from xfsprogs): ``cp --reflink=never`` against
+  generate (which clones the source with FICLONE there and writes only the changed rows), and the
+  disk space the hybrid file takes as a fraction of its size. When it cannot run, the report says
+  why.
 
 Every timed command starts after ``sync`` and a short pause, so neither pays for the previous
 command's writeback (without it a 1.4 GB cp took anywhere from 0.35 to 1.9 s). Each ratio is of
@@ -48,11 +53,16 @@ def settle() -> None:
     time.sleep(2.0)
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
+#: a source tree of hybridkit to time side by side with the current one (``--baseline``)
+BASELINE: Path | None = None
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (kB) of a command, via GNU time, started on a settled machine."""
     settle()
     t0 = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True)
+    out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True,
+                         env=env)
     wall = time.perf_counter() - t0
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
     return wall, rss
@@ -80,7 +90,7 @@ def make_dataset(root: Path, duration: float, n_units: int, rate: float) -> Path
     return root / "config.json"
 
 
-def run_generate(config: Path, out: Path) -> tuple[float, int]:
+def run_generate(config: Path, out: Path, code: Path | None = None) -> tuple[float, int]:
     # like the cp runs, each run writes a new file: removing the previous run's 1.4 GB output is
     # not part of the timing (cp's copies are removed outside its timing too)
     shutil.rmtree(out, ignore_errors=True)
@@ -89,33 +99,41 @@ def run_generate(config: Path, out: Path) -> tuple[float, int]:
     cfg["output"] = {"directory": str(out), "overwrite": True}
     path = config.with_name("bench_config.json")
     path.write_text(json.dumps(cfg))
-    return timed([sys.executable, "-m", "hybridkit", "generate", str(path)])
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
+    return timed([sys.executable, "-m", "hybridkit", "generate", str(path)], env)
 
 
-def run_cp(src: Path, work: Path) -> float:
+def run_cp(src: Path, work: Path, cp_args: tuple[str, ...] = ()) -> float:
     """Wall seconds of ``cp src`` into ``work`` (a new file each time, as generate writes)."""
     dst = work / "copy.bin"
     dst.unlink(missing_ok=True)
     shutil.rmtree(work / "out", ignore_errors=True)
     settle()
     t0 = time.perf_counter()
-    subprocess.run(["cp", str(src), str(dst)], check=True)
+    subprocess.run(["cp", *cp_args, str(src), str(dst)], check=True)
     wall = time.perf_counter() - t0
     dst.unlink()
     return wall
 
 
-def side_by_side(src: Path, config: Path, work: Path, repeat: int) -> dict:
+def side_by_side(src: Path, config: Path, work: Path, repeat: int, cp_args: tuple[str, ...] = ()) -> dict:
     """cp and generate, alternating, ``repeat`` times each; every run and the ratio of the fastest."""
-    cp_t, gen_t, gen_rss = [], [], []
+    cp_t, gen_t, gen_rss, base_t = [], [], [], []
     for _ in range(repeat):
-        cp_t.append(run_cp(src, work))
+        cp_t.append(run_cp(src, work, cp_args))
         wall, rss = run_generate(config, work / "out")
         gen_t.append(wall)
         gen_rss.append(rss)
-    return {"cp_s": min(cp_t), "generate_s": min(gen_t), "generate_over_cp": min(gen_t) / min(cp_t),
-            "generate_peak_rss_mb": max(gen_rss) / 1024,
-            "runs": {"cp_s": [round(t, 3) for t in cp_t], "generate_s": [round(t, 3) for t in gen_t]}}
+        if BASELINE is not None:
+            base_t.append(run_generate(config, work / "out", BASELINE)[0])
+    res = {"cp_s": min(cp_t), "generate_s": min(gen_t), "generate_over_cp": min(gen_t) / min(cp_t),
+           "generate_peak_rss_mb": max(gen_rss) / 1024,
+           "runs": {"cp_s": [round(t, 3) for t in cp_t], "generate_s": [round(t, 3) for t in gen_t]}}
+    if BASELINE is not None:
+        res["baseline_generate_s"] = min(base_t)
+        res["baseline_over_cp"] = min(base_t) / min(cp_t)
+        res["runs"]["baseline_generate_s"] = [round(t, 3) for t in base_t]
+    return res
 
 
 def run_spikeinterface(src: Path, out_dir: Path, fs: float, n_channels: int) -> float:
@@ -126,7 +144,7 @@ def run_spikeinterface(src: Path, out_dir: Path, fs: float, n_channels: int) -> 
     ft = np.load(out_dir / "firings_true.npy").astype(np.int64)
     templates_npz = np.load(next(out_dir.glob("templates-*.npz")))
     events = np.genfromtxt(next(out_dir.glob("hybrid_events-*.csv")), delimiter=",", names=True)
-    new_ids = sorted({int(k[4:].split("_")[0]) for k in templates_npz.files})
+    new_ids = sorted({int(m.group(1)) for k in templates_npz.files if (m := re.match(r"unit(\d+)_", k))})
     n_times = max(templates_npz[f"unit{u}_waveform_uV"].shape[0] for u in new_ids)
     before = max(int(templates_npz[f"unit{u}_peak_index"]) for u in new_ids)
     dense = np.zeros((len(new_ids), n_times + before, n_channels), np.float32)
@@ -177,6 +195,51 @@ def time_cold(src: Path, config: Path, work: Path, repeat: int) -> dict | None:
             "runs": {"cp_s": [round(t, 3) for t in cp_t], "generate_s": [round(t, 3) for t in gen_t]}}
 
 
+def used_bytes(mount: Path) -> int:
+    """Bytes allocated on the file system at ``mount`` (after writeback)."""
+    os.sync()
+    st = os.statvfs(mount)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def time_xfs(data: Path, work: Path, repeat: int) -> dict | str:
+    """On an XFS image with reflink: ``cp --reflink=never`` against generate (a clone patched
+    where events are), and the disk space of generate's hybrid file; a reason when it cannot run."""
+    if os.geteuid() != 0:
+        return "unavailable: needs root to mount a loop device"
+    if shutil.which("mkfs.xfs") is None:
+        return "unavailable: mkfs.xfs not found (apt-get install xfsprogs)"
+    src_bytes = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
+    image, mount = work / "xfs.img", work / "xfs_mnt"
+    with open(image, "wb") as fh:  # sparse: room for the dataset, one copy and one hybrid, and slack
+        fh.truncate(3 * src_bytes + 512 * 1024 * 1024)
+    mount.mkdir(exist_ok=True)
+    try:
+        subprocess.run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(image)], check=True,
+                       capture_output=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, capture_output=True)
+    except subprocess.CalledProcessError as exc:
+        image.unlink(missing_ok=True)
+        return f"unavailable: {' '.join(exc.cmd[:2])} failed: {exc.stderr.decode().strip()[:200]}"
+    try:
+        shutil.copytree(data, mount / "data")
+        config = mount / "data" / "config.json"
+        src = mount / "data" / "demo_g0" / "demo_g0_t0.imec0.ap.bin"
+        res = side_by_side(src, config, mount, repeat, ("--reflink=never",))
+        shutil.rmtree(mount / "out", ignore_errors=True)
+        before = used_bytes(mount)
+        run_generate(config, mount / "out")
+        hybrid = mount / "out" / "demo_g0_t0.imec0.ap.GT.bin"
+        res["hybrid_disk_bytes"] = used_bytes(mount) - before
+        res["hybrid_disk_over_file"] = res["hybrid_disk_bytes"] / hybrid.stat().st_size
+        res["note"] = ("generate_over_cp is against cp --reflink=never; hybrid_disk_bytes is the "
+                       "file system's growth from one generate run (its hybrid file, tables, plan)")
+        return res
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+        image.unlink(missing_ok=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=60.0)
@@ -187,7 +250,16 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--cold", action="store_true",
                     help="also time cp and generate from an empty page cache (needs root)")
+    ap.add_argument("--xfs", action="store_true",
+                    help="also time cp --reflink=never and generate on an XFS image with reflink "
+                         "(needs root and mkfs.xfs)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a hybridkit source tree (e.g. a worktree of main) whose generate is "
+                         "timed alternately with this one's")
+    ap.add_argument("--skip-si", action="store_true", help="do not time SpikeInterface")
     args = ap.parse_args()
+    global BASELINE
+    BASELINE = args.baseline
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="hk-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -198,14 +270,18 @@ def main() -> int:
         subprocess.run(["cp", str(src), str(work / "warm.bin")], check=True)  # warm the page cache
         (work / "warm.bin").unlink()
         short = side_by_side(src, config, work, args.repeat)
-        si_t = run_spikeinterface(src, work / "out", fs, 385)
         report = {
             "recording": {"duration_s": args.duration, "channels": 385, "bytes": src.stat().st_size},
             "injected": json.loads((work / "out" / "manifest.json").read_text())["injected_events"],
+            "load_average_at_start": os.getloadavg(),
             **short,
-            "spikeinterface_s": si_t,
-            "spikeinterface_over_generate": si_t / short["generate_s"],
         }
+        if not args.skip_si:
+            si_t = run_spikeinterface(src, work / "out", fs, 385)
+            report["spikeinterface_s"] = si_t
+            report["spikeinterface_over_generate"] = si_t / short["generate_s"]
+        if args.xfs:
+            report["xfs_reflink"] = time_xfs(work / "data", work, args.repeat)
         if args.cold:
             report["cold_cache"] = time_cold(src, config, work, args.repeat) or "unavailable (not root)"
         if args.long > 0:

@@ -31,6 +31,8 @@ def _cmd_generate(args) -> int:
         cfg = load_config(args.config)
     result = generate(cfg)
     print("\n".join(result.summary()))
+    if cfg.output.in_place is not None:
+        _warn_in_place(result.output_dir)
     return 0
 
 
@@ -170,6 +172,23 @@ def _cmd_publish(args) -> int:
     return 0
 
 
+def _cmd_reset(args) -> int:
+    from hybridkit.run.in_place import reset
+
+    source, restored = reset(args.output_dir)
+    print(f"restored {restored:,} bytes of {source}: it is the original recording again")
+    return 0
+
+
+def _warn_in_place(output_dir: Path) -> None:
+    """Commands reading an output say, while it lasts, that its source is modified in place."""
+    from hybridkit.run.in_place import notice
+
+    text = notice(output_dir)
+    if text:
+        print(f"hybridkit: note: {text}", file=sys.stderr)
+
+
 def _cmd_report(args) -> int:
     from hybridkit.results.report import write_report
 
@@ -263,16 +282,27 @@ def _cmd_augment(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # resolved here, not at import: importing this module stays light (see hybridkit/__init__)
-    from hybridkit import __version__
+class _VersionAction(argparse.Action):
+    """``--version``: the package version is looked up only when asked for (reading package
+    metadata costs ~0.1 s, a third of ``hybridkit --help``'s budget)."""
 
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from hybridkit import __version__
+
+        print(f"hybridkit {__version__}")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridkit",
         description="Hybrid ground-truth data for spike sorting: inject known units into a real "
                     "recording and write the hybrid recording with its exact ground truth.",
     )
-    parser.add_argument("--version", action="version", version=f"hybridkit {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -417,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "recording.path takes; default: the path in config.resolved.json)")
     p.set_defaults(func=_cmd_verify)
 
+    p = sub.add_parser("reset", help="restore the source of an in-place run (output.in_place) "
+                       "bit for bit from its undo journal (docs/in_place.md)")
+    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR", help="the output of the in-place run")
+    p.set_defaults(func=_cmd_reset)
+
     p = sub.add_parser("study", help="many hybrid datasets (a grid) and many sorters, on Dask "
                        "(docs/studies.md)")
     ssub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
@@ -497,6 +532,8 @@ def _run(argv: list[str] | None) -> int:
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.func in (_cmd_score, _cmd_report) and Path(args.output_dir).is_dir():
+            _warn_in_place(Path(args.output_dir))
         return args.func(args)
     except HybridkitError as exc:
         if args.debug:

@@ -189,6 +189,11 @@ class OutputConfig(StrictModel):
     overwrite: bool = Field(False, description="Replace an existing output folder, only one "
                             "hybridkit wrote (its manifest.json) or an empty one; any other "
                             "folder, and one that is, holds or lies inside an input, is refused.")
+    in_place: str | None = Field(
+        None, description="Opt-in for recordings too large to copy: the file name of the source "
+        "(e.g. 'run_g0_t0.imec0.ap.bin') to patch IN PLACE instead of copying it. Every original "
+        "byte is saved to an undo journal first; `hybridkit reset OUTPUT_DIR` restores the source "
+        "bit for bit (docs/in_place.md). Single-file samples-major binary sources, legacy writer.")
     checksums: Literal["all", "sidecars", "none"] = Field(
         "sidecars", description="SHA-256 of files in the manifest: all files (use when publishing; "
         "reads every hybrid binary once more), only the small sidecar files, or none.")

@@ -68,3 +68,20 @@ def block_samples_for_memory(n_channels: int, itemsize: int, max_memory_mb: floa
     per_row = n_channels * (2 * itemsize + 4 + 8) * 2
     budget = max_memory_mb * 1024 * 1024 / max(workers, 1)
     return max(1024, int(budget // per_row))
+
+
+def changed_runs(changed: np.ndarray, merge_gap: int) -> np.ndarray:
+    """(n_runs, 2) int64 ``(start, stop)`` of the runs of True in the 1-D bool ``changed``; runs
+    separated by fewer than ``merge_gap`` False entries are merged into one.
+
+    Used to write back only the rows of a block that injection changed: on a copy-on-write clone
+    every page written gets its own disk block, so rewriting unchanged rows costs disk space and
+    writeback for nothing; rows closer than a page share it anyway, hence the merge.
+    """
+    idx = np.flatnonzero(changed)
+    if idx.size == 0:
+        return np.zeros((0, 2), np.int64)
+    breaks = np.flatnonzero(np.diff(idx) > merge_gap) + 1
+    starts = idx[np.concatenate([[0], breaks])]
+    stops = idx[np.concatenate([breaks - 1, [idx.size - 1]])] + 1
+    return np.column_stack([starts, stops]).astype(np.int64)

@@ -7,13 +7,18 @@ in a thread (the kernel copies with the GIL released) while the main thread buil
 plans. Injection then overlays each event block as soon as the copy has passed it:
 :meth:`BackgroundCopy.wait_for` blocks until byte ``end`` of a target has been copied.
 
-Each segment is copied with ``os.copy_file_range`` (in-kernel, what ``cp`` uses), falling back to
+Where the file system can share blocks between files (XFS with reflink, btrfs, ZFS with block
+cloning, bcachefs), the whole target is first made a copy-on-write clone of its source with the
+``FICLONE`` ioctl: no data moves, the clone takes no disk space until injection writes into it, and
+only the blocks it writes get their own copy. Elsewhere the ioctl fails at once and the copy goes on
+segment by segment. Each segment is copied with ``os.copy_file_range`` (in-kernel, what ``cp`` uses), falling back to
 ``os.sendfile`` and then to plain reads and writes where a file system supports neither.
 """
 from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +50,7 @@ class BackgroundCopy:
         self.jobs = jobs
         self.target_fds = target_fds
         self.copied = [0] * len(jobs)  # bytes of each target copied so far
+        self.cloned = [False] * len(jobs)  # targets made copy-on-write clones of their source
         self.error: BaseException | None = None
         self._cancel = False
         self._cond = threading.Condition()
@@ -62,7 +68,13 @@ class BackgroundCopy:
                 try:
                     if hasattr(os, "posix_fadvise"):
                         os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                    self._copy(i, src, self.target_fds[i], job.size)
+                    if job.size and _clone(src, self.target_fds[i]):
+                        self.cloned[i] = True
+                        with self._cond:
+                            self.copied[i] = job.size
+                            self._cond.notify_all()
+                    else:
+                        self._copy(i, src, self.target_fds[i], job.size)
                 finally:
                     os.close(src)
         except BaseException as exc:  # handed to the waiting thread, which raises it
@@ -115,7 +127,27 @@ class BackgroundCopy:
 
 
 #: errno values meaning "this file system / kernel cannot do that copy call", not a real failure
-_UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP}
+_UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP, errno.ENOTTY}
+
+#: ioctl request number of Linux's FICLONE (_IOW(0x94, 9, int)): make ``dst`` share all of
+#: ``src``'s blocks, copy-on-write
+FICLONE = 0x40049409
+
+
+def _clone(src: int, dst: int) -> bool:
+    """Make the (empty) file ``dst`` a copy-on-write clone of ``src``; False where the file system
+    or platform cannot (the caller then copies the bytes)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import fcntl
+
+    try:
+        fcntl.ioctl(dst, FICLONE, src)
+    except OSError as exc:
+        if exc.errno in _UNSUPPORTED or exc.errno in (errno.EBADF, errno.EPERM):
+            return False  # another file system, a different mount, or no reflink support
+        raise
+    return True
 
 
 def _copy_file_range(src: int, dst: int, offset: int, n: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import mmap
 import logging
 import secrets
 from collections import deque
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.config.sections import plugin_from_section
-from hybridkit.run import output_guard, provenance
+from hybridkit.run import in_place, output_guard, provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.choosing import choose_and_place
 from hybridkit.run.selection import write_table
@@ -92,6 +93,8 @@ def stream_hybrid(
     # Samples-major files are read as whole rows whatever the channels, so the block is handed on
     # as whole rows too: a layout-keeping writer then writes them without reading its copy back.
     rows = full or recording.order == "samples"
+    # changed rows closer than a page apart are written as one run (they dirty that page anyway)
+    merge_rows = max(1, mmap.PAGESIZE // (recording.n_channels * recording.dtype.itemsize))
 
     # per block: its samples and the range of events that may touch it, as int64 rows; jobs are
     # made from them one at a time (an hour has ~10**5 blocks: no list of Python tuples)
@@ -105,19 +108,26 @@ def stream_hybrid(
         whole = recording.read(start, stop) if rows else None  # one read serves both
         source = whole[:, channels] if rows else recording.read(start, stop, channels)
         hybrid, clip = inject.add_rounded(source, acc)
+        runs = None
         if rows:
             whole[:, channels] = hybrid
-        return start, stop, channels, hybrid, clip, whole
+            # only rows that differ from the source are written: the rest of the block is already
+            # in the copy (or clone) as it is
+            runs = chunks.changed_runs((hybrid != source).any(axis=1), merge_rows)
+        return start, stop, channels, hybrid, clip, whole, runs
 
     progress = _progress(len(blocks), engine_cfg.progress, "injecting")
     pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
     try:
         results = _bounded_map(pool, compute, jobs, 2 * engine_cfg.workers) if pool else map(compute, jobs)
-        for start, stop, channels, hybrid, clip, whole in results:
+        for start, stop, channels, hybrid, clip, whole, runs in results:
             clipped[channels] += clip
             for w in writers:
-                if w.needs_every_sample or (whole is not None and channels.size):
+                if w.needs_every_sample:
                     w.write(start, whole, None)
+                elif whole is not None:
+                    for a, b in runs.tolist():
+                        w.write(start + a, whole[a:b], None)
                 elif channels.size:
                     w.write(start, hybrid, channels)
             progress.update(1)
@@ -203,6 +213,8 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
     def plugin(kind: str, section):  # each plugin draws from its own stream of the run seed
         ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type,
                                     resolved_config=resolved_json)
+        if cfg.output.in_place is not None:  # the legacy writer then patches the source itself
+            ctx.in_place_output = out_dir
         return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
 
     writing_traces = trace_writers(cfg, reg)
@@ -225,6 +237,8 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         # the motion files are read now, so a bad one is reported before any work (its own
         # random stream: reading it earlier changes no other stage's numbers)
         motion = _read_motion(cfg.motion, recording, rngs["motion"])
+        if cfg.output.in_place is not None:  # the one exception to "the source is never modified"
+            in_place.check_in_place(cfg, recording)
         # Writers begin first: the legacy writer's copy of the source then runs in the background
         # while templates and the plan are built (it is the longest step of a run).
         writers = [plugin("writer", w) for w in cfg.writers]

@@ -161,6 +161,14 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         "checksums": checksums,
         "files": [entry(p) for p in sorted(set(files))],
     }
+    if getattr(cfg.output, "in_place", None):
+        # the run's one exception to "the source is never modified": say so where users look
+        out_name = staging.name[1:].rsplit(".partial-", 1)[0]  # see staging.staging_prefix
+        manifest["source_modified_in_place"] = {
+            "source": str(recording.files[0].path),
+            "journal": f"../.{out_name}.in-place (beside this folder; see hybridkit.run.in_place)",
+            "reset": "hybridkit reset OUTPUT_DIR restores the source bit for bit",
+        }
     path = staging / MANIFEST
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path

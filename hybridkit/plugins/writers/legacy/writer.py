@@ -83,6 +83,7 @@ class LegacyWriter(Writer):
         self.targets: list[Path] = []
         self.fds: list[int] = []
         self.copy: BackgroundCopy | None = None
+        self.journal = None  # an in-place run's undo journal
         self.layouts = None
         if not recording.flat_binary and getattr(recording, "flat_export", False):
             self._begin_flat(recording, out_dir)
@@ -92,6 +93,9 @@ class LegacyWriter(Writer):
                 f"recording {recording.name} is not a flat binary file (an NWB ElectricalSeries): the "
                 "legacy writer (and phy, which needs it) copies the source's binary layout; use "
                 "writers [{\"type\": \"nwb\"}]")
+        if self.context is not None and self.context.in_place_output is not None:
+            self._begin_in_place(recording, out_dir)
+            return
         names = [hybrid_file_name(f.path) for f in recording.files]
         if len(set(names)) != len(names):
             raise OutputError(f"source files share a name ({', '.join(sorted(names))}); the legacy "
@@ -109,6 +113,26 @@ class LegacyWriter(Writer):
             jobs.append(CopyJob(Path(f.path), target, size))
         self.bounds = recording.file_starts
         self.copy = BackgroundCopy(jobs, self.fds).start()
+
+    def _begin_in_place(self, recording: Recording, out_dir: Path) -> None:
+        """``output.in_place``: the source itself is the hybrid; every original byte is saved to
+        the undo journal before it is overwritten (see :mod:`hybridkit.run.in_place`). The output
+        holds a symbolic link ``<stem>.GT<ext>`` to the source, so phy, score and report find the
+        hybrid where they always do."""
+        from hybridkit.run.in_place import UndoJournal
+
+        source = Path(recording.files[0].path)
+        self.journal = UndoJournal(self.context.in_place_output, source)
+        try:
+            self.fds.append(os.open(source, os.O_RDWR))
+        except OSError as exc:
+            self.journal.close()
+            raise OutputError(f"output.in_place: cannot open {source} for writing: "
+                              f"{exc.strerror or exc}") from None
+        target = out_dir / hybrid_file_name(source)
+        target.symlink_to(source.resolve())
+        self.targets.append(target)
+        self.bounds = recording.file_starts
 
     def _begin_flat(self, recording: Recording, out_dir: Path) -> None:
         """A source with no file to copy (read through SpikeInterface): the pipeline streams every
@@ -134,6 +158,14 @@ class LegacyWriter(Writer):
             a, b = max(start, lo), min(stop, hi)
             if a < b and self.layouts is not None:  # a flat export: no copy to wait for
                 write_block(fd, self.layouts[i], a - lo, block[a - start : b - start], channels)
+            elif a < b and self.journal is not None:  # in place: save the originals first
+                lay = self.recording.layout(i)
+                rows = np.ascontiguousarray(block[a - start : b - start], lay.dtype)
+                row_bytes = lay.n_channels * lay.itemsize
+                offset = lay.offset + (a - lo) * row_bytes
+                self.journal.save(fd, offset, rows.nbytes)
+                write_block(fd, lay, a - lo, rows, None)
+                self.journal.patched(offset, memoryview(rows).cast("B"))
             elif a < b:
                 lay = self.recording.layout(i)
                 self._wait_copied(i, lay, b - lo)
@@ -165,9 +197,13 @@ class LegacyWriter(Writer):
     def abort(self) -> None:
         if self.copy is not None:
             self.copy.cancel()
+        if self.journal is not None:  # the undo file stays: reset restores what was written
+            self.journal.close()
         self.close()
 
     def finish(self, truth: GroundTruth, out_dir: Path) -> list[Path]:
+        if self.journal is not None:
+            self.journal.complete(self.fds[0])
         if self.copy is not None:
             for i, job in enumerate(self.copy.jobs):  # events may end long before the files do
                 self._wait_bytes(i, job.size)

@@ -1,0 +1,127 @@
+"""Copy-on-write clones and writing only the rows that changed.
+
+The clone path (FICLONE) needs a file system with reflinks (XFS, btrfs), which the test machines
+do not have: it is exercised by stand-ins for the ioctl, on both sides (the ioctl refuses -> the
+byte copy gives the same file; the ioctl "clones" -> injection patches the clone exactly).
+bench/bench_generate.py --xfs measures the real thing on an XFS image.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+
+import numpy as np
+import pytest
+
+from hybridkit.config.run_config import EngineConfig
+from hybridkit.engine.chunks import changed_runs
+from hybridkit.formats import filecopy
+from hybridkit.formats.filecopy import FICLONE, BackgroundCopy, CopyJob
+from hybridkit.plugins.writers.legacy.writer import LegacyOptions, LegacyWriter, hybrid_file_name
+from hybridkit.run.pipeline import stream_hybrid
+from tests.helpers import make_plan, make_recording, make_template, planned_sum
+
+
+def test_changed_runs_merges_only_short_gaps():
+    changed = np.array([0, 1, 1, 0, 0, 0, 1, 0, 1, 0], bool)
+    assert changed_runs(changed, 2).tolist() == [[1, 3], [6, 9]]
+    assert changed_runs(changed, 3).tolist() == [[1, 3], [6, 9]]  # a gap of 3 is not fewer than 3
+    assert changed_runs(changed, 4).tolist() == [[1, 9]]
+    assert changed_runs(changed, 1).tolist() == [[1, 3], [6, 7], [8, 9]]
+    assert changed_runs(np.zeros(5, bool), 4).shape == (0, 2)
+    assert changed_runs(np.ones(3, bool), 1).tolist() == [[0, 3]]
+
+
+def _one_file(tmp_path, size=5000):
+    src, dst = tmp_path / "s.bin", tmp_path / "d.bin"
+    payload = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8).tobytes()
+    src.write_bytes(payload)
+    return CopyJob(src, dst, size), os.open(dst, os.O_RDWR | os.O_CREAT | os.O_TRUNC), payload
+
+
+@pytest.mark.parametrize("err", [errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY])
+def test_refused_clone_falls_back_to_an_exact_copy(tmp_path, monkeypatch, err):
+    calls = []
+
+    def refuse(fd, request, arg):
+        calls.append(request)
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(fcntl, "ioctl", refuse)
+    job, fd, payload = _one_file(tmp_path)
+    copy = BackgroundCopy([job], [fd]).start()
+    copy.join()
+    os.close(fd)
+    assert calls == [FICLONE]  # it was tried, once, with the right request
+    assert copy.cloned == [False] and copy.copied == [len(payload)]
+    assert job.target.read_bytes() == payload
+
+
+def test_other_clone_errors_are_reported(tmp_path, monkeypatch):
+    def broken(fd, request, arg):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(fcntl, "ioctl", broken)
+    job, fd, _ = _one_file(tmp_path)
+    copy = BackgroundCopy([job], [fd]).start()
+    with pytest.raises(OSError, match="I/O error"):
+        copy.join()
+    os.close(fd)
+
+
+def _fake_clone(src: int, dst: int) -> bool:
+    """What FICLONE leaves behind, made by copying: the target holds the source's bytes."""
+    size = os.fstat(src).st_size
+    done = 0
+    while done < size:
+        done += os.copy_file_range(src, dst, size - done, done, done)
+    return True
+
+
+@pytest.mark.parametrize("order", ["samples", "channels"])
+def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, monkeypatch, order):
+    monkeypatch.setattr(filecopy, "_clone", _fake_clone)
+    rng = np.random.default_rng(0)
+    n, c = 30000, 12
+    data = rng.normal(0, 20, (n, c)).astype(np.int16)
+    rec = make_recording(tmp_path, data, order=order, sync_last=True)
+    tpl = make_template(1, [2, 3, 4, 5], n_times=40, peak_index=12, amp_uV=300,
+                        positions=rec.channel_positions)
+    times = np.array([20, 600, 640, 9000, 20000, n - 30])
+    plan = make_plan([tpl], [times], [rng.uniform(0.5, 1.5, times.size)])
+
+    written = []
+    real_write = LegacyWriter.write
+
+    def spy(self, start, block, channels=None):
+        written.append((start, block.shape[0]))
+        real_write(self, start, block, channels)
+
+    monkeypatch.setattr(LegacyWriter, "write", spy)
+    out = tmp_path / "out"
+    out.mkdir()
+    w = LegacyWriter(LegacyOptions())
+    w.begin(rec, out)
+    clipped = stream_hybrid(rec, plan, [w], EngineConfig(progress=False))
+    assert w.copy.cloned == [True]
+    w.close()
+    hyb = np.fromfile(out / hybrid_file_name(rec.files[0].path), np.int16)
+    hyb = hyb.reshape(-1, c) if order == "samples" else hyb.reshape(c, -1).T
+    diff = hyb.astype(float) - data
+    assert clipped.sum() == 0
+    assert np.abs(diff - planned_sum(plan, n, c, rec.gain_to_uV)).max() <= 0.5 + 1e-6
+    if order == "samples":
+        # rows outside the template windows are never written: they stay shared with the source
+        rows = sum(k for _, k in written)
+        assert rows <= times.size * tpl.n_times
+        touched = np.zeros(n, bool)
+        for s, k in written:
+            touched[s:s + k] = True
+        changed = np.abs(diff).sum(axis=1) > 0
+        assert touched[changed].all()  # every changed row was written
+        # and rows left unchanged are written only inside a page shared with changed rows
+        merge_rows = mmap.PAGESIZE // (c * 2)
+        assert (touched & ~changed).sum() <= times.size * merge_rows
+        assert not touched[:10].any() and not touched[1000:8000].any()
