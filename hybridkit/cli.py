@@ -173,7 +173,7 @@ def _cmd_publish(args) -> int:
 
 
 def _cmd_reset(args) -> int:
-    from hybridkit.run.in_place import reset
+    from hybridkit.formats.in_place import reset
 
     source, restored = reset(args.output_dir)
     print(f"restored {restored:,} bytes of {source}: it is the original recording again")
@@ -182,7 +182,7 @@ def _cmd_reset(args) -> int:
 
 def _warn_in_place(output_dir: Path) -> None:
     """Commands reading an output say, while it lasts, that its source is modified in place."""
-    from hybridkit.run.in_place import notice
+    from hybridkit.formats.in_place import notice
 
     text = notice(output_dir)
     if text:

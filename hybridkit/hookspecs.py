@@ -64,7 +64,7 @@ class RunContext:
     #: the resolved run config as JSON (absolute paths, every default, the seed); writers that
     #: record provenance (the NWB writer) store it; None outside ``generate``
     resolved_config: dict | None = None
-    #: the output folder of an in-place run (``output.in_place``; see hybridkit.run.in_place):
+    #: the output folder of an in-place run (``output.in_place``; see hybridkit.formats.in_place):
     #: the legacy writer then patches the source itself; None otherwise
     in_place_output: Path | None = None
 

@@ -17,7 +17,7 @@ import pytest
 from hybridkit.cli import main
 from hybridkit.config.run_config import load_config
 from hybridkit.example import write_example
-from hybridkit.run import in_place
+from hybridkit.formats import in_place
 from hybridkit.run.pipeline import generate
 
 from .helpers import config_with, planned_sum
@@ -128,7 +128,7 @@ def test_second_in_place_run_before_reset_is_refused(example, tmp_path, capsys):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from hybridkit.run import in_place
+    from hybridkit.formats import in_place
     from hybridkit.cli import main
 
     real_save = in_place.UndoJournal.save

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.config.sections import plugin_from_section
-from hybridkit.run import in_place, output_guard, provenance
+from hybridkit.formats import in_place
+from hybridkit.run import output_guard, provenance
 from hybridkit.engine import chunks, inject
 from hybridkit.run.choosing import choose_and_place
 from hybridkit.run.selection import write_table

@@ -166,7 +166,7 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         out_name = staging.name[1:].rsplit(".partial-", 1)[0]  # see staging.staging_prefix
         manifest["source_modified_in_place"] = {
             "source": str(recording.files[0].path),
-            "journal": f"../.{out_name}.in-place (beside this folder; see hybridkit.run.in_place)",
+            "journal": f"../.{out_name}.in-place (beside this folder; see hybridkit.formats.in_place)",
             "reset": "hybridkit reset OUTPUT_DIR restores the source bit for bit",
         }
     path = staging / MANIFEST

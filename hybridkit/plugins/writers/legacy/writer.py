@@ -116,10 +116,10 @@ class LegacyWriter(Writer):
 
     def _begin_in_place(self, recording: Recording, out_dir: Path) -> None:
         """``output.in_place``: the source itself is the hybrid; every original byte is saved to
-        the undo journal before it is overwritten (see :mod:`hybridkit.run.in_place`). The output
+        the undo journal before it is overwritten (see :mod:`hybridkit.formats.in_place`). The output
         holds a symbolic link ``<stem>.GT<ext>`` to the source, so phy, score and report find the
         hybrid where they always do."""
-        from hybridkit.run.in_place import UndoJournal
+        from hybridkit.formats.in_place import UndoJournal
 
         source = Path(recording.files[0].path)
         self.journal = UndoJournal(self.context.in_place_output, source)
