@@ -13,8 +13,8 @@ from hybridkit.config.run_config import load_config
 from hybridkit.formats.spikeglx_meta import read_meta
 from hybridkit.run.pipeline import generate
 
-from ..helpers import planned_sum
-from .test_spikeglx import IMEC_METAS, IBL, SI_UNREADABLE, make_stream
+from tests.helpers import planned_sum
+from tests.plugins.sources.test_spikeglx import IMEC_METAS, IBL, SI_UNREADABLE, make_stream
 
 SI_READABLE = [m for m in IMEC_METAS if m.name not in SI_UNREADABLE]
 
