@@ -226,7 +226,7 @@ def nwb_url(url):
 
 
 def jrclust_prm_unreadable(d, env):
-    from tests.sorter_files import write_jrclust_v4
+    from tests.plugins.sorters.sorter_files import write_jrclust_v4
 
     write_jrclust_v4(d / "jr", "sess", np.array([10, 40]), np.array([1, 1]), np.array([0, 0]),
                      fs=30000.0, n_chans=385, site_map0=[0, 1], site_loc=[[0, 0], [0, 20]])

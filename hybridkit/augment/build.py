@@ -13,6 +13,7 @@ import os
 import secrets
 import tempfile
 from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from hybridkit.augment.noise import NoiseSupply, measure_model
 from hybridkit.config.augment_config import CLASSES
 from hybridkit.engine.placement import shift_template
 from hybridkit.errors import ConfigError, OutputError
+from hybridkit.config.sections import plugin_from_section
 from hybridkit.hookspecs import RunContext
 from hybridkit.registry import Registry, get_registry
 from hybridkit.run.choosing import choose_and_place
@@ -64,15 +66,20 @@ def augment(cfg, reg: Registry | None = None) -> AugmentResult:
         raise OutputError(f"augment.output: {out} exists; set augment.overwrite true to replace it")
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     rngs = stage_rngs(seed)
-    ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=seed)
+    session = cfg.session or f"hybrid-{seed}"
+
+    def plugin(kind: str, section):  # each plugin draws from its own stream, as in generate
+        ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type)
+        return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
 
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):  # small matrices; see run/pipeline.py
-        recording = reg.get("source_reader", cfg.recording.type)(cfg.recording, ctx).open()
-        sorting = (reg.get("sorter_adapter", cfg.sorting.type)(cfg.sorting, ctx).load(recording)
+    with threadpool_limits(limits=1, user_api="blas"), ExitStack() as files_open:
+        recording = plugin("source_reader", cfg.recording).open()
+        files_open.enter_context(recording.opened())
+        sorting = (plugin("sorter_adapter", cfg.sorting).load(recording)
                    if cfg.sorting is not None else None)
-        source = reg.get("template_source", cfg.templates.type)(cfg.templates, ctx)
+        source = plugin("template_source", cfg.templates)
         choice = choose_and_place(cfg, recording, sorting, source, rngs, seed)
         placed_shift, _ = choice.placement
         templates = {uid: shift_template(choice.bank.templates[uid], placed_shift[uid],

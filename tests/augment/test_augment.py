@@ -75,9 +75,11 @@ def test_labels_are_true_by_construction(example, tmp_path, capsys):
     from hybridkit.run.planning import stage_rngs
 
     rngs = stage_rngs(cfg.seed)
-    ctx = RunContext(base_dir=cfg.base_dir, rng=rngs["templates"], seed=cfg.seed)
-    sorting = get_registry().get("sorter_adapter", "phy")(cfg.sorting, ctx).load(rec)
-    source = get_registry().get("template_source", "local")(cfg.templates, ctx)
+    session = cfg.session or f"hybrid-{cfg.seed}"
+    sorting = get_registry().get("sorter_adapter", "phy")(cfg.sorting, RunContext.for_plugin(
+        cfg.base_dir, cfg.seed, session, "sorter_adapter", "phy")).load(rec)
+    source = get_registry().get("template_source", "local")(cfg.templates, RunContext.for_plugin(
+        cfg.base_dir, cfg.seed, session, "template_source", "local"))
     choice = choose_and_place(cfg, rec, sorting, source, rngs, cfg.seed)
     pos = rec.channel_positions
     placed = {u: shift_template(choice.bank.templates[u], s, pos, rec.neural)
