@@ -99,7 +99,14 @@ def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, 
         written.append((start, block.shape[0]))
         real_write(self, start, block, channels)
 
+    real_runs = LegacyWriter.write_runs
+
+    def spy_runs(self, start, rows, runs):
+        written.extend((start + a, b - a) for a, b in runs.tolist())
+        real_runs(self, start, rows, runs)
+
     monkeypatch.setattr(LegacyWriter, "write", spy)
+    monkeypatch.setattr(LegacyWriter, "write_runs", spy_runs)
     out = tmp_path / "out"
     out.mkdir()
     w = LegacyWriter(LegacyOptions())
