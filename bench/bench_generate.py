@@ -99,7 +99,11 @@ def run_generate(config: Path, out: Path, code: Path | None = None) -> tuple[flo
     cfg["output"] = {"directory": str(out), "overwrite": True}
     path = config.with_name("bench_config.json")
     path.write_text(json.dumps(cfg))
-    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # as installed: compiled bytecode (kept under the work folder, not in the source trees)
+    env["PYTHONPYCACHEPREFIX"] = str(out.parent / "pycache")
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     return timed([sys.executable, "-m", "hybridkit", "generate", str(path)], env)
 
 
@@ -283,7 +287,9 @@ def main() -> int:
         if args.xfs:
             report["xfs_reflink"] = time_xfs(work / "data", work, args.repeat)
         if args.cold:
-            report["cold_cache"] = time_cold(src, config, work, args.repeat) or "unavailable (not root)"
+            report["cold_cache"] = (time_cold(src, config, work, args.repeat)
+                                or "unavailable: cannot write /proc/sys/vm/drop_caches (needs root "
+                                   "and a writable /proc/sys, which containers often lack)")
         if args.long > 0:
             long_cfg = make_dataset(work / "long", args.duration * args.long, args.units, args.rate)
             long_src = work / "long" / "demo_g0" / "demo_g0_t0.imec0.ap.bin"

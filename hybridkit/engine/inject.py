@@ -240,9 +240,18 @@ def inject_rows(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray | No
         return clipped
     alone = isolated(k, events, start, stop)
     single = events[alone]
-    templates = k.unit_index[single]
-    for t in np.unique(templates).tolist():
-        clipped[k.cols[t]] += inject_isolated(k, rows, start, single[templates == t], t, changed)
+    if single.size:  # grouped by template (stable: time order within each), one step per group
+        templates = k.unit_index[single]
+        by = np.argsort(templates, kind="stable")
+        single, templates = single[by], templates[by]
+        edges = np.flatnonzero(templates[1:] != templates[:-1]) + 1
+        firsts = np.concatenate([[0], edges]).tolist()
+        lasts = np.concatenate([edges, [single.size]]).tolist()
+        for a, b in zip(firsts, lasts):
+            t = int(templates[a])
+            clip = inject_isolated(k, rows, start, single[a:b], t, changed)
+            if clip.any():  # rare: most blocks saturate nothing
+                clipped[k.cols[t]] += clip
     rest = events[~alone]
     if not rest.size:
         return clipped
