@@ -216,7 +216,7 @@ def unshared_bytes(path: Path) -> int | None:
     total = 0
     for line in out.splitlines():
         parts = line.split()  # EXT: FILE-OFFSET BLOCK-RANGE TOTAL FLAGS (TOTAL in 512 B units)
-        if len(parts) == 5 and parts[0].endswith(":") and parts[2] != "hole":
+        if len(parts) == 5 and parts[0][:-1].isdigit() and parts[2] != "hole":
             if not int(parts[4], 16) & 0x2000:
                 total += int(parts[3]) * 512
     return total
