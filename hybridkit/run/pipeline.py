@@ -98,8 +98,8 @@ def stream_hybrid(
         # Blocks of whole rows stay within _BLOCK_BYTES: a 1 s block of 385 int16 channels (23 MB,
         # with its temporaries) raised the peak RSS of a run by ~40 MB, for no speed.
         gap = max(64, _READ_GAP_BYTES // row_bytes) if rows else 64
-        if rows:
-            block = max(gap, min(block, _BLOCK_BYTES // row_bytes))
+        if rows:  # never above the configured block (tests cut every event with 16 samples)
+            block = min(block, max(gap, _BLOCK_BYTES // row_bytes))
         blocks = chunks.event_blocks(kernel.window_starts, kernel.window_stops, n, block, gap)
     clipped = np.zeros(recording.n_channels, np.int64)
     # changed rows closer than a page apart are written as one run (they dirty that page anyway)
