@@ -171,6 +171,22 @@ class LazyHybridSegment(BaseRecordingSegment):
             rows[:, cols] = inject.add_rounded(rows[:, cols], acc)[0]
 
 
+def hybrid_segments(source: Recording, kernel: inject.Kernel) -> list[LazyHybridSegment]:
+    """One segment per source file, each on the fastest path its source allows (see
+    :class:`LazyHybridSegment`)."""
+    bounds = source.file_starts.tolist()
+    packed = inject_compiled.pack(kernel) if inject_compiled.supports(source.dtype) else None
+    # flat samples-major files are mapped (one copy per read); other sources are read
+    mappable = packed is not None and source.flat_binary and source.order == "samples"
+    segments = []
+    for k, f in enumerate(source.files):
+        mapped = (map_samples(f.path, source.dtype, source.n_channels, f.n_samples, f.offset_bytes)
+                  if mappable else None)
+        segments.append(LazyHybridSegment(source, kernel, bounds[k], bounds[k + 1], source.sampling_rate,
+                                          packed, mapped))
+    return segments
+
+
 class LazyHybridRecording(BaseRecording):
     """The hybrid recording of the ``generate`` run in ``output_dir``, computed from its source.
 
@@ -185,15 +201,8 @@ class LazyHybridRecording(BaseRecording):
         source, kernel, scale = open_run(output_dir)
         BaseRecording.__init__(self, sampling_frequency=source.sampling_rate,
                                channel_ids=np.arange(source.n_channels), dtype=source.dtype)
-        bounds = source.file_starts.tolist()
-        packed = inject_compiled.pack(kernel) if inject_compiled.supports(source.dtype) else None
-        # flat samples-major files are mapped (one copy per read); other sources are read
-        mappable = packed is not None and source.flat_binary and source.order == "samples"
-        for k, f in enumerate(source.files):
-            mapped = (map_samples(f.path, source.dtype, source.n_channels, f.n_samples, f.offset_bytes)
-                      if mappable else None)
-            self.add_recording_segment(LazyHybridSegment(source, kernel, bounds[k], bounds[k + 1],
-                                                         source.sampling_rate, packed, mapped))
+        for segment in hybrid_segments(source, kernel):
+            self.add_recording_segment(segment)
         self.set_channel_gains(np.asarray(scale["gain_to_uV"], np.float64))
         self.set_channel_offsets(np.asarray(scale.get("offset_to_uV", np.zeros(source.n_channels)),
                                             np.float64))
