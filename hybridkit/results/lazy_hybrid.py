@@ -66,9 +66,10 @@ def open_run(output_dir: Path) -> tuple[Recording, inject.Kernel, dict]:
     return source, inject.prepare(plan, scale["gain_to_uV"]), scale
 
 
-#: bytes of source rows copied and injected at a time on the mapped path: about a core's L2 cache,
-#: so that the rows an event adds to are still cached when it adds to them
-SUB_BLOCK_BYTES = 1 << 19
+#: bytes of source rows copied and injected at a time on the mapped path: small enough for the rows
+#: an event adds to to be still cached when it adds to them, large enough for few Python steps
+#: (2 MB beat 0.5 and 4 MB in 0.1, 1 and 10-s windows, bench/bench_spikeinterface.py)
+SUB_BLOCK_BYTES = 1 << 21
 
 
 class LazyHybridSegment(BaseRecordingSegment):
