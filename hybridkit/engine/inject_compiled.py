@@ -11,12 +11,14 @@ union of its events' channels, as ``accumulate`` does.
 
 numba is optional (the ``spikeinterface`` extra brings it): :data:`AVAILABLE` is False without it
 and callers use :mod:`hybridkit.engine.inject`'s numpy functions, which give the same samples.
-Only integer sources of up to 32 bits take this path (:func:`supports`): there the rounded sum plus
-the source is exact in float64 (``add_rounded`` computes it in float32 for up to 16 bits, which is
-exact too below 2**24 and saturates the same above), and float sources keep numpy's signed zeros.
+Only integer sources of up to 32 bits take this path (:func:`supports`): float sources keep numpy's
+signed zeros. The rounded sum is added to the source in numba's promotion of float32 and the
+source's type: float32 for int16 (as ``add_rounded``), float64 for int32 (as ``add_rounded``) and
+for uint16 (exact; a float32 sum would differ only beyond 2**24, where both saturate alike).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,10 +98,18 @@ def inject_events(packed: PackedKernel, out: np.ndarray, start: int, events: np.
     ``events`` come from :func:`by_window_start` (any contiguous part of its result); those whose
     windows miss ``[start, start + n)`` add nothing. Samples no event touches stay as they are.
     """
-    info = np.iinfo(out.dtype)
+    lo, hi = _limits(out.dtype)
     _inject_runs(out, np.int64(start), events, packed.window_starts, packed.window_stops,
                  packed.template_of, packed.gains, packed.raw, packed.raw_start, packed.cols,
-                 packed.col_start, float(info.min), float(info.max))
+                 packed.col_start, lo, hi)
+
+
+@functools.lru_cache(maxsize=None)
+def _limits(dtype: np.dtype) -> tuple:
+    """The dtype's smallest and largest values as scalars of the dtype itself: compared with a
+    float32 sum they keep it float32 (as add_rounded's, up to 16 bits), with a float64 one float64."""
+    info = np.iinfo(dtype)
+    return dtype.type(info.min), dtype.type(info.max)
 
 
 def _inject_runs_py(out, start, events, window_starts, window_stops, template_of, gains, raw, raw_start,
@@ -135,7 +145,7 @@ def _inject_runs_py(out, start, events, window_starts, window_stops, template_of
                 r = s - start
                 for c in range(width):
                     col = cols[c0 + c]
-                    v = np.rint(np.float64(np.float32(0.0) + g * raw[base + c])) + np.float64(out[r, col])
+                    v = np.rint(np.float32(0.0) + g * raw[base + c]) + out[r, col]
                     out[r, col] = min(max(v, lo), hi)
         else:
             m = 0
@@ -164,7 +174,7 @@ def _inject_runs_py(out, start, events, window_starts, window_stops, template_of
             for r in range(b - a):
                 for u in range(m):
                     col = union[u]
-                    v = np.rint(np.float64(acc[r * m + u])) + np.float64(out[a - start + r, col])
+                    v = np.rint(acc[r * m + u]) + out[a - start + r, col]
                     out[a - start + r, col] = min(max(v, lo), hi)
             for u in range(m):
                 position_of[union[u]] = -1
