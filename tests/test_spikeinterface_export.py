@@ -125,6 +125,18 @@ def test_lazy_pickles_to_worker_processes(two_files, tmp_path):
         assert np.array_equal(saved.get_traces(segment_index=k), written)
 
 
+
+def test_lazy_mapped_source_in_worker_processes(static, tmp_path):
+    """The compiled path over a mapped file in SpikeInterface's worker processes (each maps the file
+    and runs the compiled loop itself)."""
+    lazy = lazy_hybrid(static.output_dir)
+    assert lazy._recording_segments[0].mapped is not None
+    saved = lazy.save(folder=tmp_path / "saved", format="binary", n_jobs=2, chunk_size=10007,
+                      progress_bar=False, verbose=False)
+    written = np.fromfile(static.output_dir / BIN, np.int16).reshape(-1, N_CH)
+    assert np.array_equal(saved.get_traces(), written)
+
+
 # -- read_hybrid -------------------------------------------------------------------------------------
 def test_read_hybrid_from_legacy(static):
     from spikeinterface.comparison import compare_sorter_to_ground_truth
