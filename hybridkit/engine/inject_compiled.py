@@ -79,9 +79,9 @@ def pack(k: Kernel) -> PackedKernel:
 
 def supports(dtype: np.dtype) -> bool:
     """Whether samples of ``dtype`` can take the compiled path (numba installed, integers of at
-    most 32 bits)."""
+    most 32 bits in the machine's byte order: numba compiles no other)."""
     dtype = np.dtype(dtype)
-    return AVAILABLE and dtype.kind in "iu" and dtype.itemsize <= 4
+    return AVAILABLE and dtype.kind in "iu" and dtype.itemsize <= 4 and dtype.isnative
 
 
 def by_window_start(packed: PackedKernel, events: np.ndarray) -> np.ndarray:

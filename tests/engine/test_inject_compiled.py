@@ -126,3 +126,4 @@ def test_supports_integer_sources_up_to_32_bits():
     assert inject_compiled.AVAILABLE  # numba comes with the test extra: the fast path is tested
     assert all(inject_compiled.supports(d) for d in (np.int16, np.uint16, np.int8, np.int32))
     assert not any(inject_compiled.supports(d) for d in (np.float32, np.float64, np.int64))
+    assert not inject_compiled.supports(np.dtype(np.int16).newbyteorder())  # numpy's path handles it
