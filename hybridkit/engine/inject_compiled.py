@@ -181,6 +181,14 @@ def _inject_runs_py(out, start, events, window_starts, window_stops, template_of
         i = j
 
 
-# compiled on first use, once per process (cached on disk when the package folder is writable);
-# nogil: SpikeInterface's thread workers may read segments at once
-_inject_runs = numba.njit(cache=True, nogil=True)(_inject_runs_py) if AVAILABLE else None
+def _compiled(function):
+    """``function`` compiled on first use, once per process, and cached on disk (beside the package,
+    else in the user's cache folder; numba refuses to cache when neither is writable: then it is
+    compiled in every process). nogil: SpikeInterface's thread workers may read segments at once."""
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(cache=False, nogil=True)(function)
+
+
+_inject_runs = _compiled(_inject_runs_py) if AVAILABLE else None
