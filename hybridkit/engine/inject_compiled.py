@@ -27,7 +27,7 @@ from hybridkit.engine.inject import Kernel
 
 try:  # an optional accelerator: the numpy path gives the same samples
     import numba
-except ImportError:  # pragma: no cover - exercised by the tests through AVAILABLE
+except ImportError:  # without the extra: supports() is False and callers take the numpy path
     numba = None
 
 #: whether numba is installed (the compiled path can run)
