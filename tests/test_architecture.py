@@ -27,12 +27,12 @@ CORE = ("hybridkit.config", "hybridkit.run", "hybridkit.results", "hybridkit.pub
 #: publish reaches the NWB reader's HTTP/DANDI client (a candidate for formats/ too). Listed by
 #: name so that no new one slips in.
 KNOWN_CROSSINGS = {
-    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.publish.identity"),
-    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.publish.pointers"),
-    ("hybridkit.plugins.writers.nwb.writer", "hybridkit.publish.identity"),
-    ("hybridkit.publish.identity", "hybridkit.plugins.sources.nwb.remote"),
-    ("hybridkit.publish.remote", "hybridkit.plugins.sources.nwb.remote"),
-    ("hybridkit.publish.upload", "hybridkit.plugins.sources.nwb.remote"),
+    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.formats.input_identity"),
+    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.formats.json_pointers"),
+    ("hybridkit.plugins.writers.nwb.writer", "hybridkit.formats.input_identity"),
+    ("hybridkit.formats.input_identity", "hybridkit.formats.remote_http"),
+    ("hybridkit.publish.remote", "hybridkit.formats.remote_http"),
+    ("hybridkit.publish.upload", "hybridkit.formats.remote_http"),
     # `verify` re-derives the phy and NWB writers' layouts with their own functions (dense
     # templates/waveforms, the default NWB file name): candidates for formats/ with the writers.
     ("hybridkit.results.verify", "hybridkit.plugins.writers.nwb.metadata"),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridkit.errors import PublishError
-from hybridkit.publish.pointers import unflatten
+from hybridkit.formats.json_pointers import unflatten
 
 log = logging.getLogger(__name__)
 

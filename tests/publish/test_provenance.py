@@ -7,7 +7,7 @@ import shutil
 import h5py
 import numpy as np
 
-from hybridkit.publish.pointers import flatten, unflatten
+from hybridkit.formats.json_pointers import flatten, unflatten
 from hybridkit.run.provenance import sha256
 from tests.helpers import main
 

@@ -190,7 +190,7 @@ class NwbReader(SourceReader):
             if not path.is_file():
                 raise SourceError(f"{FIELD}.path: NWB file {path} does not exist")
             return str(path), path
-        from hybridkit.plugins.sources.nwb.remote import open_url, resolve_dandi_asset
+        from hybridkit.formats.remote_http import open_url, resolve_dandi_asset
 
         url = opt.url
         if url is None:

@@ -312,7 +312,7 @@ class NwbWriter(Writer):
         run goes on: the source is read once more, beside the injection, not after it."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from hybridkit.publish.identity import portable_config
+        from hybridkit.formats.input_identity import portable_config
 
         resolved = getattr(self.context, "resolved_config", None)
         if resolved is None:

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hybridkit.publish.pointers import flatten, unflatten
+from hybridkit.formats.json_pointers import flatten, unflatten
 from hybridkit.run.provenance import SIDECAR_MAX_BYTES, sha256
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def folder_identity(path: Path, cancel=None) -> dict[str, Any]:
 def dandi_asset_identity(dandiset: str, asset_path: str, version: str | None, instance: str) -> dict[str, Any]:
     """The asset's id, the dandiset version it was read from, its size and SHA-256 (when the
     archive has computed one). Failures are logged: provenance must not fail a finished run."""
-    from hybridkit.plugins.sources.nwb.remote import dandi_client
+    from hybridkit.formats.remote_http import dandi_client
 
     row: dict[str, Any] = {"kind": "dandi_asset", "file_name": asset_path.rsplit("/", 1)[-1],
                            "dandi_instance": instance, "dandiset": dandiset,
@@ -82,7 +82,7 @@ def _recording_identity(recording: dict) -> dict[str, Any] | None:
         row = {"kind": "url", "field": "/recording/url", "url": recording["url"],
                "file_name": recording["url"].split("?")[0].rsplit("/", 1)[-1]}
         try:
-            from hybridkit.plugins.sources.nwb.remote import open_url
+            from hybridkit.formats.remote_http import open_url
 
             remote = open_url(recording["url"])
             row["bytes"] = remote.size
