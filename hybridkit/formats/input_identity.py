@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridkit.formats.json_pointers import flatten, unflatten
-from hybridkit.run.provenance import SIDECAR_MAX_BYTES, sha256
+from hybridkit.formats.checksums import SIDECAR_MAX_BYTES, sha256
 
 log = logging.getLogger(__name__)
 

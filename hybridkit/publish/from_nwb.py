@@ -79,7 +79,7 @@ def _find(name: str, search: list[Path]) -> list[Path]:
 
 def _check_file(path: Path, row: dict, label: str) -> str | None:
     """Why ``path`` is not the recorded input, or None when it is."""
-    from hybridkit.run.provenance import sha256
+    from hybridkit.formats.checksums import sha256
 
     if not path.is_file():
         return f"{path} is not a file"

@@ -7,7 +7,6 @@ SHA-256 checksums according to ``output.checksums``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -18,11 +17,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from hybridkit.errors import OutputError
+from hybridkit.formats.checksums import SIDECAR_MAX_BYTES, sha256
 from hybridkit.run import staging as staging_owner
 from hybridkit.run.output_guard import MANIFEST, replace_refusal
 
-#: files up to this size count as sidecars for ``output.checksums = "sidecars"``
-SIDECAR_MAX_BYTES = 64 * 1024 * 1024
 RESOLVED_CONFIG = "config.resolved.json"
 
 
@@ -89,18 +87,6 @@ def write_resolved_config(cfg, staging: Path) -> Path:
     path = staging / RESOLVED_CONFIG
     path.write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
     return path
-
-
-def sha256(path: Path, block: int = 8 * 1024 * 1024, cancel=None) -> str:
-    """Hex SHA-256 of a file, read in ``block`` bytes; ``cancel`` (a threading.Event) stops a
-    long hash in a background thread (OutputError) when the run it belongs to failed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            if cancel is not None and cancel.is_set():
-                raise OutputError(f"hashing {path} was cancelled")
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions(reg) -> dict[str, str]:

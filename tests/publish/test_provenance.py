@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from hybridkit.formats.json_pointers import flatten, unflatten
-from hybridkit.run.provenance import sha256
+from hybridkit.formats.checksums import sha256
 from tests.helpers import main
 
 

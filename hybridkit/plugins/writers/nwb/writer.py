@@ -181,11 +181,12 @@ class NwbWriter(Writer):
                            getattr(ctx, "seed", 0), self._notes(recording))
 
     def begin(self, recording: Recording, out_dir: Path) -> None:
-        from hybridkit.plugins.writers.nwb.metadata import resolve_metadata, session_id_for
+        from hybridkit.formats.nwb_layout import nwb_file_name
+        from hybridkit.plugins.writers.nwb.metadata import resolve_metadata
 
         self.recording = recording
         self.options = resolve_metadata(self.options, recording)
-        name = self.options.file_name or f"{session_id_for(getattr(self.context, 'session', 'hybrid'))}.nwb"
+        name = nwb_file_name(self.options.file_name, getattr(self.context, 'session', 'hybrid'))
         self.path = Path(out_dir) / name
         self._start_input_identities()
         if not self.options.traces:
