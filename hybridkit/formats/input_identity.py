@@ -34,18 +34,23 @@ INPUT_COLUMNS = ("field", "kind", "file_name", "bytes", "sha256", "files", "url"
                  "dandiset", "dandiset_version", "asset_id", "asset_path")
 
 
-def file_identity(path: Path, cancel=None) -> dict[str, Any]:
+def _hash(path: Path, cancel, digests) -> str:
+    """Through the run's digests when given (the manifest then reuses the hash), else directly."""
+    return digests.sha256(path, cancel=cancel) if digests is not None else sha256(path, cancel=cancel)
+
+
+def file_identity(path: Path, cancel=None, digests=None) -> dict[str, Any]:
     return {"kind": "file", "file_name": path.name, "bytes": path.stat().st_size,
-            "sha256": sha256(path, cancel=cancel)}
+            "sha256": _hash(path, cancel, digests)}
 
 
-def folder_identity(path: Path, cancel=None) -> dict[str, Any]:
+def folder_identity(path: Path, cancel=None, digests=None) -> dict[str, Any]:
     """The folder's files (sorted relative POSIX names) with sizes and, below the limit, SHA-256."""
     files = []
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
         size = p.stat().st_size
         files.append({"file_name": p.relative_to(path).as_posix(), "bytes": size,
-                      "sha256": sha256(p, cancel=cancel) if size <= HASH_MAX_BYTES else ""})
+                      "sha256": _hash(p, cancel, digests) if size <= HASH_MAX_BYTES else ""})
     return {"kind": "folder", "file_name": path.name, "bytes": sum(f["bytes"] for f in files), "files": files}
 
 
@@ -93,11 +98,12 @@ def _recording_identity(recording: dict) -> dict[str, Any] | None:
     return None
 
 
-def portable_config(resolved: dict, cancel=None) -> tuple[dict, list[dict[str, Any]]]:
+def portable_config(resolved: dict, cancel=None, digests=None) -> tuple[dict, list[dict[str, Any]]]:
     """``(config without absolute paths, input rows)`` of a resolved config (JSON form).
 
     Each row has every key of :data:`INPUT_COLUMNS`; ``files`` is a list for folders. ``cancel``
-    (a threading.Event) stops the hashing when the run fails."""
+    (a threading.Event) stops the hashing when the run fails; ``digests`` (the run's
+    :class:`hybridkit.formats.checksums.FileDigests`) shares each hash with the manifest."""
     rows = flatten(resolved)
     inputs: list[dict[str, Any]] = []
     out = []
@@ -106,9 +112,9 @@ def portable_config(resolved: dict, cancel=None) -> tuple[dict, list[dict[str, A
         if isinstance(value, str) and os.path.isabs(value):
             path = Path(value)
             if path.is_file():
-                inputs.append({"field": pointer, **file_identity(path, cancel)})
+                inputs.append({"field": pointer, **file_identity(path, cancel, digests)})
             elif path.is_dir():
-                inputs.append({"field": pointer, **folder_identity(path, cancel)})
+                inputs.append({"field": pointer, **folder_identity(path, cancel, digests)})
             text = json.dumps(path.name)
         out.append((pointer, text))
     remote = _recording_identity(resolved.get("recording") or {})

@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from hybridkit.errors import OutputError
-from hybridkit.formats.checksums import SIDECAR_MAX_BYTES, sha256
+from hybridkit.formats.checksums import SIDECAR_MAX_BYTES, FileDigests
 from hybridkit.run import staging as staging_owner
 from hybridkit.run.output_guard import MANIFEST, replace_refusal
 
@@ -102,9 +102,13 @@ def _versions(reg) -> dict[str, str]:
     return out
 
 
-def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg) -> Path:
-    """Write manifest.json: versions, seed, sources and outputs (sizes, checksums), totals."""
-    digests: dict[tuple[int, int], str] = {}  # (device, inode) -> sha256: a hard link is read once
+def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg,
+                   digests: FileDigests | None = None) -> Path:
+    """Write manifest.json: versions, seed, sources and outputs (sizes, checksums), totals.
+
+    ``digests`` is the run's (a file a plugin hashed already, e.g. the source for the NWB
+    provenance, is not read again; a hard link is read once)."""
+    digests = digests if digests is not None else FileDigests()
 
     def hashed(size: int) -> bool:
         return checksums == "all" or (checksums == "sidecars" and size <= SIDECAR_MAX_BYTES)
@@ -113,10 +117,7 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         st = p.stat()
         item = {"path": p.relative_to(staging).as_posix(), "bytes": st.st_size}
         if hashed(st.st_size):
-            key = (st.st_dev, st.st_ino)
-            if key not in digests:
-                digests[key] = sha256(p)
-            item["sha256"] = digests[key]
+            item["sha256"] = digests.sha256(p)
         return item
 
     def source(f) -> dict:
@@ -126,7 +127,7 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         item = {"path": str(f.path), "bytes": size, "n_samples": f.n_samples,
                 "first_sample": f.first_sample}
         if size is not None and hashed(size):
-            item["sha256"] = sha256(f.path)
+            item["sha256"] = digests.sha256(f.path)
         return item
 
     manifest = {

@@ -322,7 +322,8 @@ class NwbWriter(Writer):
 
         self._cancel_inputs = threading.Event()
         pool = ThreadPoolExecutor(1, thread_name_prefix="nwb-input-identity")
-        self._inputs = pool.submit(portable_config, resolved, self._cancel_inputs)
+        self._inputs = pool.submit(portable_config, resolved, self._cancel_inputs,
+                                   getattr(self.context, "digests", None))
         pool.shutdown(wait=False)
 
     def _add_provenance(self, nwbfile, truth: GroundTruth) -> None:
