@@ -5,7 +5,8 @@ same folder, so the rename cannot cross file systems) and all of them are rename
 targets together when the block ends without an error. An interrupted or failed command leaves
 no half-written file, and an existing file is only ever replaced by a complete one. Used by the
 commands that write single files or a few tables (``score``, ``report``, ``units --csv``,
-``example``); ``generate`` stages a whole folder instead (:mod:`hybridkit.run.provenance`).
+``example``, ``augment``, a study's ``study.json``); ``generate`` stages a whole folder instead
+(:mod:`hybridkit.run.provenance`).
 """
 from __future__ import annotations
 
