@@ -18,18 +18,20 @@ log = logging.getLogger("hybridkit")
 
 def _cmd_generate(args) -> int:
     from hybridkit.config.run_config import load_config
+    from hybridkit.formats.checksums import FileDigests
     from hybridkit.run.pipeline import generate
 
+    digests = FileDigests()  # the inputs --from-nwb checks are not read again by the run
     if args.from_nwb is not None:
         from hybridkit.config.run_config import validate_config
         from hybridkit.publish.from_nwb import config_from_nwb
 
-        data = config_from_nwb(args.from_nwb, args.inputs or [Path.cwd()], args.output)
+        data = config_from_nwb(args.from_nwb, args.inputs or [Path.cwd()], args.output, digests)
         cfg = validate_config(data, Path.cwd(), f"{args.from_nwb} (run_config)")
         print(f"regenerating session {cfg.session} (seed {cfg.seed}) from {args.from_nwb}")
     else:
         cfg = load_config(args.config)
-    result = generate(cfg)
+    result = generate(cfg, digests=digests)
     print("\n".join(result.summary()))
     if cfg.output.in_place is not None:
         _warn_in_place(result.output_dir)

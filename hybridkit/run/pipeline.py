@@ -203,15 +203,19 @@ def check_new_unit_ids(sorting, writers: list[Writer]) -> None:
                               f"sorting's clusters below {w.max_unit_id}, or drop the {w.name} writer")
 
 
-def generate(cfg, reg: Registry | None = None) -> GenerateResult:
-    """Run a validated config end to end and return what was written."""
+def generate(cfg, reg: Registry | None = None, digests: FileDigests | None = None) -> GenerateResult:
+    """Run a validated config end to end and return what was written.
+
+    ``digests``: SHA-256s already computed for this run's inputs (``generate --from-nwb`` checked
+    them), reused by the NWB provenance and the manifest; a new one by default."""
     reg = reg or get_registry()
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     session = cfg.session or f"hybrid-{seed}"
     rngs = stage_rngs(seed)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
     resolved_json = resolved.model_dump(mode="json")
-    digests = FileDigests()  # each file hashed once per run (NWB provenance, then the manifest)
+    # each file hashed once per run (the NWB provenance, then the manifest)
+    digests = digests if digests is not None else FileDigests()
 
     def plugin(kind: str, section):  # each plugin draws from its own stream of the run seed
         ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type,
