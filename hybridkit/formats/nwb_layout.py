@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from hybridkit.formats.phy_layout import dense_templates
 from hybridkit.model import GroundTruth
 
 
@@ -21,14 +22,12 @@ def nwb_file_name(file_name: str | None, session: str) -> str:
 
 
 def dense_waveforms(truth: GroundTruth) -> tuple[np.ndarray, int]:
-    """(n_units, n_times, n_neural) float32 volts, peaks aligned at sample ``before``; and ``before``."""
-    plan, rec = truth.plan, truth.recording
-    neural = rec.neural_channels
-    before = max((u.template.peak_index for u in plan.units), default=0)
-    after = max((u.template.n_times - u.template.peak_index for u in plan.units), default=1)
-    out = np.zeros((len(plan.units), before + after, neural.size), np.float32)
-    for k, u in enumerate(plan.units):
-        t = u.template
-        a = before - t.peak_index
-        out[k][a:a + t.n_times, np.searchsorted(neural, t.channels)] = t.waveform * np.float32(1e-6)
-    return out, before
+    """(n_units, n_times, n_neural) float32 volts, peaks aligned at sample ``before``; and ``before``.
+
+    phy's dense layout (:func:`hybridkit.formats.phy_layout.dense_templates`) over the neural
+    channels (the electrodes table's rows), in volts."""
+    neural = truth.recording.neural_channels
+    if not truth.plan.units:  # no rows: one empty sample, as pynwb is handed for an empty table
+        return np.zeros((0, 1, neural.size), np.float32), 0
+    uv, before = dense_templates(truth.plan.units, neural, writer="nwb")
+    return uv * np.float32(1e-6), before

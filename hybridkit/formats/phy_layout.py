@@ -11,12 +11,12 @@ from hybridkit.errors import OutputError
 from hybridkit.model import PlacedUnit
 
 
-def dense_templates(units: list[PlacedUnit], channels: np.ndarray) -> tuple[np.ndarray, int]:
+def dense_templates(units: list[PlacedUnit], channels: np.ndarray, writer: str = "phy") -> tuple[np.ndarray, int]:
     """Stack placed templates into one dense (n_units, n_times, n_channels) float32 uV array.
 
     ``channels`` are the file columns of the dense array's columns. Templates of different lengths
     are padded with zeros so that every peak sits at the same sample, which is returned.
-    Raises OutputError when a template uses a channel that is not in ``channels``.
+    Raises OutputError (naming ``writer``) when a template uses a channel that is not in ``channels``.
     """
     channels = np.asarray(channels, dtype=np.int64)
     if not units:
@@ -30,8 +30,8 @@ def dense_templates(units: list[PlacedUnit], channels: np.ndarray) -> tuple[np.n
         missing = [int(c) for c in t.channels if int(c) not in column_of]
         if missing:
             raise OutputError(
-                f"phy writer: injected unit {unit.new_unit_id} uses channel(s) {missing} that are not "
-                f"neural channels of the recording; phy's channel map holds only {channels.tolist()}"
+                f"{writer} writer: injected unit {unit.new_unit_id} uses channel(s) {missing} that are not "
+                f"neural channels of the recording; its channel map holds only {channels.tolist()}"
             )
         cols = [column_of[int(c)] for c in t.channels]
         start = before - t.peak_index
