@@ -22,7 +22,7 @@ import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pluggy
@@ -67,13 +67,17 @@ class RunContext:
     #: the output folder of an in-place run (``output.in_place``; see hybridkit.formats.in_place):
     #: the legacy writer then patches the source itself; None otherwise
     in_place_output: Path | None = None
+    #: the run's file digests (:class:`hybridkit.formats.checksums.FileDigests`): a plugin that
+    #: hashes an input asks it, so the manifest reuses the hash instead of reading the file again;
+    #: None outside ``generate``
+    digests: Any = None
 
     @classmethod
     def for_plugin(cls, base_dir: Path, seed: int, session: str, kind: str, name: str,
-                   resolved_config: dict | None = None) -> "RunContext":
+                   resolved_config: dict | None = None, digests: Any = None) -> "RunContext":
         """The context of plugin ``name`` of ``kind`` in a run: its own named stream of ``seed``."""
         return cls(base_dir=Path(base_dir), rng=named_stream(seed, f"{kind}:{name}"), seed=int(seed),
-                   session=session, resolved_config=resolved_config)
+                   session=session, resolved_config=resolved_config, digests=digests)
 
     def stream(self, name: str) -> np.random.Generator:
         """A further stream of the run seed, by name (e.g. ``"writer:nwb:noise"``)."""
