@@ -20,9 +20,10 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
 source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
-and the plan are built meanwhile) and ``write`` changes only the event blocks' channels in place,
-with positional writes, once the copy has passed them (a memmap would keep every touched page
-resident).
+and the plan are built meanwhile) and ``write_runs`` writes back only the rows injection changed,
+one positional write per run, once the copy has passed them (a shared writable mapping measured
+the same and would keep every touched page resident). A clone asks for copy-on-write extents of
+one block, so only the blocks written take new space.
 """
 from __future__ import annotations
 
