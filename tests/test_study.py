@@ -283,6 +283,24 @@ def test_report_interrupted_while_writing_leaves_the_previous_page(root, scored,
     assert code == 130 and not (tmp_path / "new").exists()
 
 
+def test_score_interrupted_while_writing_leaves_the_previous_tables(root, client, scored, capsys,
+                                                                    monkeypatch):
+    """`study score` interrupted after its tables went to their temporary names, before the
+    renames (os.replace raises in this process, where the tables are written): the study's
+    units/sorters tables (CSV and Parquet) are byte for byte the previous ones, no partial file."""
+    scores = root / "out" / "scores"
+    before = {p.name: _sha256(p) for p in scores.iterdir() if p.is_file()}
+    assert {"units.csv", "sorters.csv"} <= set(before)
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    code, _, err = main(capsys, "study", "score", root / "out", "--scheduler", client.scheduler.address)
+    assert code == 130 and "interrupted" in err, (code, err)
+    assert {p.name: _sha256(p) for p in scores.iterdir() if p.is_file()} == before
+
+
 def test_study_file_errors_are_one_line(root, tmp_path, capsys):
     good = json.loads((root / "study.json").read_text())
     good["base"] = str(root / "demo" / "config.json")
