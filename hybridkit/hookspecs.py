@@ -199,6 +199,18 @@ class Writer(Plugin):
         with ``needs_every_sample`` always get every channel of every sample, in time order.
         """
 
+    def write_runs(self, start: int, rows: np.ndarray, runs: np.ndarray) -> None:
+        """The rows of a block that injection changed: for each ``(a, b)`` of ``runs``, hybrid
+        samples ``[start + a, start + b)`` are ``rows[a:b]``; the block's other rows equal the
+        source's.
+
+        ``rows`` is (time, n_channels) in the file's dtype; ``runs`` is (n_runs, 2) int64,
+        increasing and disjoint. The default writes each run with :meth:`write`; a writer may
+        write them all in one go (the legacy writer: one wait for its copy, positional writes).
+        """
+        for a, b in runs.tolist():
+            self.write(start + a, rows[a:b], None)
+
     @abstractmethod
     def finish(self, truth: "GroundTruth", out_dir: Path) -> list[Path]:
         """Write the ground truth and sidecars; return the files written (for the manifest)."""

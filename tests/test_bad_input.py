@@ -346,6 +346,7 @@ def disk_full_blocks(d, env):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     env["monkeypatch"].setattr(writer, "write_block", full)
+    env["monkeypatch"].setattr(writer, "write_row_runs", full)  # the changed rows of a block
 
 
 def disk_full_manifest(d, env):

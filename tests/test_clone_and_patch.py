@@ -99,7 +99,14 @@ def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, 
         written.append((start, block.shape[0]))
         real_write(self, start, block, channels)
 
+    real_runs = LegacyWriter.write_runs
+
+    def spy_runs(self, start, rows, runs):
+        written.extend((start + a, b - a) for a, b in runs.tolist())
+        real_runs(self, start, rows, runs)
+
     monkeypatch.setattr(LegacyWriter, "write", spy)
+    monkeypatch.setattr(LegacyWriter, "write_runs", spy_runs)
     out = tmp_path / "out"
     out.mkdir()
     w = LegacyWriter(LegacyOptions())
@@ -125,3 +132,25 @@ def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, 
         merge_rows = mmap.PAGESIZE // (c * 2)
         assert (touched & ~changed).sum() <= times.size * merge_rows
         assert not touched[:10].any() and not touched[1000:8000].any()
+
+
+def test_clone_hint_sets_copy_on_write_extents_of_one_block_or_says_it_cannot(tmp_path):
+    """After a clone the file asks for copy-on-write extents of one block (XFS: fsx_cowextsize),
+    so scattered patches do not take 32 blocks each; where the call is refused it says so."""
+    import fcntl
+    import os
+    import struct
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"\0" * 8192)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if filecopy._cow_block_by_block(fd):
+            attr = bytearray(28)
+            fcntl.ioctl(fd, filecopy._FS_IOC_FSGETXATTR, attr)
+            xflags, _, _, _, cowext = struct.unpack_from("<5I", attr)
+            # a file system that keeps the hint (XFS) reports it back; others may drop it
+            assert cowext in (0, os.fstatvfs(fd).f_bsize)
+            assert cowext == 0 or xflags & filecopy._FS_XFLAG_COWEXTSIZE
+    finally:
+        os.close(fd)

@@ -41,3 +41,23 @@ def test_generate_imports_no_heavy_module():
     loaded = _loaded("from hybridkit.run.pipeline import generate\n"
                      "from hybridkit.registry import get_registry\nget_registry()")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_reading_a_spikeglx_geometry_defers_requests_until_used():
+    """probeinterface imports requests (for downloads a run never makes): reading a SpikeGLX
+    meta's geometry does not pay for it, and requests still works for whoever uses it after."""
+    meta = "tests/data/spikeglx/ibl-neuropixel/sampleNP2.1_g0_t0.imec.ap.meta"
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from hybridkit.formats.spikeglx_meta import read_meta, spikeglx_probe\n"
+        f"probe, pos = spikeglx_probe(Path({meta!r}), read_meta({meta!r}))\n"
+        "before = sorted(m for m in ('urllib3', 'charset_normalizer') if m in sys.modules)\n"
+        "import requests\n"
+        "from requests.exceptions import HTTPError\n"
+        "ok = callable(requests.get) and issubclass(HTTPError, Exception)\n"
+        "print(json.dumps([before, pos.shape[0], ok, 'urllib3' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, n_contacts, ok, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == [] and n_contacts > 0
+    assert ok and after

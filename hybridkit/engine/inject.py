@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hybridkit.engine import chunks
 from hybridkit.errors import PlacementError
 from hybridkit.model import Plan
 
@@ -57,6 +58,28 @@ class Kernel:
                 np.array([c[0] if c.size else -1 for c in self.cols], np.int64),
                 np.array([c[-1] if c.size else -2 for c in self.cols], np.int64))
         return self.__dict__["_col_range"]
+
+
+    def span(self, template: int) -> tuple[np.ndarray, slice | np.ndarray, np.ndarray]:
+        """``(raw, cols, inside)`` of a template for vectorised injection: when its columns are
+        not consecutive but span at most twice their number, ``raw`` widened to every column
+        between its first and last (zeros in the gaps: ``rint(0) = 0`` leaves those samples as
+        they are, and they can neither saturate nor change) and ``cols`` that slice; else its own
+        columns (a slice when consecutive). ``inside`` (n_sparse,) indexes the template's own
+        columns among ``cols``. A slice reads and writes a block ~5x faster than fancy indexing."""
+        cached = self.__dict__.setdefault("_spans", {}).get(template)
+        if cached is None:
+            raw, cols = self.raw[template], self.cols[template]
+            c = as_slice(cols)
+            if isinstance(c, slice) or not cols.size or cols[-1] - cols[0] + 1 > 2 * cols.size:
+                cached = (raw, c, np.arange(cols.size))
+            else:
+                inside = cols - cols[0]
+                wide = np.zeros((raw.shape[0], int(inside[-1]) + 1), np.float32)
+                wide[:, inside] = raw
+                cached = (wide, slice(int(cols[0]), int(cols[-1]) + 1), inside)
+            self.__dict__["_spans"][template] = cached
+        return cached
 
 
 def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
@@ -170,22 +193,89 @@ def isolated(k: Kernel, events: np.ndarray, start: int, stop: int) -> np.ndarray
 
 
 def inject_isolated(k: Kernel, block: np.ndarray, start: int, events: np.ndarray,
-                    template: int) -> None:
+                    template: int, changed: np.ndarray | None = None) -> np.ndarray:
     """Inject ``events`` (all of template ``template``, :func:`isolated` in ``block``'s range, so
     no two share a sample) into ``block`` (samples ``start ...``, every column), in place.
 
     Vectorised over the events; each sample gets exactly what :func:`accumulate` and
     :func:`add_rounded` give it: ``0 + gain * raw`` in float32, rounded once, added, saturated.
+    Returns the saturated samples per column of the template, (n_sparse,) int64 (callers that
+    do not count them ignore it); with ``changed`` ((len(block),) bool), marks the rows whose
+    values changed.
     """
-    raw, cols = k.raw[template], k.cols[template]
+    raw, cols, inside = k.span(template)
     rows = (k.window_starts[events] - start)[:, None] + np.arange(raw.shape[0])  # (m, n_times)
     sums = k.gains[events][:, None, None] * raw[None]  # float32, as ``g * raw`` in accumulate
     sums += np.float32(0)  # accumulate adds into zeros: -0.0 becomes +0.0 there too
-    c = as_slice(cols)
-    where = (rows, c) if isinstance(c, slice) else (rows[..., None], cols)
+    where = (rows, cols) if isinstance(cols, slice) else (rows[..., None], cols)
     source = block[where]
-    block[where] = add_rounded(source.reshape(-1, cols.size),
-                               sums.reshape(-1, cols.size))[0].reshape(source.shape)
+    width = source.shape[2]
+    hybrid, clipped = add_rounded(source.reshape(-1, width), sums.reshape(-1, width))
+    hybrid = hybrid.reshape(source.shape)
+    block[where] = hybrid
+    if changed is not None:
+        changed[rows[(hybrid != source).any(axis=2)]] = True
+    return clipped[inside]
+
+
+def inject_rows(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray | None = None,
+                changed: np.ndarray | None = None) -> np.ndarray:
+    """Inject every event overlapping samples ``[start, start + len(rows))`` into ``rows`` (whole
+    rows: every column of the file, in its dtype), in place; return the saturated samples per
+    column, (n_columns,) int64.
+
+    Events that no other event touches (most of them) go in one vectorised step per template
+    (:func:`inject_isolated`); the rest, one run of touching windows at a time, through
+    :func:`accumulate` in time order. Every sample gets the same float32 sum, rounding and
+    saturation as when each event block is injected on its own, so the result does not depend
+    on the block. ``events`` (time-sorted indices, from :func:`events_overlapping`) when known;
+    with ``changed`` ((len(rows),) bool), marks the rows whose values changed.
+    """
+    n = rows.shape[0]
+    stop = start + n
+    clipped = np.zeros(rows.shape[1], np.int64)
+    if events is None:
+        events = events_overlapping(k, start, stop)
+    if not events.size:
+        return clipped
+    alone = isolated(k, events, start, stop)
+    single = events[alone]
+    if single.size:  # grouped by template (stable: time order within each), one step per group
+        templates = k.unit_index[single]
+        by = np.argsort(templates, kind="stable")
+        single, templates = single[by], templates[by]
+        edges = np.flatnonzero(templates[1:] != templates[:-1]) + 1
+        firsts = np.concatenate([[0], edges]).tolist()
+        lasts = np.concatenate([edges, [single.size]]).tolist()
+        for a, b in zip(firsts, lasts):
+            t = int(templates[a])
+            clip = inject_isolated(k, rows, start, single[a:b], t, changed)
+            if clip.any():  # rare: most blocks saturate nothing
+                clipped[k.cols[t]] += clip
+    rest = events[~alone]
+    if not rest.size:
+        return clipped
+    # runs of touching windows, each injected on its own (a run's edge changes nothing, see
+    # engine/chunks.py); no merge gap: merged neighbours would widen a run to the union of
+    # unrelated units' channels
+    first = np.clip(k.window_starts[rest] - start, 0, n)
+    runs = chunks.event_blocks(first, k.window_stops[rest] - start, n, max_block=n, merge_gap=0)
+    # each event lies in the one run its window starts in; stable: time order kept, so every
+    # sample sums its events in the plan's order
+    run_of = np.searchsorted(runs[:, 0], first, side="right") - 1
+    order = np.argsort(run_of, kind="stable")
+    bounds = np.searchsorted(run_of[order], np.arange(len(runs) + 1)).tolist()
+    rest = rest[order]
+    for i, (a, b) in enumerate(runs.tolist()):
+        channels, acc = accumulate(k, start + a, start + b, rest[bounds[i]:bounds[i + 1]])
+        cols = as_slice(channels)
+        source = rows[a:b, cols]  # a view when cols is a slice: compared before it is overwritten
+        hybrid, clip = add_rounded(source, acc)
+        if changed is not None:
+            changed[a:b] |= (hybrid != source).any(axis=1)
+        rows[a:b, cols] = hybrid
+        clipped[channels] += clip
+    return clipped
 
 
 def as_slice(positions: np.ndarray):

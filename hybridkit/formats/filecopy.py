@@ -69,6 +69,7 @@ class BackgroundCopy:
                     if hasattr(os, "posix_fadvise"):
                         os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
                     if job.size and _clone(src, self.target_fds[i]):
+                        _cow_block_by_block(self.target_fds[i])
                         self.cloned[i] = True
                         with self._cond:
                             self.copied[i] = job.size
@@ -147,6 +148,34 @@ def _clone(src: int, dst: int) -> bool:
         if exc.errno in _UNSUPPORTED or exc.errno in (errno.EBADF, errno.EPERM):
             return False  # another file system, a different mount, or no reflink support
         raise
+    return True
+
+
+#: Linux's FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR (struct fsxattr: five u32 and 8 bytes of padding)
+#: and the flag that makes its fsx_cowextsize (bytes) apply to the file
+_FS_IOC_FSGETXATTR = 0x801C581F
+_FS_IOC_FSSETXATTR = 0x401C5820
+_FS_XFLAG_COWEXTSIZE = 0x00010000
+
+
+def _cow_block_by_block(fd: int) -> bool:
+    """Ask the file system to give each block written into the clone ``fd`` its own new block,
+    not a whole copy-on-write extent (XFS allocates 32 blocks around each written one unless the
+    file's ``cowextsize`` hint says otherwise): injection writes scattered blocks, and with the
+    default the hybrid took 0.79x the file's size on disk. False where the call fails (btrfs
+    shares block by block anyway; ext4 cannot clone); the clone is as exact either way."""
+    import fcntl
+    import struct
+
+    try:
+        attr = bytearray(28)
+        fcntl.ioctl(fd, _FS_IOC_FSGETXATTR, attr)
+        xflags, extsize, nextents, projid, _ = struct.unpack_from("<5I", attr)
+        struct.pack_into("<5I", attr, 0, xflags | _FS_XFLAG_COWEXTSIZE, extsize, nextents, projid,
+                         os.fstatvfs(fd).f_bsize)
+        fcntl.ioctl(fd, _FS_IOC_FSSETXATTR, attr)
+    except OSError:
+        return False
     return True
 
 

@@ -6,6 +6,10 @@ probeinterface Probe wired to file columns (what :class:`hybridkit.model.Recordi
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,38 @@ import numpy as np
 
 from hybridkit.errors import SourceError
 from hybridkit.formats.npy import read_npy
+
+def probeinterface() -> types.ModuleType:
+    """The ``probeinterface`` module, imported without running ``requests`` until it is used.
+
+    probeinterface's package imports ``requests`` at the top of its probe library (to download
+    probe files: reading a SpikeGLX meta or writing a probe JSON never does), and ``requests``
+    with urllib3 and charset_normalizer was ~55 ms of a run's ~0.3 s of imports. When nothing
+    has imported it yet, ``requests`` is registered as :class:`_ImportOnFirstUse`: the real
+    module is imported on its first attribute access, for whoever needs it.
+    (``importlib.util.LazyLoader`` cannot do this: ``import requests`` itself reads
+    ``requests.__spec__``, which loads a lazy module.)
+    """
+    if "probeinterface" not in sys.modules and "requests" not in sys.modules:
+        spec = importlib.util.find_spec("requests")
+        if spec is not None:
+            stub = _ImportOnFirstUse("requests")
+            stub.__spec__ = spec
+            sys.modules["requests"] = stub
+    import probeinterface as pi
+
+    return pi
+
+
+class _ImportOnFirstUse(types.ModuleType):
+    """Stands in for a module in ``sys.modules`` until one of its attributes is asked for; then
+    the real module is imported (replacing the stand-in) and answers."""
+
+    def __getattr__(self, name: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
 
 #: suffix -> description, for error messages
 GEOMETRY_FORMATS = {
@@ -71,7 +107,7 @@ class Geometry:
 def _read_prb(path: Path, field: str):
     """A .prb file as a probeinterface ProbeGroup, like ``probeinterface.read_prb`` but without
     ``exec``: the file is parsed, never run (:mod:`hybridkit.formats.pyliteral`)."""
-    import probeinterface as pi
+    pi = probeinterface()
 
     from hybridkit.formats.pyliteral import NotALiteral, read_assignments
 
@@ -109,7 +145,7 @@ def _read_prb(path: Path, field: str):
 
 
 def _read_probe_file(path: Path, field: str) -> Geometry:
-    import probeinterface as pi
+    pi = probeinterface()
 
     json_file = path.suffix.lower() == ".json"
     try:
@@ -184,7 +220,7 @@ def build_probe(positions: np.ndarray, columns: np.ndarray, template: Any = None
 
     ``template`` (a Probe with the same contacts, e.g. read from a file) keeps its shapes/contour.
     """
-    import probeinterface as pi
+    pi = probeinterface()
 
     if template is not None:
         probe = template.copy()

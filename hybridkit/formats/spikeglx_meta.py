@@ -300,7 +300,9 @@ def spikeglx_probe(meta_path: Path, meta: dict):
     probeinterface reads AP metas only (it drops ids >= n contacts, i.e. every LF id); for an LF
     file it reads a temporary copy whose subset is shifted to the matching AP ids (same contacts).
     """
-    import probeinterface as pi
+    from hybridkit.formats.geometry import probeinterface
+
+    pi = probeinterface()
 
     ids, band, imro_chan = channel_layout(meta, meta_path)
     columns = np.flatnonzero(band != "sy")

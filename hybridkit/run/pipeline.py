@@ -86,17 +86,25 @@ def stream_hybrid(
                 chunks.block_samples_for_memory(recording.n_channels, recording.dtype.itemsize,
                                                 engine_cfg.max_memory_mb, engine_cfg.workers))
     full = any(w.needs_every_sample for w in writers)
-    if full:
-        blocks = chunks.chunk_blocks(n, block)
-    else:
-        blocks = chunks.event_blocks(kernel.window_starts, kernel.window_stops, n, block)
-    clipped = np.zeros(recording.n_channels, np.int64)
-
     # Samples-major files are read as whole rows whatever the channels, so the block is handed on
     # as whole rows too: a layout-keeping writer then writes them without reading its copy back.
     rows = full or recording.order == "samples"
+    row_bytes = recording.n_channels * recording.dtype.itemsize
+    if full:
+        blocks = chunks.chunk_blocks(n, block)
+    else:
+        # Whole rows: windows closer than _READ_GAP_BYTES share one block, the rows between them
+        # read too (a few hundred kB cost less than another block's Python and system calls);
+        # an event-dense second is then one block instead of ~70.
+        # Blocks of whole rows stay within _BLOCK_BYTES: a 1 s block of 385 int16 channels (23 MB,
+        # with its temporaries) raised the peak RSS of a run by ~40 MB, for no speed.
+        gap = max(64, _READ_GAP_BYTES // row_bytes) if rows else 64
+        if rows:  # never above the configured block (tests cut every event with 16 samples)
+            block = min(block, max(gap, _BLOCK_BYTES // row_bytes))
+        blocks = chunks.event_blocks(kernel.window_starts, kernel.window_stops, n, block, gap)
+    clipped = np.zeros(recording.n_channels, np.int64)
     # changed rows closer than a page apart are written as one run (they dirty that page anyway)
-    merge_rows = max(1, mmap.PAGESIZE // (recording.n_channels * recording.dtype.itemsize))
+    merge_rows = max(1, mmap.PAGESIZE // row_bytes)
 
     # per block: its samples and the range of events that may touch it, as int64 rows; jobs are
     # made from them one at a time (an hour has ~10**5 blocks: no list of Python tuples)
@@ -106,38 +114,46 @@ def stream_hybrid(
     def compute(job: tuple[int, int, int, int]):
         start, stop, lo, hi = job
         events = inject.events_overlapping(kernel, start, stop, lo, hi)
-        channels, acc = inject.accumulate(kernel, start, stop, events)
-        whole = recording.read(start, stop) if rows else None  # one read serves both
-        source = whole[:, channels] if rows else recording.read(start, stop, channels)
-        hybrid, clip = inject.add_rounded(source, acc)
-        runs = None
         if rows:
-            whole[:, channels] = hybrid
-            # only rows that differ from the source are written: the rest of the block is already
-            # in the copy (or clone) as it is
-            runs = chunks.changed_runs((hybrid != source).any(axis=1), merge_rows)
-        return start, stop, channels, hybrid, clip, whole, runs
+            whole = recording.read(start, stop)
+            changed = np.zeros(stop - start, bool)
+            clip = inject.inject_rows(kernel, whole, start, events, changed)
+            # only rows that differ from the source are written: the rest of the block is
+            # already in the copy (or clone) as it is
+            return start, None, clip, whole, chunks.changed_runs(changed, merge_rows)
+        channels, acc = inject.accumulate(kernel, start, stop, events)
+        hybrid, clip = inject.add_rounded(recording.read(start, stop, channels), acc)
+        return start, channels, clip, hybrid, None
 
     progress = _progress(len(blocks), engine_cfg.progress, "injecting")
     pool = ThreadPoolExecutor(engine_cfg.workers) if engine_cfg.workers > 1 else None
     try:
         results = _bounded_map(pool, compute, jobs, 2 * engine_cfg.workers) if pool else map(compute, jobs)
-        for start, stop, channels, hybrid, clip, whole, runs in results:
-            clipped[channels] += clip
+        for start, channels, clip, data, runs in results:
+            if channels is None:
+                clipped += clip
+            else:
+                clipped[channels] += clip
             for w in writers:
                 if w.needs_every_sample:
-                    w.write(start, whole, None)
-                elif whole is not None:
-                    for a, b in runs.tolist():
-                        w.write(start + a, whole[a:b], None)
+                    w.write(start, data, None)
+                elif runs is not None:
+                    if runs.size:
+                        w.write_runs(start, data, runs)
                 elif channels.size:
-                    w.write(start, hybrid, channels)
+                    w.write(start, data, channels)
             progress.update(1)
     finally:
         progress.close()
         if pool:
             pool.shutdown()
     return clipped
+
+
+#: event windows closer than this many bytes of rows are read and injected as one block
+_READ_GAP_BYTES = 512 * 1024
+#: the largest block of whole rows read at once
+_BLOCK_BYTES = 8 * 2**20
 
 
 def _bounded_map(pool: ThreadPoolExecutor, fn, items, window: int):
@@ -162,9 +178,21 @@ _DONE = object()
 
 
 def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:  # tqdm's import is ~5-10 ms of a run that shows no bar
+        return _NoProgress()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="block", disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit="block", leave=False)
+
+
+class _NoProgress:
+    """What :func:`_progress` returns when no bar is shown."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _read_motion(motion_cfg, recording: Recording, rng: np.random.Generator):

@@ -191,3 +191,52 @@ def test_inject_isolated_equals_accumulate_and_add_rounded(dtype):
     inject.inject_isolated(k, got, 0, events, 0)
     assert np.array_equal(got.view(np.uint8), expected.view(np.uint8))  # bit for bit
     assert not np.array_equal(got, source)
+
+
+def _per_block(k, data, blocks):
+    """Reference: each event block injected on its own with accumulate + add_rounded."""
+    out = data.copy()
+    clipped = np.zeros(data.shape[1], np.int64)
+    for a, b in blocks.tolist():
+        channels, acc = inject.accumulate(k, a, b, inject.events_overlapping(k, a, b))
+        out[a:b, channels], clip = inject.add_rounded(data[a:b, channels], acc)
+        clipped[channels] += clip
+    return out, clipped
+
+
+@pytest.mark.parametrize("loud", [False, True])
+def test_inject_rows_equals_block_by_block_injection(loud):
+    """One call over a long block (isolated events vectorised per template, overlapping ones by
+    runs) gives every sample, clipped count and changed row that event blocks give, with a
+    template on non-consecutive columns (widened with zeros) and events cut by the block edges."""
+    rng = np.random.default_rng(3)
+    n, c = 6000, 12
+    data = rng.normal(0, 20, (n, c)).astype(np.int16)
+    if loud:
+        data[:, 2], data[:, 3] = 32700, -32700
+    t1 = make_template(1, [2, 3, 4, 5], n_times=40, peak_index=12, amp_uV=300)
+    t2 = make_template(2, [0, 1, 2, 3], n_times=30, peak_index=10, amp_uV=200, seed=1)
+    t3 = make_template(3, [6, 8, 9], n_times=25, peak_index=8, amp_uV=250, seed=2)  # a gap at 7
+    times = [np.array([5, 500, 510, 2000, 3990, 5990]), np.array([503, 1500, 4005]),
+             np.array([520, 1000, 1010, 3000, 3001])]
+    plan = make_plan([t1, t2, t3], times, [rng.uniform(0.5, 1.5, t.size) for t in times])
+    gain = np.full(c, 0.5)
+    k = inject.prepare(plan, gain)
+    assert isinstance(k.span(2)[1], slice) and k.span(2)[0][:, 1].max() == 0  # column 7: zeros
+    start, stop = 8, n - 8  # the first and last events straddle the block's edges
+    blocks = chunks.event_blocks(k.window_starts, k.window_stops, n, max_block=n)
+    expected, expected_clip = _per_block(k, data, blocks)
+    rows = data[start:stop].copy()
+    changed = np.zeros(stop - start, bool)
+    edge = (k.window_starts < start) | (k.window_stops > stop)
+    inject.inject_rows(k, rows, start, changed=changed)
+    # the events cut by the block's edges are added where they overlap it
+    assert edge.sum() == 2
+    ref, _ = _per_block(k, data, np.clip(blocks, start, stop))
+    assert np.array_equal(rows, ref[start:stop])
+    assert np.array_equal(changed, (rows != data[start:stop]).any(axis=1))
+    whole = data.copy()
+    clipped = inject.inject_rows(k, whole, 0)
+    assert np.array_equal(whole, expected)
+    assert np.array_equal(clipped, expected_clip)
+    assert (clipped.sum() > 0) == loud

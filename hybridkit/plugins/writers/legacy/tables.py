@@ -143,10 +143,10 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
                  name=np.array(getattr(rec.probe, "model_name", "") or rec.name))
     files.append(out / f"probe-{s}.npz")
     if rec.probe is not None:
-        from probeinterface import write_probeinterface
+        from hybridkit.formats.geometry import probeinterface
 
         with writing(out / f"probe-{s}.json"):
-            write_probeinterface(out / f"probe-{s}.json", rec.probe)
+            probeinterface().write_probeinterface(out / f"probe-{s}.json", rec.probe)
         files.append(out / f"probe-{s}.json")
     # the predecessor stored the rate in the data dtype (a 40 kHz rate wraps in int16): kept for old
     # readers only; the exact rate is in manifest.json

@@ -20,9 +20,10 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
 source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
-and the plan are built meanwhile) and ``write`` changes only the event blocks' channels in place,
-with positional writes, once the copy has passed them (a memmap would keep every touched page
-resident).
+and the plan are built meanwhile) and ``write_runs`` writes back only the rows injection changed,
+one positional write per run, once the copy has passed them (a shared writable mapping measured
+the same and would keep every touched page resident). A clone asks for copy-on-write extents of
+one block, so only the blocks written take new space.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from hybridkit.formats.binio import write_block
+from hybridkit.formats.binio import write_block, write_row_runs
 from hybridkit.errors import OutputError, writing
 from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
 from hybridkit.formats.hybrid_binary import flat_layouts, hybrid_file_name, hybrid_file_names
@@ -171,6 +172,27 @@ class LegacyWriter(Writer):
                 self._wait_copied(i, lay, b - lo)
                 with writing(self.targets[i]):
                     write_block(fd, lay, a - lo, block[a - start : b - start], channels)
+
+    def write_runs(self, start: int, rows: np.ndarray, runs: np.ndarray) -> None:
+        """The changed rows of a block into the copy (or clone): one wait for the copy, then one
+        positional write per run. In-place runs and flat exports write run by run (``write``)."""
+        if self.journal is not None or self.layouts is not None or not runs.size:
+            super().write_runs(start, rows, runs)
+            return
+        for i, fd in enumerate(self.fds):
+            lo, hi = int(self.bounds[i]) - start, int(self.bounds[i + 1]) - start
+            part = np.clip(runs, lo, hi)  # the runs' rows in file i (a run may cross files)
+            part = part[part[:, 1] > part[:, 0]]
+            if not part.size:
+                continue
+            lay = self.recording.layout(i)
+            if lay.order != "samples":  # channels-major: run by run, columns by column
+                for a, b in part.tolist():
+                    self.write(start + a, rows[a:b], None)
+                continue
+            self._wait_copied(i, lay, start + int(part[-1, 1]) - int(self.bounds[i]))
+            with writing(self.targets[i]):
+                write_row_runs(fd, lay, start - int(self.bounds[i]), rows, part)
 
     def _wait_copied(self, i: int, lay, stop: int) -> None:
         """Block until the copy has passed sample ``stop`` of file ``i`` (the whole file when
