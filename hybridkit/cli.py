@@ -88,6 +88,10 @@ def _cmd_example(args) -> int:
 
 
 def _cmd_units(args) -> int:
+    from hybridkit.results.injected_units import is_output
+
+    if is_output(args.sorting):  # a finished run: its injected units, as the run stored them
+        return _injected_units(args)
     from hybridkit.run.selection import format_table, units_report, write_table
 
     criteria = {"label": args.label, "min_firing_rate_hz": args.min_rate,
@@ -110,6 +114,18 @@ def _cmd_units(args) -> int:
         print(f"# note: {note}")
     if args.csv:
         write_table(report.rows, args.csv)
+    return 0
+
+
+def _injected_units(args) -> int:
+    from hybridkit.results.injected_units import format_rows, injected_units, write_csv
+
+    truth, rows = injected_units(args.sorting)
+    print(f"# {args.sorting}: {len(rows)} injected units (session {truth.session or '-'}); snr = "
+          "amplitude_uV x mean_scale / noise_uV, the run's noise estimate (docs/snr.md)")
+    print(format_rows(rows))
+    if args.csv:
+        write_csv(rows, args.csv)
     return 0
 
 
@@ -340,9 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("units", help="print every sorted unit's quality metrics, to choose "
-                       "ground-truth units (what units.* criteria would select)")
+                       "ground-truth units (what units.* criteria would select); given a "
+                       "generate output folder, its injected units with their stored SNR")
     p.add_argument("sorting", type=Path, help="the sorter's output (phy folder, rez.mat, "
-                   "*_res.mat, YASS folder, ...)")
+                   "*_res.mat, YASS folder, ...), or the output folder of a generate run")
     p.add_argument("--type", help="sorter adapter (default: detected from the path)")
     p.add_argument("--recording", type=Path, metavar="CONFIG_OR_BIN",
                    help="a run config (with its own sorting: the table and placement generate "
@@ -407,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not count the sorted units that are the injected units' own source "
                    "neurons as redundant or false positive (docs/scoring.md)")
     p.add_argument("--no-signal", action="store_true",
-                   help="skip template similarity and SNR (they read the hybrid recording)")
+                   help="skip template similarity (it reads the hybrid recording)")
     p.add_argument("-o", "--out", type=Path,
                    help="folder for the tables (default OUTPUT_DIR/scores/<sorting name>)")
     p.set_defaults(func=_cmd_score)
