@@ -149,15 +149,18 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
     measure = None
     if recording is not None:  # the snippets are the costly part (~0.05 s per unit): only where used
         band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
-        if noise_uV is None:
-            noise_uV = recording_noise_uV(recording, highpass_hz)
         by_id = {r.unit_id: r for r in rows}
         done: set[int] = set()
+        noise = [noise_uV]  # made on the first measurement when not given
 
         def measure(todo: list[int]) -> None:
             todo = [u for u in todo if u not in done]
+            if not todo:
+                return
+            if noise[0] is None:
+                noise[0] = recording_noise_uV(recording, highpass_hz)
             measured = compute_metrics({u: trains[u] for u in todo}, fs, n_samples,
-                                       recording=recording, band=band, noise_uV=noise_uV,
+                                       recording=recording, band=band, noise_uV=noise[0],
                                        unit_rng=lambda uid: unit_stream(seed, uid), **common)
             for u, m in measured.items():
                 by_id[u].metrics = m

@@ -98,6 +98,12 @@ def test_every_output_reports_the_same_snr(run, monkeypatch):
         peak = int(row["peak_channel"])
         assert row["noise_uv"] == run.truth.noise_uV[peak]
         assert row["snr"] == row["amplitude_uv"] * np.mean(row["amplitude_scale"]) / row["noise_uv"]
+    # the whole estimate travels with the file (processing/hybridkit/noise)
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        table = io.read().processing["hybridkit"]["noise"].to_dataframe()
+    neural = run.truth.recording.neural_channels
+    assert table["file_column"].tolist() == neural.tolist()
+    assert np.array_equal(table["noise_uv"].to_numpy(), run.truth.noise_uV[neural])
 
     # the report: the data its unit table renders
     from hybridkit.results.report import build_report
