@@ -77,6 +77,8 @@ def estimate_noise_uV(recording: Recording, channels: np.ndarray, *, band: Highp
     channels = np.asarray(channels, dtype=np.int64).ravel()
     if channels.size == 0:
         return np.zeros(0, dtype=np.float64)
+    if recording.n_samples <= 0:
+        raise TemplateError(f"recording {recording.name}: no samples to estimate the noise from")
     starts = noise_chunk_starts(recording.n_samples, n_chunks, chunk_samples)
     length = min(int(chunk_samples), recording.n_samples)
     gain = np.abs(recording.gain_to_uV[channels]).astype(np.float64)
