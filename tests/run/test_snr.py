@@ -84,7 +84,7 @@ def test_the_noise_is_the_runs_one_estimate_of_the_source_in_its_band(run):
             assert prov["noise_uV_peak_channel"] == noise[u.template.peak_channel]
 
 
-def test_every_output_reports_the_same_snr(run, monkeypatch):
+def test_every_output_reports_the_same_snr(run, example, monkeypatch):
     pynwb = pytest.importorskip("pynwb")
     expected = _stored(run)
     assert len(expected) == len(UNITS) and all(np.isfinite(list(expected.values())))
@@ -127,6 +127,13 @@ def test_every_output_reports_the_same_snr(run, monkeypatch):
     for source in (run.output_dir, nwb):
         _, gt = read_hybrid(source, lazy=True if source == run.output_dir else None)
         assert {int(u): gt.get_unit_property(u, "snr") for u in gt.unit_ids} == expected
+
+    # `hybridkit score`'s unit rows (without reading the hybrid: the SNR is the stored one; its
+    # units.csv prints them to 6 significant digits)
+    from hybridkit.results.scoring import score
+
+    scored = score(run.output_dir, example / "kilosort4", signal_metrics=False, write=False)
+    assert {r["gt_unit"]: r["snr"] for r in scored.units} == expected
 
     # `hybridkit units OUTPUT`: printed, and exact in its CSV
     out = run_cli("units", run.output_dir, "--csv", run.output_dir.parent / "injected.csv")
