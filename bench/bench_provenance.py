@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--baseline", type=Path, help="a checkout of hybridkit to compare with")
     args = ap.parse_args()
-    from hybridkit.run.provenance import sha256
+    from hybridkit.formats.checksums import sha256
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -18,18 +18,20 @@ log = logging.getLogger("hybridkit")
 
 def _cmd_generate(args) -> int:
     from hybridkit.config.run_config import load_config
+    from hybridkit.formats.checksums import FileDigests
     from hybridkit.run.pipeline import generate
 
+    digests = FileDigests()  # the inputs --from-nwb checks are not read again by the run
     if args.from_nwb is not None:
         from hybridkit.config.run_config import validate_config
         from hybridkit.publish.from_nwb import config_from_nwb
 
-        data = config_from_nwb(args.from_nwb, args.inputs or [Path.cwd()], args.output)
+        data = config_from_nwb(args.from_nwb, args.inputs or [Path.cwd()], args.output, digests)
         cfg = validate_config(data, Path.cwd(), f"{args.from_nwb} (run_config)")
         print(f"regenerating session {cfg.session} (seed {cfg.seed}) from {args.from_nwb}")
     else:
         cfg = load_config(args.config)
-    result = generate(cfg)
+    result = generate(cfg, digests=digests)
     print("\n".join(result.summary()))
     if cfg.output.in_place is not None:
         _warn_in_place(result.output_dir)
@@ -87,12 +89,34 @@ def _cmd_example(args) -> int:
     return 0
 
 
-def _cmd_units(args) -> int:
-    from hybridkit.results.injected_units import is_output
+def _units_inputs(args) -> list[tuple[str, Path]]:
+    """What ``units`` reads, which ``--csv`` must never overwrite: the sorting, and the recording
+    (a .bin with its .meta; a run config with every input it names)."""
+    from hybridkit.run.output_guard import config_inputs
 
+    inputs = [("SORTING", args.sorting.absolute())]
+    rec = args.recording
+    if rec is not None:
+        if rec.suffix.lower() in (".json", ".yaml", ".yml") and rec.is_file():
+            from hybridkit.config.run_config import load_config
+
+            inputs += config_inputs(load_config(rec))
+        else:
+            inputs += [("--recording", rec.absolute())] + [
+                ("--recording", rec.with_suffix(s).absolute()) for s in (".bin", ".meta") if s != rec.suffix]
+    return inputs
+
+
+def _cmd_units(args) -> int:
+    from hybridkit.formats.atomic_files import AtomicFiles
+    from hybridkit.results.injected_units import is_output
+    from hybridkit.run.output_guard import check_output_file
+    from hybridkit.run.selection import format_table, units_report, write_table
+
+    if args.csv:  # before any work: the table must never land on an input
+        check_output_file("units --csv", args.csv, _units_inputs(args))
     if is_output(args.sorting):  # a finished run: its injected units, as the run stored them
         return _injected_units(args)
-    from hybridkit.run.selection import format_table, units_report, write_table
 
     criteria = {"label": args.label, "min_firing_rate_hz": args.min_rate,
                 "max_contamination": args.max_contamination, "min_presence_ratio": args.min_presence,
@@ -113,11 +137,13 @@ def _cmd_units(args) -> int:
     for note in report.notes:
         print(f"# note: {note}")
     if args.csv:
-        write_table(report.rows, args.csv)
+        with AtomicFiles() as pending:
+            write_table(report.rows, pending.temp(args.csv))
     return 0
 
 
 def _injected_units(args) -> int:
+    from hybridkit.formats.atomic_files import AtomicFiles
     from hybridkit.results.injected_units import format_rows, injected_units, write_csv
 
     truth, rows = injected_units(args.sorting)
@@ -125,7 +151,8 @@ def _injected_units(args) -> int:
           "amplitude_uV x mean_scale / noise_uV, the run's noise estimate (docs/snr.md)")
     print(format_rows(rows))
     if args.csv:
-        write_csv(rows, args.csv)
+        with AtomicFiles() as pending:
+            write_csv(rows, pending.temp(args.csv))
     return 0
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.errors import ConfigError, OutputError
+from hybridkit.formats.atomic_files import AtomicFiles
 
 log = logging.getLogger(__name__)
 
@@ -275,9 +276,13 @@ def _meta_text(n_samples: int, fs: float, sha1: str) -> str:
 
 
 # -- sorting, config, readme ------------------------------------------------------------------
-def _write_sorting(folder: Path, units: list[_Unit], fs: float) -> None:
-    """The phy/Kilosort 4 files of the true units (dtypes as Kilosort 4 writes them)."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_sorting(folder: Path, units: list[_Unit], fs: float, put) -> None:
+    """The phy/Kilosort 4 files of the true units (dtypes as Kilosort 4 writes them); each file is
+    written to ``put(final path)`` (a temporary name, see :func:`write_example`)."""
+    def save(name: str, array: np.ndarray) -> None:
+        with open(put(folder / name), "wb") as fh:  # a file object: np.save adds no suffix
+            np.save(fh, array)
+
     times = np.concatenate([u.times for u in units])
     ids = np.concatenate([np.full(u.times.size, u.unit_id) for u in units])
     amps = np.concatenate([u.gains for u in units])
@@ -289,27 +294,27 @@ def _write_sorting(folder: Path, units: list[_Unit], fs: float) -> None:
     flat = templates.reshape(n, -1)
     norm = np.linalg.norm(flat, axis=1)
     similar = (flat @ flat.T) / np.outer(norm, norm)
-    np.save(folder / "spike_times.npy", times[order].astype(np.int64))
-    np.save(folder / "spike_clusters.npy", ids[order].astype(np.int32))
-    np.save(folder / "spike_templates.npy", ids[order].astype(np.int32))
-    np.save(folder / "amplitudes.npy", amps[order].astype(np.float32))
-    np.save(folder / "templates.npy", templates)
-    np.save(folder / "templates_ind.npy", np.tile(np.arange(N_NEURAL, dtype=np.int64), (n, 1)))
-    np.save(folder / "channel_map.npy", np.arange(N_NEURAL, dtype=np.int64))
-    np.save(folder / "channel_positions.npy", np1_positions().astype(np.float32))
-    np.save(folder / "channel_shanks.npy", np.zeros(N_NEURAL, np.int32))
-    np.save(folder / "similar_templates.npy", similar.astype(np.float32))
+    save("spike_times.npy", times[order].astype(np.int64))
+    save("spike_clusters.npy", ids[order].astype(np.int32))
+    save("spike_templates.npy", ids[order].astype(np.int32))
+    save("amplitudes.npy", amps[order].astype(np.float32))
+    save("templates.npy", templates)
+    save("templates_ind.npy", np.tile(np.arange(N_NEURAL, dtype=np.int64), (n, 1)))
+    save("channel_map.npy", np.arange(N_NEURAL, dtype=np.int64))
+    save("channel_positions.npy", np1_positions().astype(np.float32))
+    save("channel_shanks.npy", np.zeros(N_NEURAL, np.int32))
+    save("similar_templates.npy", similar.astype(np.float32))
     # identity whitening: the templates are not whitened (and phylib would otherwise write these)
     eye = np.eye(N_NEURAL, dtype=np.float32)
-    np.save(folder / "whitening_mat.npy", eye)
-    np.save(folder / "whitening_mat_inv.npy", eye)
+    save("whitening_mat.npy", eye)
+    save("whitening_mat_inv.npy", eye)
     labels = "".join(f"{u.unit_id}\t{u.label}\n" for u in units)
     for name in ("cluster_KSLabel.tsv", "cluster_group.tsv"):
-        (folder / name).write_text("cluster_id\tKSLabel\n" + labels)
-    (folder / "cluster_Amplitude.tsv").write_text(
+        put(folder / name).write_text("cluster_id\tKSLabel\n" + labels)
+    put(folder / "cluster_Amplitude.tsv").write_text(
         "cluster_id\tAmplitude\n" + "".join(f"{u.unit_id}\t{u.amplitude_uV:.1f}\n" for u in units))
     dat = Path("..") / BIN_REL
-    (folder / "params.py").write_text(
+    put(folder / "params.py").write_text(
         f"dat_path = {dat.as_posix()!r}\nn_channels_dat = {N_SAVED}\ndtype = 'int16'\n"
         f"offset = 0\nsample_rate = {fs!r}\nhp_filtered = False\n")
 
@@ -396,20 +401,56 @@ def write_example(dest: Path, seed: int = 0, duration_s: float = 30.0, n_units: 
         raise OutputError(
             f"example destination {dest} exists and is not empty; choose an empty folder "
             "or pass --force to overwrite the example's files")
+    if dest.is_dir() and force:
+        _check_force(dest)
     fs = SAMPLING_RATE
     n_samples = int(round(duration_s * fs))
     unit_ss, noise_ss, block_ss = np.random.SeedSequence(seed).spawn(3)
     units = _make_units(unit_ss, int(n_units), n_samples, fs)
 
     bin_path = dest / BIN_REL
-    bin_path.parent.mkdir(parents=True, exist_ok=True)
     log.info("writing %s (%.1f s, %d units)", bin_path, n_samples / fs, len(units))
-    sha1 = _write_bin(bin_path, units, n_samples, fs,
-                      np.random.default_rng(noise_ss), np.random.default_rng(block_ss))
-    bin_path.with_suffix(".meta").write_text(_meta_text(n_samples, fs, sha1))
-    _write_sorting(dest / SORTING_DIR, units, fs)
-    chosen = chosen_units(units)
     config = dest / "config.json"
-    config.write_text(json.dumps(_config(chosen), indent=2) + "\n")
-    (dest / "README.txt").write_text(_readme(units, n_samples, fs, seed, chosen))
+    # every file under a temporary name, all renamed at the end: an interrupted run leaves the
+    # previous example (or nothing), never a half-written recording
+    with AtomicFiles() as pending:
+        sha1 = _write_bin(pending.temp(bin_path), units, n_samples, fs,
+                          np.random.default_rng(noise_ss), np.random.default_rng(block_ss))
+        pending.temp(bin_path.with_suffix(".meta")).write_text(_meta_text(n_samples, fs, sha1))
+        _write_sorting(dest / SORTING_DIR, units, fs, put=pending.temp)
+        chosen = chosen_units(units)
+        pending.temp(config).write_text(json.dumps(_config(chosen), indent=2) + "\n")
+        pending.temp(dest / "README.txt").write_text(_readme(units, n_samples, fs, seed, chosen))
     return config
+
+
+#: the first line of the example's README.txt: how ``--force`` knows a folder is an example
+README_FIRST_LINE = "hybridkit example dataset"
+#: what the example writes besides its sorting folder's files (paths relative to the folder)
+OWN_FILES = (BIN_REL, BIN_REL.with_suffix(".meta"), Path("config.json"), Path("README.txt"))
+
+
+def _check_force(dest: Path) -> None:
+    """``--force`` replaces only an example's own files, and never a recording that a hybrid
+    output in ``dest`` was made from (its manifest's source): OutputError naming the path."""
+    from hybridkit.run.output_guard import check_not_an_input, output_inputs
+
+    targets = [dest / p for p in OWN_FILES] + [dest / SORTING_DIR / p.name for p in
+                                               (dest / SORTING_DIR).glob("*") if p.is_file()]
+    existing = [p for p in targets if p.exists()]
+    if not existing:
+        return
+    readme = dest / "README.txt"
+    try:
+        is_example = readme.is_file() and readme.read_text(errors="replace").startswith(README_FIRST_LINE)
+    except OSError:
+        is_example = False
+    if not is_example:
+        raise OutputError(
+            f"example --force: {dest} holds {existing[0].relative_to(dest).as_posix()} but is not a "
+            f"hybridkit example (its README.txt does not start with {README_FIRST_LINE!r}); --force "
+            "replaces only an example's own files: choose an empty folder")
+    inputs = [item for sub in (dest, *(p for p in dest.iterdir() if p.is_dir()))
+              for item in output_inputs(sub)]
+    for target in existing:
+        check_not_an_input(target, inputs, "example --force")

@@ -22,7 +22,7 @@ import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pluggy
@@ -72,13 +72,17 @@ class RunContext:
     #: (:func:`hybridkit.engine.noise.recording_noise_uV`); set by the run before templates are
     #: built, None before that and outside a run
     noise_uV: np.ndarray | None = None
+    #: the run's file digests (:class:`hybridkit.formats.checksums.FileDigests`): a plugin that
+    #: hashes an input asks it, so the manifest reuses the hash instead of reading the file again;
+    #: None outside ``generate``
+    digests: Any = None
 
     @classmethod
     def for_plugin(cls, base_dir: Path, seed: int, session: str, kind: str, name: str,
-                   resolved_config: dict | None = None) -> "RunContext":
+                   resolved_config: dict | None = None, digests: Any = None) -> "RunContext":
         """The context of plugin ``name`` of ``kind`` in a run: its own named stream of ``seed``."""
         return cls(base_dir=Path(base_dir), rng=named_stream(seed, f"{kind}:{name}"), seed=int(seed),
-                   session=session, resolved_config=resolved_config)
+                   session=session, resolved_config=resolved_config, digests=digests)
 
     def stream(self, name: str) -> np.random.Generator:
         """A further stream of the run seed, by name (e.g. ``"writer:nwb:noise"``)."""

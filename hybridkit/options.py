@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+from hybridkit.errors import SourceError
 
 
 class StrictModel(BaseModel):
@@ -69,3 +71,24 @@ def _ordered_range(value: tuple[float, float]) -> tuple[float, float]:
 
 #: A [min, max] pair of floats in a config; min > max is an error.
 Range = Annotated[tuple[float, float], AfterValidator(_ordered_range)]
+
+
+#: default of a source reader's ``min_sampling_rate_hz`` (Hz)
+MIN_SAMPLING_RATE_HZ = 10000.0
+
+
+def min_sampling_rate_field(kind: str = "series"):
+    """The ``min_sampling_rate_hz`` option of a source reader (``kind``: what the reader calls a
+    signal, "series", "stream"); checked with :func:`check_sampling_rate`."""
+    return Field(MIN_SAMPLING_RATE_HZ, ge=0, description=(
+        f"Refuse {kind}s sampled below this rate (Hz): spikes last about 1 ms, so an LFP {kind} "
+        "(e.g. 2.5 kHz) cannot carry them; lower it to inject anyway."))
+
+
+def check_sampling_rate(fs: float, minimum: float, what: str, instead: str) -> None:
+    """SourceError (one line) when ``what`` is sampled at ``fs`` Hz, below ``minimum``
+    (``recording.min_sampling_rate_hz``); ``instead`` says what to read instead."""
+    if fs < minimum:
+        raise SourceError(
+            f"recording: {what} is sampled at {fs:g} Hz, below recording.min_sampling_rate_hz "
+            f"{minimum:g} (an LFP series cannot carry spikes); {instead}, or lower min_sampling_rate_hz")

@@ -22,23 +22,9 @@ PLUGIN_MAY_IMPORT = ("hybridkit.hookspecs", "hybridkit.model", "hybridkit.errors
 ENGINE_MAY_IMPORT = ("hybridkit.engine", "hybridkit.model", "hybridkit.errors")
 CORE = ("hybridkit.config", "hybridkit.run", "hybridkit.results", "hybridkit.publish", "hybridkit.cli",
         "hybridkit.registry")
-#: crossings that arrived with publishing (issue 16) and are still to be cut: the NWB writer's
-#: provenance uses publish's JSON-pointer rows and input identities (candidates for formats/), and
-#: publish reaches the NWB reader's HTTP/DANDI client (a candidate for formats/ too). Listed by
-#: name so that no new one slips in.
-KNOWN_CROSSINGS = {
-    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.publish.identity"),
-    ("hybridkit.plugins.writers.nwb.provenance", "hybridkit.publish.pointers"),
-    ("hybridkit.plugins.writers.nwb.writer", "hybridkit.publish.identity"),
-    ("hybridkit.publish.identity", "hybridkit.plugins.sources.nwb.remote"),
-    ("hybridkit.publish.remote", "hybridkit.plugins.sources.nwb.remote"),
-    ("hybridkit.publish.upload", "hybridkit.plugins.sources.nwb.remote"),
-    # `verify` re-derives the phy and NWB writers' layouts with their own functions (dense
-    # templates/waveforms, the default NWB file name): candidates for formats/ with the writers.
-    ("hybridkit.results.verify", "hybridkit.plugins.writers.nwb.metadata"),
-    ("hybridkit.results.verify_tables", "hybridkit.plugins.writers.phy"),
-    ("hybridkit.results.verify_tables", "hybridkit.plugins.writers.nwb.units"),
-}
+#: crossings of the rules still to be cut, listed by name so that no new one slips in (none left:
+#: what the NWB plugins shared with publish and verify moved to formats/)
+KNOWN_CROSSINGS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:

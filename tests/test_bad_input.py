@@ -265,6 +265,24 @@ def damaged_output(name: str, content: bytes, command: str):
     return run
 
 
+def after_a_run(*argv):
+    """A finished run in the case folder, then a command whose output path (``-o``, ``--csv``,
+    ``example --force``) is, holds or lies inside an input; each ``argv`` item may be f(d)."""
+    def run(d, env):
+        from hybridkit.cli import main as cli_main
+
+        assert cli_main(["generate", str(d / "config.json")]) == 0
+        return [a(d) if callable(a) else a for a in argv]
+    return run
+
+
+def users_folder_with_a_config(d, env):
+    """``example --force`` into a folder that is not an example but holds a config.json of its own."""
+    (d / "mine").mkdir()
+    replace_file(d / "mine" / "config.json", '{"a user": "config"}')
+    return ["example", d / "mine", "--force", "--duration", "1"]
+
+
 def prb_with_code(d, env):
     # probeinterface's read_prb exec()s the file; hybridkit parses it and runs nothing
     replace_file(d / "g.prb", f"import os\nos.system('touch {d}/PWNED')\n"
@@ -454,6 +472,36 @@ CASES = [
          ["output.directory", "demo_g0 holds recording.path"]),
     Case("output-is-the-sorting", "output", config_check(set_in("output", {"directory": KS, "overwrite": True})),
          ["output.directory", "kilosort4 is sorting.path"]),
+    # output paths of the commands that write beside a run: the same guard as output.directory
+    Case("score-out-is-the-output", "output",
+         after_a_run("score", lambda d: d / "hybrid", lambda d: d / KS, "--no-signal", "-o", lambda d: d / "hybrid"),
+         ["score --out", "hybrid holds the output's manifest.json"]),
+    Case("score-out-is-the-sorting", "output",
+         after_a_run("score", lambda d: d / "hybrid", lambda d: d / KS, "--no-signal", "-o", lambda d: d / KS),
+         ["score --out", "kilosort4 is the sorting"]),
+    Case("score-out-holds-the-source", "output",
+         after_a_run("score", lambda d: d / "hybrid", lambda d: d / KS, "--no-signal", "-o", lambda d: d / "demo_g0"),
+         ["score --out", "demo_g0 holds the output's source recording"]),
+    Case("report-out-is-the-source", "output",
+         after_a_run("report", lambda d: d / "hybrid", "-o", lambda d: d / f"{SPIKEGLX}.bin"),
+         ["report --out", "ap.bin is the output's source recording"]),
+    Case("report-out-is-an-output-file", "output",
+         after_a_run("report", lambda d: d / "hybrid", "-o", lambda d: d / "hybrid" / "firings_true.npy"),
+         ["report --out", "firings_true.npy is the output's file"]),
+    Case("units-csv-is-the-meta", "output",
+         lambda d, env: ["units", d / KS, "--recording", d / f"{SPIKEGLX}.bin", "--csv", d / f"{SPIKEGLX}.meta"],
+         ["units --csv", "ap.meta is --recording"]),
+    Case("units-csv-inside-the-sorting", "output",
+         lambda d, env: ["units", d / KS, "--csv", d / KS / "spike_times.npy"],
+         ["units --csv", "spike_times.npy lies inside SORTING"]),
+    Case("units-csv-is-the-config", "output",
+         lambda d, env: ["units", d / KS, "--recording", d / "config.json", "--csv", d / "config.json"],
+         ["units --csv", "config.json is the config file"]),
+    Case("example-force-over-a-runs-source", "output",
+         after_a_run("example", lambda d: d, "--force", "--duration", "1"),
+         ["example --force", "ap.bin is the output's source recording"]),
+    Case("example-force-into-a-users-folder", "output", users_folder_with_a_config,
+         ["example --force", "holds config.json but is not a hybridkit example"]),
     # faults
     Case("disk-full-tables", "faults", disk_full_tables, ["artificial_units-demo.csv", "no space left on the device"]),
     Case("disk-full-blocks", "faults", disk_full_blocks, [".GT.bin", "no space left on the device"]),

@@ -9,9 +9,7 @@ is written under a temporary name beside the output and renamed when complete.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,6 +23,7 @@ from hybridkit.augment.noise import NoiseSupply, measure_model
 from hybridkit.config.augment_config import CLASSES
 from hybridkit.engine.placement import shift_template
 from hybridkit.errors import ConfigError, OutputError
+from hybridkit.formats.atomic_files import AtomicFiles
 from hybridkit.config.sections import plugin_from_section
 from hybridkit.hookspecs import RunContext
 from hybridkit.registry import Registry, get_registry
@@ -113,12 +112,9 @@ def _write(cfg, aug, out: Path, recording, sorting, source, templates, seed: int
 
     import h5py
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.partial-", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with h5py.File(tmp, "w", libver=("earliest", "v110")) as h5:
+    # the file and its noise model appear together, whole, or not at all
+    with AtomicFiles() as pending:
+        with h5py.File(pending.temp(out), "w", libver=("earliest", "v110")) as h5:
             h5layout.create(h5, total, n_times, aug.n_channels, aug.batch, aug.store_noise, attrs)
             row = 0
             for label in CLASSES:
@@ -144,11 +140,7 @@ def _write(cfg, aug, out: Path, recording, sorting, source, templates, seed: int
                     })
                     row += n
         if model is not None:
-            _write_model(model, recording, model_path)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            _write_model(model, recording, pending.temp(model_path))
     log.info("augment: %d snippets of %d x %d into %s", total, n_times, aug.n_channels, out)
     return AugmentResult(out, counts, len(templates), model_path)
 
@@ -156,8 +148,6 @@ def _write(cfg, aug, out: Path, recording, sorting, source, templates, seed: int
 def _write_model(model, recording, path: Path) -> None:
     """The measured covariance as .npz: spatial (uV^2, neural channels, in file-column order),
     temporal (mean diagonal 1) and the channels; the synthetic source reads 'spatial'."""
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
+    with open(path, "wb") as f:  # a file object: np.savez adds no suffix
         np.savez(f, spatial=model.spatial, temporal=model.temporal,
                  channels=recording.neural_channels)
-    os.replace(tmp, path)

@@ -225,3 +225,28 @@ def load_saved(path: Path, field: str, error: type[HybridkitError]):
         first = (str(exc).splitlines() or [""])[0]
         raise error(f"{field}: SpikeInterface cannot load {path} ({type(exc).__name__}: {first})"
                     ) from None
+
+
+def open_configured(kind: str, saved: Path | None, saved_field: str, extractor: str | None,
+                    kwargs: dict, field: str, error: type[HybridkitError], label: str):
+    """The SpikeInterface recording or sorting a plugin's options name, checked to be one.
+
+    Args:
+        kind: "recording" or "sorting" (the object must be a ``Base<Kind>``).
+        saved: a folder (or .npz sorting) written by SpikeInterface, opened with
+            :func:`load_saved`; else ``extractor`` is called with ``kwargs`` (:func:`call_extractor`).
+        saved_field: the config field of ``saved`` named in errors (``"recording.folder"``).
+        field: the config section named in errors (``"recording"``, ``"sorting"``).
+        error: the HybridkitError subclass raised (SourceError, SortingError).
+        label: what the user gave (a path or the extractor name), for the "not a <kind>" error.
+    """
+    require(f"{field}.type 'spikeinterface'", error)
+    if saved is not None:
+        obj = load_saved(Path(saved), saved_field, error)
+    else:
+        obj = call_extractor(kind, extractor, kwargs, field, error)
+    from spikeinterface.core import BaseRecording, BaseSorting
+
+    if not isinstance(obj, BaseRecording if kind == "recording" else BaseSorting):
+        raise error(f"{field}: {label} is a {type(obj).__name__}, not a {kind}")
+    return obj

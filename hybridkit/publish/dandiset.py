@@ -85,7 +85,7 @@ def load_section(path: Path) -> DandisetSection:
 def hybrid_paragraph(sources: list[dict[str, Any]], version: str) -> str:
     """What every published hybrid dataset says about itself.
 
-    ``sources``: the ``inputs`` rows naming each file's recording (hybridkit/publish/identity.py)."""
+    ``sources``: the ``inputs`` rows naming each file's recording (hybridkit/formats/input_identity.py)."""
     named = []
     for s in sources:
         if s.get("dandiset"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridkit.errors import PublishError
-from hybridkit.publish.pointers import unflatten
+from hybridkit.formats.json_pointers import unflatten
 
 log = logging.getLogger(__name__)
 
@@ -77,33 +77,37 @@ def _find(name: str, search: list[Path]) -> list[Path]:
     return [d / name for d in search if (d / name).exists()]
 
 
-def _check_file(path: Path, row: dict, label: str) -> str | None:
-    """Why ``path`` is not the recorded input, or None when it is."""
-    from hybridkit.run.provenance import sha256
+def _check_file(path: Path, row: dict, label: str, digests=None) -> str | None:
+    """Why ``path`` is not the recorded input, or None when it is (its SHA-256 through the run's
+    ``digests`` when given: the run that follows then does not read it again)."""
+    from hybridkit.formats.checksums import FileDigests
 
+    digests = digests if digests is not None else FileDigests()
     if not path.is_file():
         return f"{path} is not a file"
     size = path.stat().st_size
     if row["bytes"] >= 0 and size != row["bytes"]:
         return f"{path} has {size} bytes, the NWB names {row['bytes']}"
-    if row.get("sha256") and sha256(path) != row["sha256"]:
+    if row.get("sha256") and digests.sha256(path) != row["sha256"]:
         return f"{path} has another SHA-256 than the NWB names ({row['sha256'][:12]}...)"
     return None
 
 
-def _check_folder(path: Path, field: str, files: list[dict]) -> str | None:
+def _check_folder(path: Path, field: str, files: list[dict], digests=None) -> str | None:
     if not path.is_dir():
         return f"{path} is not a folder"
     for f in (f for f in files if f["field"] == field):
-        why = _check_file(path / f["file_name"], {"bytes": int(f["bytes"]), "sha256": f["sha256"]}, "")
+        why = _check_file(path / f["file_name"], {"bytes": int(f["bytes"]), "sha256": f["sha256"]}, "",
+                          digests)
         if why:
             return why
     return None
 
 
 def rebind_inputs(config: dict, inputs: list[dict], files: list[dict], search: list[Path],
-                  label: str) -> dict:
-    """The config with every local input pointed at a matching file in ``search`` folders."""
+                  label: str, digests=None) -> dict:
+    """The config with every local input pointed at a matching file in ``search`` folders
+    (``digests``: the run's :class:`hybridkit.formats.checksums.FileDigests`)."""
     for row in inputs:
         if row["kind"] == "dandi_asset" and row.get("dandiset_version"):
             # "latest" may have moved on since: read the version the run read
@@ -113,8 +117,8 @@ def rebind_inputs(config: dict, inputs: list[dict], files: list[dict], search: l
         hits = _find(row["file_name"], search)
         reasons = []
         for hit in hits:
-            why = (_check_file(hit, row, label) if row["kind"] == "file"
-                   else _check_folder(hit, row["field"], files))
+            why = (_check_file(hit, row, label, digests) if row["kind"] == "file"
+                   else _check_folder(hit, row["field"], files, digests))
             if why is None:
                 _set(config, row["field"], str(hit.resolve()))
                 break
@@ -128,10 +132,13 @@ def rebind_inputs(config: dict, inputs: list[dict], files: list[dict], search: l
     return config
 
 
-def config_from_nwb(name: str, search: list[Path], output: Path | None) -> dict:
+def config_from_nwb(name: str, search: list[Path], output: Path | None, digests=None) -> dict:
     """The run config stored in the hybrid NWB ``name`` (path, URL or dandi:// asset), with local
     inputs found in ``search`` and the output folder ``output`` (default ``<session>-regenerated``
-    in the current folder). The result validates with :func:`load_config`'s validator."""
+    in the current folder). The result validates with :func:`load_config`'s validator.
+
+    ``digests`` (a :class:`hybridkit.formats.checksums.FileDigests`), handed on to ``generate``,
+    lets the run reuse the SHA-256 of each input checked here instead of reading it again."""
     from hybridkit.publish.remote import open_hybrid_nwb
 
     handle = open_hybrid_nwb(name, "--from-nwb")
@@ -139,7 +146,8 @@ def config_from_nwb(name: str, search: list[Path], output: Path | None) -> dict:
         config, inputs, files = read_provenance(handle.h5, handle.label)
     finally:
         handle.close()
-    config = rebind_inputs(config, inputs, files, [Path(d).resolve() for d in search], handle.label)
+    config = rebind_inputs(config, inputs, files, [Path(d).resolve() for d in search], handle.label,
+                           digests)
     out = output or Path.cwd() / f"{config.get('session') or 'hybrid'}-regenerated"
     config.setdefault("output", {})["directory"] = str(Path(out).resolve())
     return config

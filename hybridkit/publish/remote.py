@@ -4,7 +4,7 @@ DANDI assets are named as the dandi client does (``dandi://INSTANCE/DANDISET[@VE
 e.g. ``dandi://dandi/000123@draft/sub-mouse01/sub-mouse01_ses-demo_ecephys.nwb``). ``INSTANCE`` is
 a known instance name (``dandi``, ``dandi-sandbox``) or ``host:port`` of another archive's API
 (``http://host:port/api``; used for a local archive). Remote files are streamed with HTTP
-``Range`` requests (:func:`hybridkit.plugins.sources.nwb.remote.open_url`): only the HDF5 metadata
+``Range`` requests (:func:`hybridkit.formats.remote_http.open_url`): only the HDF5 metadata
 and the datasets that are read are fetched, which :attr:`NwbHandle.bytes_fetched` reports.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def open_hybrid_nwb(name: str | Path, field: str = "HYBRID", block_mb: float = 0
     few small datasets spread over a file that is mostly traces."""
     import h5py
 
-    from hybridkit.plugins.sources.nwb.remote import open_url, resolve_dandi_asset
+    from hybridkit.formats.remote_http import open_url, resolve_dandi_asset
 
     text = str(name)
     asset = parse_dandi_uri(text, field)

@@ -51,7 +51,7 @@ def key_variable(instance: str) -> str:
 
 
 def _client(instance: str, token: str | None):
-    from hybridkit.plugins.sources.nwb.remote import dandi_client
+    from hybridkit.formats.remote_http import dandi_client
 
     try:
         return dandi_client(instance, "--instance", token)

@@ -26,6 +26,7 @@ from hybridkit.config.sections import load_sorting
 from hybridkit.engine import matching
 from hybridkit.engine.snippets import windows_inside
 from hybridkit.errors import OutputError, SortingError
+from hybridkit.formats.atomic_files import AtomicFiles
 from hybridkit.model import Sorting, Template
 from hybridkit.results.truth import Truth, load_truth
 from hybridkit.results.traces import Traces, iter_windows, open_traces
@@ -169,6 +170,16 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
     truth = load_truth(output)
     srt = sorting if isinstance(sorting, Sorting) else load_sorting(sorting, sorting_type)[1]
     _check_sorting(srt, truth)
+    out = None
+    if write:  # checked before any work: the tables must never land on an input
+        from hybridkit.run.output_guard import check_not_an_input, output_inputs
+
+        name = srt.path.stem if srt.path is not None else "sorting"
+        out = Path(out_dir) if out_dir is not None else truth.folder / "scores" / name
+        inputs = output_inputs(Path(output)) if not str(output).startswith(("http", "dandi:")) else []
+        if srt.path is not None:
+            inputs.append(("the sorting", Path(srt.path).absolute()))
+        check_not_an_input(out, inputs, "score --out")
     delta = matching.tolerance_samples(settings.tolerance_ms, truth.sampling_rate)
     cmp = matching.compare(
         truth.times, truth.units, srt.spike_times, srt.spike_units, delta,
@@ -185,9 +196,7 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
     summary = _summary(cmp, units, traces is not None, sorted_units, sources)
     result = ScoreResult(truth=truth, sorting=srt, comparison=cmp, settings=settings, units=units,
                          sorted_units=sorted_units, summary=summary)
-    if write:
-        name = srt.path.stem if srt.path is not None else "sorting"
-        out = Path(out_dir) if out_dir is not None else truth.folder / "scores" / name
+    if out is not None:
         result.out_dir = out
         result.files = write_score(result, out)
     return result
@@ -330,40 +339,43 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
 
 
 def write_score(result: ScoreResult, out: Path) -> list[Path]:
-    """Write units.csv, sorted_units.csv, agreement.csv and score.json into ``out``."""
-    from hybridkit import __version__
-
-    cmp, truth, srt = result.comparison, result.truth, result.sorting
+    """Write units.csv, sorted_units.csv, agreement.csv and score.json into ``out``, all four
+    replaced together at the end (an interrupted run leaves the previous tables or none)."""
+    files = [out / "units.csv", out / "sorted_units.csv", out / "agreement.csv", out / "score.json"]
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        files = [_write_csv(out / "units.csv", UNIT_COLUMNS, result.units),
-                 _write_csv(out / "sorted_units.csv", SORTED_COLUMNS, result.sorted_units)]
-        agr = out / "agreement.csv"
-        with open(agr, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(["gt_unit"] + cmp.sorted_ids.tolist())
-            for i, u in enumerate(cmp.gt_ids.tolist()):
-                w.writerow([u] + [f"{v:.6g}" for v in cmp.agreement[i]])
-        files.append(agr)
-        doc = {
-            "tool": "hybridkit", "version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "ground_truth": {"path": str(truth.path), "format": truth.format, "session": truth.session,
-                             "sampling_rate_hz": truth.sampling_rate, "n_units": int(truth.unit_ids.size),
-                             "n_events": int(truth.times.size)},
-            "sorting": {"path": str(srt.path) if srt.path else None, "format": srt.format,
-                        "n_units": int(cmp.sorted_ids.size), "n_spikes": int(srt.spike_times.size)},
-            "settings": {**result.settings.__dict__, "tolerance_samples": cmp.delta},
-            "summary": result.summary, "units": result.units, "sorted_units": result.sorted_units,
-            "agreement": {"gt_units": cmp.gt_ids.tolist(), "sorted_units": cmp.sorted_ids.tolist(),
-                          "matrix": np.round(cmp.agreement, 6).tolist()},
-        }
-        path = out / "score.json"
-        path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        files.append(path)
+        with AtomicFiles() as pending:
+            _write_score_files(result, *[pending.temp(f) for f in files])
     except OSError as exc:
         raise OutputError(f"cannot write the score into {out} ({exc.strerror})") from None
     return files
+
+
+def _write_score_files(result: ScoreResult, units: Path, sorted_units: Path, agreement: Path,
+                       score_json: Path) -> None:
+    from hybridkit import __version__
+
+    cmp, truth, srt = result.comparison, result.truth, result.sorting
+    _write_csv(units, UNIT_COLUMNS, result.units)
+    _write_csv(sorted_units, SORTED_COLUMNS, result.sorted_units)
+    with open(agreement, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["gt_unit"] + cmp.sorted_ids.tolist())
+        for i, u in enumerate(cmp.gt_ids.tolist()):
+            w.writerow([u] + [f"{v:.6g}" for v in cmp.agreement[i]])
+    doc = {
+        "tool": "hybridkit", "version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ground_truth": {"path": str(truth.path), "format": truth.format, "session": truth.session,
+                         "sampling_rate_hz": truth.sampling_rate, "n_units": int(truth.unit_ids.size),
+                         "n_events": int(truth.times.size)},
+        "sorting": {"path": str(srt.path) if srt.path else None, "format": srt.format,
+                    "n_units": int(cmp.sorted_ids.size), "n_spikes": int(srt.spike_times.size)},
+        "settings": {**result.settings.__dict__, "tolerance_samples": cmp.delta},
+        "summary": result.summary, "units": result.units, "sorted_units": result.sorted_units,
+        "agreement": {"gt_units": cmp.gt_ids.tolist(), "sorted_units": cmp.sorted_ids.tolist(),
+                      "matrix": np.round(cmp.agreement, 6).tolist()},
+    }
+    score_json.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def load_score(path: str | Path) -> dict:

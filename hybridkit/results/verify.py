@@ -29,6 +29,7 @@ import numpy as np
 
 from hybridkit.engine import chunks, inject
 from hybridkit.errors import TruthError
+from hybridkit.formats.nwb_layout import nwb_file_name
 from hybridkit.model import Recording
 from hybridkit.results.plan_file import read_plan_file
 
@@ -206,19 +207,12 @@ def _hybrid_copies(folder: Path, cfg: dict, source: Recording,
     for w in writers:
         if w.get("type") != "nwb" or not w.get("traces", True):
             continue  # a ground-truth-only NWB file: its units table is checked with the tables
-        path = folder / nwb_file_name(w, cfg.get("session") or "")
+        path = folder / nwb_file_name(w.get("file_name"), cfg.get("session") or "")
         if not path.is_file():
             _missing(path.name, findings)
             continue
         copies.append((path.name, NwbHybrid(path, source.neural)))
     return copies
-
-
-def nwb_file_name(writer: dict, session: str) -> str:
-    """The file an ``nwb`` writer section of config.resolved.json wrote (its default name)."""
-    from hybridkit.plugins.writers.nwb.metadata import session_id_for
-
-    return writer.get("file_name") or f"{session_id_for(session or 'hybrid')}.nwb"
 
 
 def check_headers(source: Recording, copies: list[tuple[str, object]], findings: Findings) -> None:
@@ -345,7 +339,7 @@ def _in_file(copy, label: str, sample: int) -> tuple[str, str]:
 
 # -- files ----------------------------------------------------------------------------------------
 def sha256_of(path: Path, block: int = 8 * 2**20) -> str:
-    from hybridkit.run.provenance import sha256
+    from hybridkit.formats.checksums import sha256
 
     return sha256(path, block)
 

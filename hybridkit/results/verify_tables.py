@@ -16,7 +16,9 @@ import numpy as np
 
 from hybridkit.errors import TruthError
 from hybridkit.model import GroundTruth, Recording
-from hybridkit.results.verify import Findings, Planned, nwb_file_name
+from hybridkit.formats.nwb_layout import dense_waveforms, nwb_file_name
+from hybridkit.formats.phy_layout import dense_templates
+from hybridkit.results.verify import Findings, Planned
 
 
 def _expected_events(planned: Planned) -> dict[str, np.ndarray]:
@@ -158,7 +160,7 @@ def check_tables(folder: Path, cfg: dict, manifest: dict, planned: Planned, reco
         if w.get("type") == "phy":
             done.append(_check_phy(folder / w.get("folder", "phy"), folder, planned, recording, findings))
         if w.get("type") == "nwb":
-            path = folder / nwb_file_name(w, session)
+            path = folder / nwb_file_name(w.get("file_name"), session)
             done.append(_check_nwb_units(path, folder, planned, recording, findings))
     return done
 
@@ -167,7 +169,6 @@ def _check_phy(phy: Path, folder: Path, planned: Planned, recording: Recording, 
     """spike_times/clusters/templates, amplitudes (the gains, float32) and templates.npy (the
     placed templates, dense over the neural channels) against the plan."""
     from hybridkit.formats.phy_files import read_cluster_tsv
-    from hybridkit.plugins.writers.phy import dense_templates
 
     plan = planned.plan
     rel = phy.relative_to(folder).as_posix()
@@ -204,7 +205,6 @@ def _check_nwb_units(path: Path, folder: Path, planned: Planned, recording: Reco
     gains), source_unit and waveform_mean (the placed templates in volts, bit for bit)."""
     import h5py
 
-    from hybridkit.plugins.writers.nwb.units import dense_waveforms
 
     plan = planned.plan
     name = path.name

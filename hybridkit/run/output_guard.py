@@ -6,7 +6,9 @@ the motion file, the config file itself, the template cache) would delete that i
 folder is refused; and ``overwrite`` replaces only a folder hybridkit itself wrote (its
 ``manifest.json`` says ``"tool": "hybridkit"`` and every entry is one the manifest lists).
 
-Used by ``generate`` before the staging folder is made and by ``hybridkit config check``.
+Used by ``generate`` before the staging folder is made and by ``hybridkit config check``; the
+commands that write files beside a run (``score``, ``report``, ``units --csv``, ``example``)
+check their output paths with the same rule (:func:`check_not_an_input`).
 """
 from __future__ import annotations
 
@@ -77,8 +79,12 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def check_not_an_input(out: Path, inputs: list[tuple[str, Path]]) -> None:
-    """OutputError when ``out`` is, holds, or lies inside one of ``inputs`` (after realpath)."""
+def check_not_an_input(out: Path, inputs: list[tuple[str, Path]], option: str = "output.directory") -> None:
+    """OutputError when ``out`` is, holds, or lies inside one of ``inputs`` (after realpath).
+
+    ``option`` is what the message names: the config field, or a command's option (``score
+    --out``) for the commands that write files beside a run (``score``, ``report``, ``units
+    --csv``, ``example``)."""
     real_out = _real(out)
     for label, path in inputs:
         real_in = _real(path)
@@ -90,8 +96,46 @@ def check_not_an_input(out: Path, inputs: list[tuple[str, Path]]) -> None:
             how = "lies inside"
         else:
             continue
-        raise OutputError(f"output.directory: {out} {how} {label} {path}; overwriting or writing "
-                          "there could destroy an input: choose a folder outside every input")
+        what = "folder" if option == "output.directory" else "path"
+        raise OutputError(f"{option}: {out} {how} {label} {path}; overwriting or writing "
+                          f"there could destroy an input: choose a {what} outside every input")
+
+
+def output_inputs(output: Path) -> list[tuple[str, Path]]:
+    """What a command reading a finished output (``score``, ``report``) must never overwrite.
+
+    ``output`` is the path given (an output folder, its phy folder, an NWB file): it when it is a
+    file; and, for the hybridkit output folder holding it, its manifest, every file the manifest
+    lists (not the folder: ``scores/`` and ``report.html`` belong inside it) and its local source
+    recordings.
+    """
+    output = Path(output).absolute()
+    found = [("OUTPUT_DIR", output)] if output.is_file() else []
+    for folder in (output, *output.parents[:2]):
+        manifest = hybridkit_manifest(folder) if folder.is_dir() else None
+        if manifest is None:
+            continue
+        found.append((f"the output's {MANIFEST}", folder / MANIFEST))
+        found += [("the output's file", folder / str(f["path"])) for f in manifest["files"]
+                  if isinstance(f, dict) and f.get("path")]
+        found += [("the output's source recording", Path(str(src["path"])))
+                  for src in manifest.get("sources") or []
+                  if isinstance(src, dict) and os.path.isabs(str(src.get("path", "")))]
+        break
+    return found
+
+
+def check_output_file(option: str, out: Path, inputs: list[tuple[str, Path]]) -> Path:
+    """A command's output file ``out`` (absolute): not an input, not inside one, not a folder.
+
+    Raises:
+        OutputError: one line naming ``option`` and ``out``.
+    """
+    out = Path(os.path.expanduser(out)).absolute()
+    check_not_an_input(out, inputs, option)
+    if out.is_dir():
+        raise OutputError(f"{option}: {out} is a folder; give the path of a file to write")
+    return out
 
 
 def hybridkit_manifest(folder: Path) -> dict | None:

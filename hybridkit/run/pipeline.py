@@ -28,6 +28,7 @@ from hybridkit.engine import chunks, inject
 from hybridkit.run.choosing import choose_and_place
 from hybridkit.run.selection import write_table
 from hybridkit.errors import OutputError
+from hybridkit.formats.checksums import FileDigests
 from hybridkit.hookspecs import RunContext, Writer
 from hybridkit.model import GroundTruth, Plan, Recording
 from hybridkit.run.planning import RNG_STREAMS, build_plan, stage_rngs  # noqa: F401 (RNG_STREAMS re-exported)
@@ -202,18 +203,23 @@ def check_new_unit_ids(sorting, writers: list[Writer]) -> None:
                               f"sorting's clusters below {w.max_unit_id}, or drop the {w.name} writer")
 
 
-def generate(cfg, reg: Registry | None = None) -> GenerateResult:
-    """Run a validated config end to end and return what was written."""
+def generate(cfg, reg: Registry | None = None, digests: FileDigests | None = None) -> GenerateResult:
+    """Run a validated config end to end and return what was written.
+
+    ``digests``: SHA-256s already computed for this run's inputs (``generate --from-nwb`` checked
+    them), reused by the NWB provenance and the manifest; a new one by default."""
     reg = reg or get_registry()
     seed = cfg.seed if cfg.seed is not None else secrets.randbits(32)
     session = cfg.session or f"hybrid-{seed}"
     rngs = stage_rngs(seed)
     resolved = cfg.model_copy(update={"seed": seed, "session": session})
     resolved_json = resolved.model_dump(mode="json")
+    # each file hashed once per run (the NWB provenance, then the manifest)
+    digests = digests if digests is not None else FileDigests()
 
     def plugin(kind: str, section):  # each plugin draws from its own stream of the run seed
         ctx = RunContext.for_plugin(cfg.base_dir, seed, session, kind, section.type,
-                                    resolved_config=resolved_json)
+                                    resolved_config=resolved_json, digests=digests)
         if cfg.output.in_place is not None:  # the legacy writer then patches the source itself
             ctx.in_place_output = out_dir
         return plugin_from_section(reg, kind, section, cfg.base_dir, ctx)
@@ -273,7 +279,7 @@ def generate(cfg, reg: Registry | None = None) -> GenerateResult:
         files.append(write_plan_file(truth, staging / f"templates-{session}.npz"))
         files.append(provenance.write_resolved_config(resolved, staging))
         files.append(provenance.write_manifest(staging, resolved, recording, truth, files,
-                                               cfg.output.checksums, reg))
+                                               cfg.output.checksums, reg, digests))
         provenance.commit_staging(staging, out_dir, cfg.output.overwrite)
     except BaseException:
         for w in begun:

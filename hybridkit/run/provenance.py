@@ -7,7 +7,6 @@ SHA-256 checksums according to ``output.checksums``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -18,11 +17,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from hybridkit.errors import OutputError
+from hybridkit.formats.checksums import SIDECAR_MAX_BYTES, FileDigests
 from hybridkit.run import staging as staging_owner
 from hybridkit.run.output_guard import MANIFEST, replace_refusal
 
-#: files up to this size count as sidecars for ``output.checksums = "sidecars"``
-SIDECAR_MAX_BYTES = 64 * 1024 * 1024
 RESOLVED_CONFIG = "config.resolved.json"
 
 
@@ -91,18 +89,6 @@ def write_resolved_config(cfg, staging: Path) -> Path:
     return path
 
 
-def sha256(path: Path, block: int = 8 * 1024 * 1024, cancel=None) -> str:
-    """Hex SHA-256 of a file, read in ``block`` bytes; ``cancel`` (a threading.Event) stops a
-    long hash in a background thread (OutputError) when the run it belongs to failed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            if cancel is not None and cancel.is_set():
-                raise OutputError(f"hashing {path} was cancelled")
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _versions(reg) -> dict[str, str]:
     names = ["hybridkit", "numpy", "scipy", "pydantic", "pluggy", "probeinterface"]
     out = {"python": platform.python_version()}
@@ -116,9 +102,13 @@ def _versions(reg) -> dict[str, str]:
     return out
 
 
-def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg) -> Path:
-    """Write manifest.json: versions, seed, sources and outputs (sizes, checksums), totals."""
-    digests: dict[tuple[int, int], str] = {}  # (device, inode) -> sha256: a hard link is read once
+def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], checksums: str, reg,
+                   digests: FileDigests | None = None) -> Path:
+    """Write manifest.json: versions, seed, sources and outputs (sizes, checksums), totals.
+
+    ``digests`` is the run's (a file a plugin hashed already, e.g. the source for the NWB
+    provenance, is not read again; a hard link is read once)."""
+    digests = digests if digests is not None else FileDigests()
 
     def hashed(size: int) -> bool:
         return checksums == "all" or (checksums == "sidecars" and size <= SIDECAR_MAX_BYTES)
@@ -127,10 +117,7 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         st = p.stat()
         item = {"path": p.relative_to(staging).as_posix(), "bytes": st.st_size}
         if hashed(st.st_size):
-            key = (st.st_dev, st.st_ino)
-            if key not in digests:
-                digests[key] = sha256(p)
-            item["sha256"] = digests[key]
+            item["sha256"] = digests.sha256(p)
         return item
 
     def source(f) -> dict:
@@ -140,7 +127,7 @@ def write_manifest(staging: Path, cfg, recording, truth, files: list[Path], chec
         item = {"path": str(f.path), "bytes": size, "n_samples": f.n_samples,
                 "first_sample": f.first_sample}
         if size is not None and hashed(size):
-            item["sha256"] = sha256(f.path)
+            item["sha256"] = digests.sha256(f.path)
         return item
 
     manifest = {

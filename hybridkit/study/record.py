@@ -5,22 +5,20 @@ Written atomically (a temporary file renamed over it), so a killed run leaves th
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 from hybridkit.errors import StudyError
+from hybridkit.formats.atomic_files import AtomicFiles
 
 STUDY_JSON = "study.json"
 
 
 def write_record(study_dir: Path, doc: dict) -> Path:
-    study_dir.mkdir(parents=True, exist_ok=True)
     path = study_dir / STUDY_JSON
-    tmp = study_dir / f".{STUDY_JSON}.tmp-{os.getpid()}"
     doc = {**doc, "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    with AtomicFiles() as pending:
+        pending.temp(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return path
 
 

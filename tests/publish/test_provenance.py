@@ -7,8 +7,8 @@ import shutil
 import h5py
 import numpy as np
 
-from hybridkit.publish.pointers import flatten, unflatten
-from hybridkit.run.provenance import sha256
+from hybridkit.formats.json_pointers import flatten, unflatten
+from hybridkit.formats.checksums import sha256
 from tests.helpers import main
 
 
@@ -79,12 +79,21 @@ def test_nwb_carries_config_inputs_and_truth(pub_run, pub_example):
         assert leaks == []
 
 
-def test_from_nwb_reproduces_the_truth(pub_run, pub_example, tmp_path, capsys):
+def test_from_nwb_reproduces_the_truth(pub_run, pub_example, tmp_path, capsys, monkeypatch):
+    from hybridkit.formats import checksums
+
+    reads = []
+    real = checksums.sha256
+    monkeypatch.setattr(checksums, "sha256", lambda path, *a, **k: reads.append(path.resolve()) or real(path, *a, **k))
     out = tmp_path / "again"
     code, stdout, err = main(capsys, "generate", "--from-nwb", pub_run.output_dir / "demo.nwb",
                              "--inputs", pub_example, "--inputs", pub_example / "demo_g0", "-o", out)
     assert code == 0, err
     assert "regenerating session demo" in stdout
+    # the source is hashed once: found and checked by --from-nwb, then reused by the run's NWB
+    # provenance and manifest (it was read three times)
+    src = (pub_example / "demo_g0" / "demo_g0_t0.imec0.ap.bin").resolve()
+    assert reads.count(src) == 1, reads
     for name in ("firings_true.npy", "hybrid_events-demo.csv", "hybrid_units-demo.csv",
                  "templates-demo.npz", "demo_g0_t0.imec0.ap.GT.bin"):
         assert (out / name).read_bytes() == (pub_run.output_dir / name).read_bytes(), name

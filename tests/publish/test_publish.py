@@ -202,7 +202,7 @@ def test_dandi_source_named_by_identity_and_regenerated(pub_example, archive, of
     id, version and SHA-256; --from-nwb streams it again and makes the same ground truth."""
     from hybridkit.config.run_config import load_config
     from hybridkit.run.pipeline import generate
-    from hybridkit.run.provenance import sha256
+    from hybridkit.formats.checksums import sha256
     from tests.helpers import config_with
     from tests.plugins.nwb_testutil import example_to_nwb
 

@@ -98,17 +98,9 @@ class SpikeInterfaceAdapter(SorterAdapter):
     def load(self, recording: Recording | None = None) -> Sorting:
         """Read the sorting; segments go onto the recording's files; with ``recording``, check it."""
         opt = self.options
-        si_objects.require(f"{FIELD}.type 'spikeinterface'", SortingError)
-        if opt.path is not None:
-            srt = si_objects.load_saved(Path(opt.path), f"{FIELD}.path", SortingError)
-        else:
-            srt = si_objects.call_extractor("sorting", opt.extractor, dict(opt.model_extra or {}),
-                                            FIELD, SortingError)
-        from spikeinterface.core import BaseSorting
-
         where = self._label()
-        if not isinstance(srt, BaseSorting):
-            raise SortingError(f"{FIELD}: {where} is a {type(srt).__name__}, not a sorting")
+        srt = si_objects.open_configured("sorting", opt.path, f"{FIELD}.path", opt.extractor,
+                                         dict(opt.model_extra or {}), FIELD, SortingError, where)
         n_seg = srt.get_num_segments()
         starts = np.zeros(n_seg, np.int64)
         if n_seg > 1:

@@ -21,7 +21,7 @@ from pydantic import Field
 from hybridkit.errors import SourceError
 from hybridkit.hookspecs import SourceReader, hookimpl
 from hybridkit.model import Recording, SourceFile
-from hybridkit.options import InputFile, PluginOptions
+from hybridkit.options import InputFile, PluginOptions, check_sampling_rate, min_sampling_rate_field
 from hybridkit.formats.spikeglx_meta import (
     ITEMSIZE,
     MAX_CHANNELS,
@@ -60,6 +60,7 @@ class SpikeGLXOptions(PluginOptions):
         "'run_g0_t*.imec0.ap.bin' matching several files of one stream, concatenated in "
         "firstSample order."
     )
+    min_sampling_rate_hz: float = min_sampling_rate_field("stream")
 
 
 class SpikeGLXReader(SourceReader):
@@ -143,6 +144,9 @@ class SpikeGLXReader(SourceReader):
         meta_path = first_file.meta_path
         n_chan = meta_int(meta, "nSavedChans", meta_path, minimum=1, maximum=MAX_CHANNELS)
         rate = meta_float(meta, "imSampRate", meta_path, positive=True)
+        # an LF stream (.lf.bin, 2.5 kHz) is refused as an LFP NWB series is
+        check_sampling_rate(rate, self.options.min_sampling_rate_hz, f"SpikeGLX file {first_file.path.name}",
+                            "choose the AP stream (.ap.bin) of the same probe")
         gains = gains_to_uV(meta, meta_path)
         _, band, _ = channel_layout(meta, meta_path)
         probe, positions = spikeglx_probe(meta_path, meta)

@@ -127,17 +127,8 @@ class SpikeInterfaceReader(SourceReader):
 
     def _si_recording(self):
         opt = self.options
-        si_objects.require(f"{FIELD}.type 'spikeinterface'", SourceError)
-        if opt.folder is not None:
-            rec = si_objects.load_saved(Path(opt.folder), f"{FIELD}.folder", SourceError)
-        else:
-            rec = si_objects.call_extractor("recording", opt.extractor, dict(opt.model_extra or {}),
-                                            FIELD, SourceError)
-        from spikeinterface.core import BaseRecording
-
-        if not isinstance(rec, BaseRecording):
-            raise SourceError(f"{FIELD}: {self._label()} is a {type(rec).__name__}, not a recording")
-        return rec
+        return si_objects.open_configured("recording", opt.folder, f"{FIELD}.folder", opt.extractor,
+                                          dict(opt.model_extra or {}), FIELD, SourceError, self._label())
 
     def _label(self) -> str:
         opt = self.options

@@ -22,42 +22,15 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from hybridkit.errors import OutputError
+from hybridkit.formats.phy_layout import dense_templates
 from hybridkit.hookspecs import Writer, hookimpl
-from hybridkit.model import GroundTruth, PlacedUnit, Recording
+from hybridkit.model import GroundTruth, Recording
 from hybridkit.options import PluginOptions
 
 log = logging.getLogger(__name__)
 
 #: extensions phylib memory-maps as flat binaries; others give a phy folder without traces
 PHY_RAW_EXTENSIONS = (".dat", ".bin", ".raw", ".mda")
-
-
-def dense_templates(units: list[PlacedUnit], channels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Stack placed templates into one dense (n_units, n_times, n_channels) float32 uV array.
-
-    ``channels`` are the file columns of the dense array's columns. Templates of different lengths
-    are padded with zeros so that every peak sits at the same sample, which is returned.
-    Raises OutputError when a template uses a channel that is not in ``channels``.
-    """
-    channels = np.asarray(channels, dtype=np.int64)
-    if not units:
-        return np.zeros((0, 0, channels.size), np.float32), 0
-    before = max(u.template.peak_index for u in units)
-    after = max(u.template.n_times - u.template.peak_index for u in units)
-    out = np.zeros((len(units), before + after, channels.size), np.float32)
-    column_of = {int(c): i for i, c in enumerate(channels)}
-    for k, unit in enumerate(units):
-        t = unit.template
-        missing = [int(c) for c in t.channels if int(c) not in column_of]
-        if missing:
-            raise OutputError(
-                f"phy writer: injected unit {unit.new_unit_id} uses channel(s) {missing} that are not "
-                f"neural channels of the recording; phy's channel map holds only {channels.tolist()}"
-            )
-        cols = [column_of[int(c)] for c in t.channels]
-        start = before - t.peak_index
-        out[k, start : start + t.n_times][:, cols] = t.waveform
-    return out, before
 
 
 def _dtype_name(dtype: np.dtype) -> str:

@@ -112,13 +112,23 @@ def _build(output, score) -> str:
 
 
 def write_report(output: str | Path, score: str | Path | None = None, out: str | Path | None = None) -> Path:
-    """Write the report; ``out`` defaults to ``<output folder>/report.html``. Returns its path."""
+    """Write the report; ``out`` defaults to ``<output folder>/report.html``. Returns its path.
+
+    ``out`` is checked first: never an input (the output's files, its source, the score), and
+    written whole or not at all (a temporary file renamed over it)."""
+    from hybridkit.formats.atomic_files import AtomicFiles
+    from hybridkit.run.output_guard import check_output_file, output_inputs
+
     truth = load_truth(output)
-    html = build_report(truth, score)
     out_path = truth.folder / "report.html" if out is None else Path(out)
+    inputs = output_inputs(Path(output)) if truth.remote is None else []
+    if score is not None:
+        inputs.append(("the score", Path(score).absolute()))
+    check_output_file("report --out", out_path, inputs)  # before any work
+    html = build_report(truth, score)
     try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(html, encoding="utf-8")
+        with AtomicFiles() as pending:
+            pending.temp(out_path).write_text(html, encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write the report {out_path} ({exc.strerror})") from None
     return out_path

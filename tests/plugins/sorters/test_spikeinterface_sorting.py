@@ -129,3 +129,24 @@ def test_score_takes_a_saved_folder_and_an_extractor_file(generated, tmp_path, c
     late.save(folder=tmp_path / "late")
     assert main(capsys, "score", generated, tmp_path / "late", "-o", tmp_path / "s3")[0] == 0
     assert all(float(r["accuracy"]) == 0.0 for r in read_csv(tmp_path / "s3" / "units.csv").values())
+
+
+def test_a_saved_recording_is_not_a_sorting_and_a_saved_sorting_not_a_recording(tmp_path):
+    """Both plugins open their SpikeInterface object through one helper
+    (formats/si_objects.open_configured); each refuses the other kind, naming what it got."""
+    import spikeinterface.core as si
+
+    from hybridkit.errors import SourceError
+    from hybridkit.plugins.sources.spikeinterface import SpikeInterfaceReader
+
+    numpy_sorting(trains()).save(folder=tmp_path / "a_sorting")
+    rec = si.NumpyRecording([np.zeros((100, 2), np.int16)], sampling_frequency=FS)
+    rec.set_channel_gains(1.0)
+    rec.set_channel_offsets(0.0)
+    rec.save(folder=tmp_path / "a_recording", format="binary", verbose=False)
+    with pytest.raises(SortingError, match=r"^sorting: \S*a_recording is a \w+, not a sorting$"):
+        load({"type": "spikeinterface", "path": "a_recording"}, tmp_path)
+    options = SpikeInterfaceReader.Options.model_validate({"type": "spikeinterface", "folder": "a_sorting"},
+                                                          context={"base_dir": tmp_path})
+    with pytest.raises(SourceError, match=r"^recording: \S*a_sorting is a \w+, not a recording$"):
+        SpikeInterfaceReader(options, RunContext(tmp_path, np.random.default_rng(0), 0)).open()

@@ -1,6 +1,7 @@
 """SpikeGLX reader: every real .meta in tests/data/spikeglx, with tiny .bin files made here."""
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -68,8 +69,8 @@ def make_stream(meta_src, folder, n_samples=200, *, stem="x_g0_t0.imec0.ap", dat
     return bin_path
 
 
-def open_glx(path) -> "Recording":
-    return SpikeGLXReader(SpikeGLXReader.Options(type="spikeglx", path=path)).open()
+def open_glx(path, **options) -> "Recording":
+    return SpikeGLXReader(SpikeGLXReader.Options(type="spikeglx", path=path, **options)).open()
 
 
 def pi_probe(meta_path):
@@ -87,7 +88,7 @@ def test_every_real_meta(meta_src, tmp_path):
     meta = read_meta(meta_src)
     band = "lf" if ".lf." in meta_src.name else "ap"
     bin_path = make_stream(meta_src, tmp_path, 150, stem=f"x_g0_t0.imec0.{band}")
-    rec = open_glx(bin_path)
+    rec = open_glx(bin_path, min_sampling_rate_hz=0)  # LF streams too (refused by default)
     n_chan = int(meta["nSavedChans"])
     n_sync = int(meta["snsApLfSy"].split(",")[2])
     assert rec.n_channels == n_chan and rec.n_samples == 150 and rec.dtype == np.int16
@@ -122,6 +123,35 @@ def test_every_real_meta(meta_src, tmp_path):
     )
     assert rec.files[0].first_sample == int(meta.get("firstSample", 0))
     assert rec.files[0].meta_path == bin_path.with_suffix(".meta")
+
+
+@pytest.mark.parametrize("meta_src", [IBL / "sample3A_g0_t0.imec.lf.meta", IBL / "sample3B_g0_t0.imec1.lf.meta"],
+                         ids=lambda p: p.name)
+def test_an_lf_stream_is_refused_below_min_sampling_rate(meta_src, tmp_path, capsys):
+    """As an NWB LFP series: 2.5 kHz cannot carry spikes; one line naming the file, the rate,
+    the option and what to read instead; lowering the option reads it."""
+    from tests.helpers import main
+
+    import re
+
+    fs = float(read_meta(meta_src)["imSampRate"])  # a calibrated ~2.5 kHz
+    bin_path = make_stream(meta_src, tmp_path, 150, stem="x_g0_t0.imec0.lf")
+    with pytest.raises(SourceError, match=r"^recording: SpikeGLX file x_g0_t0\.imec0\.lf\.bin is sampled at "
+                       rf"{re.escape(f'{fs:g}')} Hz, below recording\.min_sampling_rate_hz 10000 .*\(\.ap\.bin\).* lower "
+                       r"min_sampling_rate_hz$"):
+        open_glx(bin_path)
+    assert open_glx(bin_path, min_sampling_rate_hz=fs).sampling_rate == fs  # the limit itself passes
+    # an AP stream of the same probe passes the default
+    ap_meta = Path(str(meta_src).replace(".lf.", ".ap."))
+    ap = make_stream(ap_meta, tmp_path / "ap", 150, stem="x_g0_t0.imec0.ap")
+    assert open_glx(ap).sampling_rate == float(read_meta(ap_meta)["imSampRate"]) > 10000
+    # and the command line says it in one line, exit 2
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"recording": {"type": "spikeglx", "path": str(bin_path)},
+                               "templates": {"type": "synthetic", "n_units": 1},
+                               "injection": {"trains": {"mode": "poisson", "rate_hz": 5}}}))
+    code, _, err = main(capsys, "generate", cfg)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "min_sampling_rate_hz 10000" in err
 
 
 def test_traces_are_the_file(tmp_path):

@@ -48,3 +48,20 @@ def test_annotations_merge_equals_a_stable_sort_of_both_lists():
     assert np.array_equal(tt, b_t) and np.array_equal(uu, b_u)
     assert list(legacy_tables.merged_by_time(np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
                                              np.zeros(0, np.int64), 10)) == []
+
+
+def test_metadata_table_names_the_source_files_without_this_machines_paths(generated):
+    """metadata-<session>.csv travels with the output: each source file by its name (as the NWB
+    writer's source.files), with its samples and first sample, in the run's file order."""
+    import csv
+    import json
+    from pathlib import Path
+
+    sources = json.loads((generated / "manifest.json").read_text())["sources"]
+    text = (generated / "metadata-demo.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [r["filename"] for r in rows] == [Path(s["path"]).name for s in sources]
+    assert [r["filename"] for r in rows] == ["demo_g0_t0.imec0.ap.bin"]
+    assert [int(r["samples"]) for r in rows] == [s["n_samples"] for s in sources]
+    assert [int(r["start_time"]) for r in rows] == [s["first_sample"] for s in sources]
+    assert str(Path(sources[0]["path"]).parent) not in text

@@ -10,7 +10,8 @@ import pytest
 from hybridkit.errors import OutputError
 from hybridkit.model import GroundTruth, PlacedUnit, Plan, Recording, SourceFile, Template
 from hybridkit.formats.hybrid_binary import hybrid_file_name
-from hybridkit.plugins.writers.phy import PhyWriter, dense_templates
+from hybridkit.formats.phy_layout import dense_templates
+from hybridkit.plugins.writers.phy import PhyWriter
 from tests.conftest import DATA as TEST_DATA
 
 DATA = TEST_DATA / "kilosort4_cpu_10s_32ch"

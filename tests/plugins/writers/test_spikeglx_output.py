@@ -22,7 +22,8 @@ SI_READABLE = [m for m in IMEC_METAS if m.name not in SI_UNREADABLE]
 def _run(tmp_path, bin_path, session="hyb", rate_hz=200.0, n_units=2):
     cfg = {
         "session": session, "seed": 5,
-        "recording": {"type": "spikeglx", "path": str(bin_path)},
+        # LF streams too: their 2.5 kHz is refused by default (min_sampling_rate_hz)
+        "recording": {"type": "spikeglx", "path": str(bin_path), "min_sampling_rate_hz": 0},
         "templates": {"type": "synthetic", "n_units": n_units, "ms_before": 0.5, "ms_after": 1.0},
         "injection": {"trains": {"mode": "poisson", "rate_hz": rate_hz},
                       "placement": {"min_distance_um": 0.0}},  # NP-Ultra: a 48 x 96 um probe

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator, model_validator
 from hybridkit.errors import OutputError, SourceError
 from hybridkit.hookspecs import SourceReader, hookimpl
 from hybridkit.model import Recording, SourceFile
-from hybridkit.options import InputFile, PluginOptions
+from hybridkit.options import InputFile, PluginOptions, check_sampling_rate, min_sampling_rate_field
 from hybridkit.formats.geometry import build_probe, load_geometry
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,7 @@ class NwbReaderOptions(PluginOptions):
         None, description="Contact positions in um when the electrodes table has none (or to "
         "override it): probeinterface JSON, .prb, .txt 'x y' per line, or .npy (n, 2); row i = "
         "column i of the series unless the probe file gives device channel indices.")
-    min_sampling_rate_hz: float = Field(
-        10000.0, ge=0, description="Refuse series sampled below this rate (Hz): spikes last about "
-        "1 ms, so an LFP series (e.g. 2.5 kHz) cannot carry them; lower it to inject anyway.")
+    min_sampling_rate_hz: float = min_sampling_rate_field("series")
     cache_mb: float = Field(64.0, gt=0, description="h5py chunk cache (MB) holding recently "
                             "decompressed chunks; should hold a few chunks of the series.")
     stream_block_mb: float = Field(2.0, gt=0, description="Bytes fetched per HTTP request when "
@@ -190,7 +188,7 @@ class NwbReader(SourceReader):
             if not path.is_file():
                 raise SourceError(f"{FIELD}.path: NWB file {path} does not exist")
             return str(path), path
-        from hybridkit.plugins.sources.nwb.remote import open_url, resolve_dandi_asset
+        from hybridkit.formats.remote_http import open_url, resolve_dandi_asset
 
         url = opt.url
         if url is None:
@@ -275,11 +273,8 @@ class NwbReader(SourceReader):
         table = h5[es["electrodes"].attrs["table"]]
 
         fs = self._rate(es, where)
-        if fs < self.options.min_sampling_rate_hz:
-            raise SourceError(
-                f"{FIELD}: {where} is sampled at {fs:g} Hz, below recording.min_sampling_rate_hz "
-                f"{self.options.min_sampling_rate_hz:g} (an LFP series cannot carry spikes); choose "
-                "the wideband or AP series with electrical_series_path, or lower min_sampling_rate_hz")
+        check_sampling_rate(fs, self.options.min_sampling_rate_hz, where,
+                            "choose the wideband or AP series with electrical_series_path")
         start = float(es["starting_time"][()]) if "starting_time" in es else \
             float(es["timestamps"][0]) if "timestamps" in es and es["timestamps"].shape[0] else 0.0
         gain, offset = self._scale(es, data, n_chan, where)

@@ -127,8 +127,10 @@ def write_tables(truth: GroundTruth, out: Path) -> list[Path]:
                                                                     _CSV_BLOCK_ROWS)),
                              ["%d"] * 3))
 
+    # file names, not paths: the output travels (no path of the machine that made it), as the
+    # NWB writer's source.files; the guard keeps every source outside the output folder
     files.append(_csv(out / f"metadata-{s}.csv", ["filename", "samples", "start_time"],
-                      [[str(f.path) for f in rec.files], [f.n_samples for f in rec.files],
+                      [[f.path.name for f in rec.files], [f.n_samples for f in rec.files],
                        [f.first_sample for f in rec.files]], ["%s", "%d", "%d"]))
     nz = np.flatnonzero(truth.clipped_per_channel)
     files.append(_csv(out / f"clipped-{s}.csv", ["channel", "clipped_samples"],

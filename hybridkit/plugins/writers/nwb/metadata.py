@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import AwareDatetime, Field, field_validator
 
+from hybridkit.formats.nwb_layout import session_id_for
 from hybridkit.options import StrictModel
 
 SPECIES_RE = re.compile(r"^[A-Z][a-z]+ [a-z]+( [a-z]+)?$")
@@ -188,11 +189,6 @@ def resolve_metadata(opt, recording):
             raise OutputError(f"writers nwb: {name}: {exc} (neither the config nor the {label} "
                               "gives a valid one)") from None
     return resolved
-
-
-def session_id_for(session: str) -> str:
-    """DANDI puts the session id in a file name: no '/', and '_' separates name parts."""
-    return re.sub(r"[_/\\\s]+", "-", session).strip("-") or "hybrid"
 
 
 def _probe_device(nwbfile, recording):

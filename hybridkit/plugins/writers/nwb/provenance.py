@@ -3,7 +3,7 @@ needs to travel (DANDI uploads nothing else): the processing module ``hybridkit`
 
 * ``run_config``: the resolved config (every default and the seed), one row per leaf field:
   ``field`` (JSON pointer, e.g. ``/injection/amplitude/max``) and ``value`` (JSON text); absolute
-  paths are replaced by base names (:func:`hybridkit.publish.identity.portable_config`);
+  paths are replaced by base names (:func:`hybridkit.formats.input_identity.portable_config`);
 * ``inputs``: the run's inputs by identity (file name, bytes, SHA-256; DANDI instance, dandiset,
   version, asset id and path; URL), one row per config field that named one; ``input_files``: the
   files of input folders (a sorter's output), with sizes and SHA-256;
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from hybridkit.model import GroundTruth
-from hybridkit.publish.identity import INPUT_COLUMNS
-from hybridkit.publish.pointers import flatten
+from hybridkit.formats.input_identity import INPUT_COLUMNS
+from hybridkit.formats.json_pointers import flatten
 
 MODULE = "hybridkit"
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from hybridkit.engine.noise import injected_snr, recording_noise_uV
+from hybridkit.formats.nwb_layout import dense_waveforms
 from hybridkit.model import GroundTruth
 
 #: (name, description) of the per-unit columns, in table order
@@ -112,20 +113,6 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
             "obs_intervals": [[start, start + duration]],
         })
     return rows
-
-
-def dense_waveforms(truth: GroundTruth) -> tuple[np.ndarray, int]:
-    """(n_units, n_times, n_neural) float32 volts, peaks aligned at sample ``before``; and ``before``."""
-    plan, rec = truth.plan, truth.recording
-    neural = rec.neural_channels
-    before = max((u.template.peak_index for u in plan.units), default=0)
-    after = max((u.template.n_times - u.template.peak_index for u in plan.units), default=1)
-    out = np.zeros((len(plan.units), before + after, neural.size), np.float32)
-    for k, u in enumerate(plan.units):
-        t = u.template
-        a = before - t.peak_index
-        out[k][a:a + t.n_times, np.searchsorted(neural, t.channels)] = t.waveform * np.float32(1e-6)
-    return out, before
 
 
 def build_units(truth: GroundTruth, electrodes_table, name: str = "units"):

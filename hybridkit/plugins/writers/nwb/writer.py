@@ -181,11 +181,12 @@ class NwbWriter(Writer):
                            getattr(ctx, "seed", 0), self._notes(recording))
 
     def begin(self, recording: Recording, out_dir: Path) -> None:
-        from hybridkit.plugins.writers.nwb.metadata import resolve_metadata, session_id_for
+        from hybridkit.formats.nwb_layout import nwb_file_name
+        from hybridkit.plugins.writers.nwb.metadata import resolve_metadata
 
         self.recording = recording
         self.options = resolve_metadata(self.options, recording)
-        name = self.options.file_name or f"{session_id_for(getattr(self.context, 'session', 'hybrid'))}.nwb"
+        name = nwb_file_name(self.options.file_name, getattr(self.context, 'session', 'hybrid'))
         self.path = Path(out_dir) / name
         self._start_input_identities()
         if not self.options.traces:
@@ -312,7 +313,7 @@ class NwbWriter(Writer):
         run goes on: the source is read once more, beside the injection, not after it."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from hybridkit.publish.identity import portable_config
+        from hybridkit.formats.input_identity import portable_config
 
         resolved = getattr(self.context, "resolved_config", None)
         if resolved is None:
@@ -321,7 +322,8 @@ class NwbWriter(Writer):
 
         self._cancel_inputs = threading.Event()
         pool = ThreadPoolExecutor(1, thread_name_prefix="nwb-input-identity")
-        self._inputs = pool.submit(portable_config, resolved, self._cancel_inputs)
+        self._inputs = pool.submit(portable_config, resolved, self._cancel_inputs,
+                                   getattr(self.context, "digests", None))
         pool.shutdown(wait=False)
 
     def _add_provenance(self, nwbfile, truth: GroundTruth) -> None:

@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hybridkit.publish.pointers import flatten, unflatten
-from hybridkit.run.provenance import SIDECAR_MAX_BYTES, sha256
+from hybridkit.formats.json_pointers import flatten, unflatten
+from hybridkit.formats.checksums import SIDECAR_MAX_BYTES, sha256
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +34,30 @@ INPUT_COLUMNS = ("field", "kind", "file_name", "bytes", "sha256", "files", "url"
                  "dandiset", "dandiset_version", "asset_id", "asset_path")
 
 
-def file_identity(path: Path, cancel=None) -> dict[str, Any]:
+def _hash(path: Path, cancel, digests) -> str:
+    """Through the run's digests when given (the manifest then reuses the hash), else directly."""
+    return digests.sha256(path, cancel=cancel) if digests is not None else sha256(path, cancel=cancel)
+
+
+def file_identity(path: Path, cancel=None, digests=None) -> dict[str, Any]:
     return {"kind": "file", "file_name": path.name, "bytes": path.stat().st_size,
-            "sha256": sha256(path, cancel=cancel)}
+            "sha256": _hash(path, cancel, digests)}
 
 
-def folder_identity(path: Path, cancel=None) -> dict[str, Any]:
+def folder_identity(path: Path, cancel=None, digests=None) -> dict[str, Any]:
     """The folder's files (sorted relative POSIX names) with sizes and, below the limit, SHA-256."""
     files = []
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
         size = p.stat().st_size
         files.append({"file_name": p.relative_to(path).as_posix(), "bytes": size,
-                      "sha256": sha256(p, cancel=cancel) if size <= HASH_MAX_BYTES else ""})
+                      "sha256": _hash(p, cancel, digests) if size <= HASH_MAX_BYTES else ""})
     return {"kind": "folder", "file_name": path.name, "bytes": sum(f["bytes"] for f in files), "files": files}
 
 
 def dandi_asset_identity(dandiset: str, asset_path: str, version: str | None, instance: str) -> dict[str, Any]:
     """The asset's id, the dandiset version it was read from, its size and SHA-256 (when the
     archive has computed one). Failures are logged: provenance must not fail a finished run."""
-    from hybridkit.plugins.sources.nwb.remote import dandi_client
+    from hybridkit.formats.remote_http import dandi_client
 
     row: dict[str, Any] = {"kind": "dandi_asset", "file_name": asset_path.rsplit("/", 1)[-1],
                            "dandi_instance": instance, "dandiset": dandiset,
@@ -82,7 +87,7 @@ def _recording_identity(recording: dict) -> dict[str, Any] | None:
         row = {"kind": "url", "field": "/recording/url", "url": recording["url"],
                "file_name": recording["url"].split("?")[0].rsplit("/", 1)[-1]}
         try:
-            from hybridkit.plugins.sources.nwb.remote import open_url
+            from hybridkit.formats.remote_http import open_url
 
             remote = open_url(recording["url"])
             row["bytes"] = remote.size
@@ -93,11 +98,12 @@ def _recording_identity(recording: dict) -> dict[str, Any] | None:
     return None
 
 
-def portable_config(resolved: dict, cancel=None) -> tuple[dict, list[dict[str, Any]]]:
+def portable_config(resolved: dict, cancel=None, digests=None) -> tuple[dict, list[dict[str, Any]]]:
     """``(config without absolute paths, input rows)`` of a resolved config (JSON form).
 
     Each row has every key of :data:`INPUT_COLUMNS`; ``files`` is a list for folders. ``cancel``
-    (a threading.Event) stops the hashing when the run fails."""
+    (a threading.Event) stops the hashing when the run fails; ``digests`` (the run's
+    :class:`hybridkit.formats.checksums.FileDigests`) shares each hash with the manifest."""
     rows = flatten(resolved)
     inputs: list[dict[str, Any]] = []
     out = []
@@ -106,9 +112,9 @@ def portable_config(resolved: dict, cancel=None) -> tuple[dict, list[dict[str, A
         if isinstance(value, str) and os.path.isabs(value):
             path = Path(value)
             if path.is_file():
-                inputs.append({"field": pointer, **file_identity(path, cancel)})
+                inputs.append({"field": pointer, **file_identity(path, cancel, digests)})
             elif path.is_dir():
-                inputs.append({"field": pointer, **folder_identity(path, cancel)})
+                inputs.append({"field": pointer, **folder_identity(path, cancel, digests)})
             text = json.dumps(path.name)
         out.append((pointer, text))
     remote = _recording_identity(resolved.get("recording") or {})

@@ -1,4 +1,5 @@
-"""Remote NWB sources: a streamed HTTP(S) file object and DANDI asset resolution.
+"""Remote NWB files (an ``nwb`` source, a published hybrid): a streamed HTTP(S) file object and
+DANDI asset resolution.
 
 Streaming uses fsspec's HTTP filesystem (installed with dandi/nwbinspector): h5py reads the file
 through a Python file object, and fsspec turns each read into an HTTP ``Range`` request for the
