@@ -64,6 +64,8 @@ def test_lazy_equals_generate_on_the_example(static, chunk):
     assert lazy.get_num_segments() == 1 and lazy.get_num_channels() == N_CH
     assert lazy.get_dtype() == np.int16 and lazy.get_num_samples(0) == written.shape[0]
     assert static.truth.plan.n_events > 100
+    # a SpikeGLX file: the compiled path into rows copied from the mapped file
+    assert lazy._recording_segments[0].mapped is not None
     assert np.array_equal(chunked(lazy, 0, chunk), written)
 
 
@@ -102,6 +104,8 @@ def two_files(tmp_path_factory):
 def test_lazy_equals_generate_on_a_two_file_source(two_files, chunk):
     lazy = lazy_hybrid(two_files.output_dir)
     assert lazy.get_num_segments() == 2
+    # read through SpikeInterface's Open Ephys reader: the compiled path into what it returns
+    assert all(seg.packed is not None and seg.mapped is None for seg in lazy._recording_segments)
     assert two_files.truth.plan.times.min() < 50000 < two_files.truth.plan.times.max()
     for k in range(2):
         written = np.fromfile(two_files.output_dir / f"Record_Node_101_seg{k}.GT.bin", np.int16).reshape(-1, 32)
@@ -119,6 +123,18 @@ def test_lazy_pickles_to_worker_processes(two_files, tmp_path):
     for k in range(2):
         written = np.fromfile(two_files.output_dir / f"Record_Node_101_seg{k}.GT.bin", np.int16).reshape(-1, 32)
         assert np.array_equal(saved.get_traces(segment_index=k), written)
+
+
+
+def test_lazy_mapped_source_in_worker_processes(static, tmp_path):
+    """The compiled path over a mapped file in SpikeInterface's worker processes (each maps the file
+    and runs the compiled loop itself)."""
+    lazy = lazy_hybrid(static.output_dir)
+    assert lazy._recording_segments[0].mapped is not None
+    saved = lazy.save(folder=tmp_path / "saved", format="binary", n_jobs=2, chunk_size=10007,
+                      progress_bar=False, verbose=False)
+    written = np.fromfile(static.output_dir / BIN, np.int16).reshape(-1, N_CH)
+    assert np.array_equal(saved.get_traces(), written)
 
 
 # -- read_hybrid -------------------------------------------------------------------------------------
