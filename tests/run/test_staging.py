@@ -29,7 +29,10 @@ REC = "demo_g0/demo_g0_t0.imec0.ap.bin"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("staging")
-    write_example(root / "demo", seed=3, duration_s=4.0)
+    # long enough that a run is still going when the tests signal it or start a second one: a
+    # 4 s example's run ended ~0.4 s after its staging folder appeared, too close to the 0.3 s
+    # delays on a loaded machine (the tests then failed their own "still running" check)
+    write_example(root / "demo", seed=3, duration_s=12.0)
     return root / "demo"
 
 
