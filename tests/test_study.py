@@ -231,6 +231,76 @@ def test_report_compares_the_sorters(root, scored, capsys):
     assert "<td>dropped</td><td>3</td><td>1</td><td>0</td><td>12</td>" in table
 
 
+def _names(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+@pytest.mark.parametrize("target, said", [
+    (lambda r: r / "out" / "datasets" / GOOD[0] / "firings_true.npy", "is the output's file"),
+    (lambda r: r / "out" / "datasets" / GOOD[0], "holds the output's manifest.json"),
+    (lambda r: r / "out" / "scores" / "units.csv", "lies inside the study's scores"),
+    (lambda r: r / "out" / "study.json", "is the study's study.json"),
+    (lambda r: r / "study.json", "is the study file"),
+    (lambda r: r / "sorted" / GOOD[0] / "dropped" / "report.html", "lies inside sorter dropped's output"),
+    (lambda r: r / "demo" / BIN_REL, "is the output's source recording"),
+], ids=["dataset-file", "dataset-folder", "scores-table", "record", "study-file", "sorter-output", "source"])
+def test_report_out_never_lands_on_an_input(root, scored, capsys, target, said):
+    """`study report -o` on an input: exit 2, one line naming the option and the path, nothing
+    written anywhere in the study's tree, the input byte for byte what it was."""
+    out = target(root)
+    names, before = _names(root), _sha256(out)
+    code, _, err = main(capsys, "study", "report", root / "out", "-o", out)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "study report --out" in lines[0] and str(out) in lines[0], err
+    assert said in lines[0], err
+    assert _names(root) == names and _sha256(out) == before
+
+
+def test_report_interrupted_while_writing_leaves_the_previous_page(root, scored, tmp_path, capsys,
+                                                                   monkeypatch):
+    """Interrupted after the page went to its temporary name, before the rename (os.replace
+    raises): the previous page is byte for byte what it was, and no partial file is left."""
+    out = tmp_path / "pages" / "study.html"
+    code, _, err = main(capsys, "study", "report", root / "out", "-o", out)
+    assert code == 0, err
+    before = {p.name: _sha256(p) for p in out.parent.iterdir()}
+    assert list(before) == ["study.html"] and out.read_text().startswith("<!DOCTYPE html>")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    code, _, err = main(capsys, "study", "report", root / "out", "-o", out)
+    assert code == 130 and "interrupted" in err, (code, err)
+    assert {p.name: _sha256(p) for p in out.parent.iterdir()} == before
+    # a new page into a folder that did not exist: neither the page nor the folder is left
+    code, _, err = main(capsys, "study", "report", root / "out", "-o", tmp_path / "new" / "r.html")
+    assert code == 130 and not (tmp_path / "new").exists()
+
+
+def test_score_interrupted_while_writing_leaves_the_previous_tables(root, client, scored, capsys,
+                                                                    monkeypatch):
+    """`study score` interrupted after its tables went to their temporary names, before the
+    renames (os.replace raises in this process, where the tables are written): the study's
+    units/sorters tables (CSV and Parquet) are byte for byte the previous ones, no partial file."""
+    scores = root / "out" / "scores"
+    before = {p.name: _sha256(p) for p in scores.iterdir() if p.is_file()}
+    assert {"units.csv", "sorters.csv"} <= set(before)
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    code, _, err = main(capsys, "study", "score", root / "out", "--scheduler", client.scheduler.address)
+    assert code == 130 and "interrupted" in err, (code, err)
+    assert {p.name: _sha256(p) for p in scores.iterdir() if p.is_file()} == before
+
+
 def test_study_file_errors_are_one_line(root, tmp_path, capsys):
     good = json.loads((root / "study.json").read_text())
     good["base"] = str(root / "demo" / "config.json")

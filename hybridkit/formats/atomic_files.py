@@ -5,8 +5,10 @@ same folder, so the rename cannot cross file systems) and all of them are rename
 targets together when the block ends without an error. An interrupted or failed command leaves
 no half-written file, and an existing file is only ever replaced by a complete one. Used by the
 commands that write single files or a few tables (``score``, ``report``, ``units --csv``,
-``example``, ``augment``, a study's ``study.json``); ``generate`` stages a whole folder instead
-(:mod:`hybridkit.run.provenance`).
+``example``, ``augment``, a study's ``study.json``, ``study score``'s tables, ``study report``,
+``publish``'s dandiset folder), the template database's cache and a staging folder's owner
+record; ``generate`` stages a whole folder instead and renames the folder
+(:func:`hybridkit.run.provenance.commit_staging`: ``os.replace`` cannot put a folder over one).
 """
 from __future__ import annotations
 

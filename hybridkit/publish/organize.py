@@ -9,6 +9,7 @@ of ``dandi organize``'s opaque ``obj-<hash>``).
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridkit.errors import PublishError
+from hybridkit.formats.atomic_files import AtomicFiles
 
 #: characters DANDI does not allow in a name label (dandi.organize.LABELREGEX), and '-' runs
 _BAD_LABEL = re.compile(r"[_*\\/<>:|\"'?%@;.\s]+")
@@ -121,14 +123,15 @@ def place(info: HybridNwb, dandiset_dir: Path) -> Path:
     target = dandiset_dir / info.asset_path
     if target.exists() and os.path.samefile(target, info.path):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(info.path, tmp)
-    except OSError:  # another file system, or links not allowed: a copy
-        shutil.copyfile(info.path, tmp)
-    os.replace(tmp, target)
+    # a partial copy a killed publish left beside the target (GBs of NWB) goes first
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.partial*"):
+        stale.unlink(missing_ok=True)
+    with AtomicFiles() as pending:
+        tmp = pending.temp(target)
+        try:
+            os.link(info.path, tmp)
+        except OSError:  # another file system, or links not allowed: a copy
+            shutil.copyfile(info.path, tmp)
     return target
 
 
@@ -136,7 +139,8 @@ def write_dandiset_yaml(dandiset_dir: Path, metadata: dict) -> Path:
     """``dandiset.yaml`` as ``dandi download`` writes it: the dandiset's metadata."""
     import yaml
 
-    dandiset_dir.mkdir(parents=True, exist_ok=True)
     path = dandiset_dir / "dandiset.yaml"
-    path.write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    with AtomicFiles() as pending:  # an interrupted publish never leaves a truncated one
+        pending.temp(path).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
+                                      encoding="utf-8")
     return path

@@ -62,6 +62,9 @@ def commit_staging(staging: Path, out_dir: Path, overwrite: bool) -> None:
     user), it is checked again and left as it is when it may not be replaced: the caller then
     discards this run's staging folder, as the message says.
     """
+    # Not formats/atomic_files: that replaces files with os.replace, which cannot put a folder
+    # over an existing non-empty one. A whole folder is committed with two renames (the old
+    # output aside, the staging folder into place), the old one restored if interrupted between.
     old = None
     if out_dir.exists() or out_dir.is_symlink():
         reason = replace_refusal(out_dir, overwrite)

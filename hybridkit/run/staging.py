@@ -1,6 +1,9 @@
 """Who owns a staging folder, and removing the ones whose run is gone.
 
-A run writes into ``.<name>.partial-XXXX`` beside its output and renames it into place at the end.
+A run writes into ``.<name>.partial-XXXX`` beside its output and renames it into place at the end
+(:func:`hybridkit.run.provenance.commit_staging`: a whole folder, which
+:mod:`hybridkit.formats.atomic_files`, replacing files, cannot do; the owner record, one file, is
+written through it).
 A run killed with SIGKILL (or a machine that lost power) cannot remove its staging folder, and it
 may hold hundreds of MB. So each staging folder records its owner (pid, host, the process's start
 time) in :data:`OWNER_FILE`; the next run into the same output removes the staging folders whose
@@ -18,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hybridkit.errors import OutputError
+from hybridkit.formats.atomic_files import AtomicFiles
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +71,8 @@ def write_owner(staging: Path) -> None:
     owner = {"pid": pid, "host": socket.gethostname(), "process_start": _process_start(pid),
              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     # Written whole or not at all: a run killed mid-write must not leave an empty record.
-    tmp = staging / f"{OWNER_FILE}.tmp"
-    tmp.write_text(json.dumps(owner) + "\n", encoding="utf-8")
-    os.replace(tmp, staging / OWNER_FILE)
+    with AtomicFiles() as pending:
+        pending.temp(staging / OWNER_FILE).write_text(json.dumps(owner) + "\n", encoding="utf-8")
 
 
 def read_owner(staging: Path) -> dict | None:

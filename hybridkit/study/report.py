@@ -108,13 +108,46 @@ def build_study_report(study_dir: str | Path) -> str:
     return page.render()
 
 
+def study_inputs(study_dir: Path, rec: dict) -> list[tuple[str, Path]]:
+    """What the study's report must never overwrite, as (what it is, absolute path).
+
+    study.json, the ``scores`` folder (the tables read and ``study score``'s per-pair results),
+    the study file, each dataset's output as ``report`` guards one
+    (:func:`hybridkit.run.output_guard.output_inputs`: its manifest, files, source recording) and
+    every sorter output ``study score`` looked at.
+    """
+    from hybridkit.run.output_guard import output_inputs
+    from hybridkit.study.record import STUDY_JSON
+
+    found = [("the study's " + STUDY_JSON, study_dir / STUDY_JSON),
+             ("the study's scores", study_dir / SCORES_DIR)]
+    if rec.get("study_file"):
+        found.append(("the study file", Path(str(rec["study_file"]))))
+    for d in rec["datasets"]:
+        if d.get("output_dir"):
+            found += output_inputs(Path(str(d["output_dir"])))
+    summaries = study_dir / SCORES_DIR / "sorters.csv"
+    if summaries.is_file():
+        found += [(f"sorter {r['sorter']}'s output", Path(str(r["sorting_path"])))
+                  for r in read_table(summaries) if r.get("sorting_path")]
+    return [(label, path.absolute()) for label, path in found]
+
+
 def write_study_report(study_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write the report (default ``<study_dir>/report.html``); returns its path."""
+    """Write the report (default ``<study_dir>/report.html``); returns its path.
+
+    ``out`` is checked first, before any work: never an input (:func:`study_inputs`), not a
+    folder; and written whole or not at all (a temporary file renamed over it)."""
+    from hybridkit.formats.atomic_files import AtomicFiles
+    from hybridkit.run.output_guard import check_output_file
+
+    study_dir = Path(study_dir)
+    path = study_dir / "report.html" if out is None else Path(out)
+    check_output_file("study report --out", path, study_inputs(study_dir, read_record(study_dir)))
     html = build_study_report(study_dir)
-    path = Path(study_dir) / "report.html" if out is None else Path(out)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        with AtomicFiles() as pending:
+            pending.temp(path).write_text(html, encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write the report {path} ({exc.strerror})") from None
     return path

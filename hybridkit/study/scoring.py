@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridkit.errors import HybridkitError, OutputError, StudyError
+from hybridkit.formats.atomic_files import AtomicFiles
 from hybridkit.results.scoring import UNIT_COLUMNS
 from hybridkit.study.cluster import study_client
 from hybridkit.study.record import read_record
@@ -82,8 +83,10 @@ def _param_columns(datasets: list[dict], grid: list[str]) -> dict[str, dict[str,
     return out
 
 
-def write_tables(rows: list[dict], columns: list[str], stem: Path) -> list[Path]:
-    """``rows`` as ``<stem>.csv`` and, with pyarrow, ``<stem>.parquet``; returns the files."""
+def write_tables(tables: list[tuple[list[dict], list[str], Path]]) -> list[Path]:
+    """Each ``(rows, columns, stem)`` as ``<stem>.csv`` and, with pyarrow, ``<stem>.parquet``;
+    returns the files. All are replaced together at the end (:mod:`hybridkit.formats.atomic_files`),
+    so an interrupted ``study score`` leaves the previous tables, never a half or mismatched set."""
     def cell(v):
         if v is None:
             return ""
@@ -91,27 +94,31 @@ def write_tables(rows: list[dict], columns: list[str], stem: Path) -> list[Path]
             return str(v).lower()
         return f"{v:.6g}" if isinstance(v, float) else str(v)
 
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # CSV alone; docs/studies.md says to install the study extra
+        pa = pq = None
     files = []
     try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        path = stem.with_suffix(".csv")
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(columns)
-            for r in rows:
-                w.writerow([cell(r.get(c)) for c in columns])
-        files.append(path)
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:  # CSV alone; docs/studies.md says to install the study extra
-            return files
-        table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows],
-                                     schema=_schema(rows, columns))
-        pq.write_table(table, stem.with_suffix(".parquet"))
-        files.append(stem.with_suffix(".parquet"))
+        with AtomicFiles() as pending:
+            for rows, columns, stem in tables:
+                path = stem.with_suffix(".csv")
+                with open(pending.temp(path), "w", newline="", encoding="utf-8") as fh:
+                    w = csv.writer(fh, lineterminator="\n")
+                    w.writerow(columns)
+                    for r in rows:
+                        w.writerow([cell(r.get(c)) for c in columns])
+                files.append(path)
+                if pq is None:
+                    continue
+                table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows],
+                                             schema=_schema(rows, columns))
+                pq.write_table(table, pending.temp(stem.with_suffix(".parquet")))
+                files.append(stem.with_suffix(".parquet"))
     except OSError as exc:
-        raise OutputError(f"cannot write the study's tables into {stem.parent} ({exc.strerror})") from None
+        raise OutputError(f"cannot write the study's tables into {tables[0][2].parent} "
+                          f"({exc.strerror})") from None
     return files
 
 
@@ -193,8 +200,8 @@ def score_study(study_dir: str | Path, workers: int | None = None, scheduler: st
     units.sort(key=lambda r: (order[(r["dataset"], r["sorter"])], r["gt_unit"]))
     head = KEY_COLUMNS + list(rec["grid"])
     out_root = study_dir / SCORES_DIR
-    files = write_tables(units, head + UNIT_COLUMNS, out_root / "units")
-    files += write_tables(summaries, head + SUMMARY_COLUMNS, out_root / "sorters")
+    files = write_tables([(units, head + UNIT_COLUMNS, out_root / "units"),
+                          (summaries, head + SUMMARY_COLUMNS, out_root / "sorters")])
     return StudyScore(study_dir=study_dir, summaries=summaries, units=units, files=files,
                       wall_seconds=time.perf_counter() - t0)
 

@@ -7,8 +7,8 @@ import shutil
 import h5py
 import numpy as np
 
-from hybridkit.formats.json_pointers import flatten, unflatten
 from hybridkit.formats.checksums import sha256
+from hybridkit.formats.json_pointers import flatten
 from tests.helpers import main
 
 
@@ -24,14 +24,6 @@ def _strings(h5):
 
     h5.visititems(visit)
     return [v.decode() if isinstance(v, bytes) else v for v in out if isinstance(v, (bytes, str))]
-
-
-def test_pointers_round_trip():
-    doc = {"a": {"b~/c": [1, 2], "d": [{"type": "x", "n": None}, {"type": "y"}], "e": {}},
-           "f": "s", "g": [[1.5, 2.0]]}
-    rows = flatten(doc)
-    assert ("/a/b~0~1c", "[1,2]") in rows and ("/a/d/1/type", '"y"') in rows
-    assert unflatten(rows) == doc
 
 
 def test_nwb_carries_config_inputs_and_truth(pub_run, pub_example):

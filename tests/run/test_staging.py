@@ -302,3 +302,24 @@ def test_a_killed_process_not_yet_reaped_is_not_alive():
         assert not pid_alive(proc.pid)  # still in the process table, but gone
     finally:
         proc.wait()
+
+
+def test_the_owner_record_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """write_owner through formats/atomic_files: the record names this process; interrupted
+    before its rename, the staging folder holds no record and no partial one."""
+    from hybridkit.run.staging import read_owner, write_owner
+
+    staging = tmp_path / ".out.partial-0001"
+    staging.mkdir()
+    write_owner(staging)
+    owner = read_owner(staging)
+    assert owner["pid"] == os.getpid() and [p.name for p in staging.iterdir()] == [OWNER_FILE]
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    (staging / OWNER_FILE).unlink()
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_owner(staging)
+    assert list(staging.iterdir()) == [] and read_owner(staging) is None

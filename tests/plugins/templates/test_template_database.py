@@ -264,6 +264,30 @@ def test_corrupt_cache_entry_is_fetched_again(server, tmp_path, np1_recording):
     assert np.array_equal(first.waveform, again.waveform)
 
 
+def test_an_interrupted_download_caches_neither_object_nor_sidecar(server, tmp_path, monkeypatch):
+    """Interrupted after both went to their temporary names, before the renames (os.replace
+    raises): nothing is left in the cache, not even its folders; the next get stores both."""
+    import os
+
+    key = f"{KS042}/templates_array/5.0.0"
+    store = HttpCache(server.url, tmp_path / "cache")
+    real_replace = os.replace
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.get(key)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*"))
+    monkeypatch.setattr(os, "replace", real_replace)
+    data, _ = store.get(key)
+    assert data == (REPLICA / key).read_bytes()
+    side = store.path(key).with_name(store.path(key).name + ".hybridkit.json")
+    assert json.loads(side.read_text())["sha256"] == hashlib.sha256(data).hexdigest()
+    assert sorted(p.name for p in store.path(key).parent.iterdir()) == ["5.0.0", side.name]
+
+
 def test_corrupt_chunk_on_server_is_a_clear_error(server, replica, tmp_path, np1_recording):
     chunk = replica / KS042 / "templates_array" / "5.0.0"
     chunk.write_bytes(b"\x00" * 64)

@@ -11,8 +11,10 @@ sidecar ``<key>.hybridkit.json`` recording its size, SHA-256, the server's ETag 
 and the URL. A cached object is used only when its size and hash match the sidecar; otherwise it
 is fetched again. Revalidation (the index) asks the server for the object's ETag; a server that
 sends none (plain static hosting) is judged by Last-Modified, and one that sends neither by the
-content's hash (the object is downloaded again: the index is small). Objects are written to a temporary name and renamed, so an interrupted download never
-leaves a half file that looks complete.
+content's hash (the object is downloaded again: the index is small). An object and its sidecar
+are written under temporary names and renamed together at the end
+(:mod:`hybridkit.formats.atomic_files`), so an interrupted download never leaves a half file that
+looks complete.
 """
 from __future__ import annotations
 
@@ -20,9 +22,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 
 from hybridkit.errors import TemplateError
+from hybridkit.formats.atomic_files import AtomicFiles
 
 log = logging.getLogger(__name__)
 
@@ -166,19 +167,12 @@ class HttpCache:
 
     def _store(self, key: str, data: bytes, headers: dict) -> None:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         info = {"url": self.url(key), "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                 "etag": headers.get("etag"), "last_modified": headers.get("last-modified"),
                 "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        for target, payload in ((path, data), (self._sidecar(key), json.dumps(info).encode())):
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(payload)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        with AtomicFiles() as pending:  # the object, then its sidecar, renamed at the end
+            pending.temp(path).write_bytes(data)
+            pending.temp(self._sidecar(key)).write_bytes(json.dumps(info).encode())
 
     @staticmethod
     def _unchanged(head: dict, info: dict) -> bool:
