@@ -109,11 +109,14 @@ def _units_inputs(args) -> list[tuple[str, Path]]:
 
 def _cmd_units(args) -> int:
     from hybridkit.formats.atomic_files import AtomicFiles
+    from hybridkit.results.injected_units import is_output
     from hybridkit.run.output_guard import check_output_file
     from hybridkit.run.selection import format_table, units_report, write_table
 
     if args.csv:  # before any work: the table must never land on an input
         check_output_file("units --csv", args.csv, _units_inputs(args))
+    if is_output(args.sorting):  # a finished run: its injected units, as the run stored them
+        return _injected_units(args)
 
     criteria = {"label": args.label, "min_firing_rate_hz": args.min_rate,
                 "max_contamination": args.max_contamination, "min_presence_ratio": args.min_presence,
@@ -136,6 +139,20 @@ def _cmd_units(args) -> int:
     if args.csv:
         with AtomicFiles() as pending:
             write_table(report.rows, pending.temp(args.csv))
+    return 0
+
+
+def _injected_units(args) -> int:
+    from hybridkit.formats.atomic_files import AtomicFiles
+    from hybridkit.results.injected_units import format_rows, injected_units, write_csv
+
+    truth, rows = injected_units(args.sorting)
+    print(f"# {args.sorting}: {len(rows)} injected units (session {truth.session or '-'}); snr = "
+          "amplitude_uV x mean_scale / noise_uV, the run's noise estimate (docs/snr.md)")
+    print(format_rows(rows))
+    if args.csv:
+        with AtomicFiles() as pending:
+            write_csv(rows, pending.temp(args.csv))
     return 0
 
 
@@ -366,9 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("units", help="print every sorted unit's quality metrics, to choose "
-                       "ground-truth units (what units.* criteria would select)")
+                       "ground-truth units (what units.* criteria would select); given a "
+                       "generate output folder, its injected units with their stored SNR")
     p.add_argument("sorting", type=Path, help="the sorter's output (phy folder, rez.mat, "
-                   "*_res.mat, YASS folder, ...)")
+                   "*_res.mat, YASS folder, ...), or the output folder of a generate run")
     p.add_argument("--type", help="sorter adapter (default: detected from the path)")
     p.add_argument("--recording", type=Path, metavar="CONFIG_OR_BIN",
                    help="a run config (with its own sorting: the table and placement generate "
@@ -433,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not count the sorted units that are the injected units' own source "
                    "neurons as redundant or false positive (docs/scoring.md)")
     p.add_argument("--no-signal", action="store_true",
-                   help="skip template similarity and SNR (they read the hybrid recording)")
+                   help="skip template similarity (it reads the hybrid recording)")
     p.add_argument("-o", "--out", type=Path,
                    help="folder for the tables (default OUTPUT_DIR/scores/<sorting name>)")
     p.set_defaults(func=_cmd_score)

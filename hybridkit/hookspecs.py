@@ -67,6 +67,11 @@ class RunContext:
     #: the output folder of an in-place run (``output.in_place``; see hybridkit.formats.in_place):
     #: the legacy writer then patches the source itself; None otherwise
     in_place_output: Path | None = None
+    #: the run's noise estimate, (n_channels,) float64 uV per file column (NaN off the neural
+    #: channels), high-passed at the template source's ``highpass_hz``
+    #: (:func:`hybridkit.engine.noise.recording_noise_uV`); set by the run before templates are
+    #: built, None before that and outside a run
+    noise_uV: np.ndarray | None = None
     #: the run's file digests (:class:`hybridkit.formats.checksums.FileDigests`): a plugin that
     #: hashes an input asks it, so the manifest reuses the hash instead of reading the file again;
     #: None outside ``generate``
@@ -154,6 +159,22 @@ class TemplateSource(Plugin):
         spikes, or None (the recording's own band). Unit selection measures amplitude and SNR in
         the same band, so the ``units`` criteria judge the spikes the templates are made of."""
         return None
+
+    def noise_uV(self, recording: "Recording") -> np.ndarray:
+        """The run's noise estimate of ``recording`` ((n_channels,) float64 uV per file column,
+        NaN off the neural channels, in this source's band): the one the run handed over in
+        ``context.noise_uV``, else the same estimate made here (a source used outside a run).
+        Use it for every noise level (sparsity, scaling to an SNR), so each SNR of the run
+        divides by the same numbers."""
+        ctx = self.context
+        noise = ctx.noise_uV if ctx is not None else None
+        if noise is None or np.shape(noise) != (recording.n_channels,):
+            from hybridkit.engine.noise import recording_noise_uV
+
+            noise = recording_noise_uV(recording, self.highpass_hz)
+            if ctx is not None:
+                ctx.noise_uV = noise
+        return noise
 
     @abstractmethod
     def build(

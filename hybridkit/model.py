@@ -414,7 +414,9 @@ class GroundTruth:
 
     ``clipped_per_channel`` (n_channels,) int64 counts output samples saturated at the dtype's
     limits; ``skipped_units`` maps a source unit id to the reason it was not injected;
-    ``sorting`` is the source sorting the units came from (None for database/synthetic templates).
+    ``sorting`` is the source sorting the units came from (None for database/synthetic templates);
+    ``noise_uV`` the run's noise estimate, (n_channels,) float64 uV per file column, NaN off the
+    neural channels (:func:`hybridkit.engine.noise.recording_noise_uV`; None outside a run).
     """
 
     plan: Plan
@@ -424,6 +426,7 @@ class GroundTruth:
     seed: int = 0
     session: str = ""
     sorting: Sorting | None = None
+    noise_uV: np.ndarray | None = None
 
     @property
     def clipped_samples(self) -> int:

@@ -34,36 +34,13 @@ def lazy_hybrid(output_dir: str | Path):
     return LazyHybridRecording(output_dir)
 
 
-class _SiTraces:
-    """:class:`hybridkit.results.traces.Traces` over a SpikeInterface recording of file columns
-    (one segment per file, concatenated), for the noise estimate behind the SNR."""
-
-    def __init__(self, recording) -> None:
-        self.recording = recording
-        lengths = [recording.get_num_samples(k) for k in range(recording.get_num_segments())]
-        self.bounds = np.cumsum([0] + lengths)
-        self.n_samples = int(self.bounds[-1])
-        self.sampling_rate = recording.sampling_frequency
-
-    def read_uV(self, start, stop, channels):
-        k = int(np.searchsorted(self.bounds, start, side="right") - 1)
-        stop = min(int(stop), int(self.bounds[k + 1]))  # noise chunks need not cross a file edge
-        ids = self.recording.channel_ids[np.asarray(channels, np.int64)]
-        raw = self.recording.get_traces(segment_index=k, start_frame=int(start - self.bounds[k]),
-                                        end_frame=int(stop - self.bounds[k]), channel_ids=ids)
-        # SpikeInterface's own scaling (return_in_uV, formerly return_scaled), in float32
-        gains = self.recording.get_channel_gains(channel_ids=ids).astype(np.float32)
-        offsets = self.recording.get_channel_offsets(channel_ids=ids).astype(np.float32)
-        return raw.astype(np.float32) * gains + offsets
-
-
-def ground_truth_sorting(truth, file_starts: np.ndarray, traces=None):
+def ground_truth_sorting(truth, file_starts: np.ndarray):
     """A SpikeInterface NumpySorting of ``truth`` (hybridkit.results.truth.Truth), one segment per
     file (``file_starts``: (n_files + 1,) first sample of each file on the concatenated clock, then
     the end), unit ids the injected units' ids, with unit properties ``source_unit``,
     ``peak_channel`` (file column), ``x_um``/``y_um`` (position of the peak contact),
-    ``amplitude_uV`` (template peak x mean gain) and, when ``traces`` are given, ``snr``
-    (amplitude over the robust noise of the peak channel)."""
+    ``amplitude_uV`` (template peak x mean gain) and, when the output stores it, ``snr`` (the
+    run's: :func:`hybridkit.engine.noise.injected_snr`, read back, never re-measured)."""
     require("hybridkit.spikeinterface", TruthError)
     from spikeinterface.core import NumpySorting
 
@@ -87,12 +64,8 @@ def ground_truth_sorting(truth, file_starts: np.ndarray, traces=None):
     sorting.set_property("x_um", np.array([t.position[0] if t is not None else nan for t in tpl]))
     sorting.set_property("y_um", np.array([t.position[1] if t is not None else nan for t in tpl]))
     sorting.set_property("amplitude_uV", amplitude)
-    if traces is not None and all(t is not None for t in tpl) and len(tpl):
-        from hybridkit.results.scoring import noise_uV
-
-        noise = noise_uV(traces, np.array([t.peak_channel for t in tpl]))
-        snr = np.where(noise > 0, amplitude / np.where(noise > 0, noise, 1), np.inf)
-        sorting.set_property("snr", snr)
+    if len(ids) and all(int(u) in truth.snr for u in ids):
+        sorting.set_property("snr", np.array([truth.snr[int(u)] for u in ids], np.float64))
     return sorting
 
 
@@ -167,5 +140,5 @@ def read_hybrid(output_dir: str | Path, lazy: bool | None = None):
 
         full = LazyHybridRecording(truth.folder)
         rec = full.source
-    sorting = ground_truth_sorting(truth, rec.file_starts, _SiTraces(full))
+    sorting = ground_truth_sorting(truth, rec.file_starts)
     return _with_probe(full, rec.probe), sorting

@@ -59,13 +59,14 @@ class UnitsConfig(StrictModel):
     min_amplitude_uV: float | None = Field(
         None, ge=0, description="Minimum peak amplitude of the unit's mean waveform in the "
         "recording, uV.")
-    min_snr: float | None = Field(None, ge=0, description="Minimum peak amplitude over the peak "
-                                  "channel's noise standard deviation (MAD estimate); ratio.")
+    min_snr: float | None = Field(None, ge=0, description="Minimum SNR: peak amplitude of the "
+                                  "unit's mean waveform over the run's noise standard deviation "
+                                  "(MAD estimate) on its peak channel (docs/snr.md); ratio.")
     max_count: int | None = Field(None, ge=1, description="Keep at most this many units passing "
                                   "the criteria, the best by rank_by; count.")
     rank_by: Literal["snr", "amplitude_uV", "firing_rate_hz", "presence_ratio", "contamination"] = Field(
         "snr", description="Order for max_count, duplicates and placement: highest first (lowest "
-        "first for contamination).")
+        "first for contamination); placement ranks snr and amplitude_uV by the units' templates.")
     keep_duplicates: bool = Field(
         False, description="Keep both units of a duplicate pair (default: keep the better by "
         "rank_by and report the other as failing 'duplicate').")

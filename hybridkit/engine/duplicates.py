@@ -75,16 +75,18 @@ def footprint_similarity(a: tuple[np.ndarray, np.ndarray] | None,
 
 def find_duplicates(ranked: list[int], trains: dict[int, np.ndarray],
                     footprints: dict[int, tuple[np.ndarray, np.ndarray] | None], delta: int,
-                    n_samples: int, min_coincidence: float, min_similarity: float
-                    ) -> list[Duplicate]:
+                    n_samples: int, min_coincidence: float, min_similarity: float,
+                    coincidence: tuple[list[int], np.ndarray] | None = None) -> list[Duplicate]:
     """The duplicates among ``ranked`` (unit ids, best first), each against a kept better unit.
 
     A unit is a duplicate of the best-ranked kept unit with excess coincidence >=
-    ``min_coincidence`` and footprint similarity >= ``min_similarity``.
+    ``min_coincidence`` and footprint similarity >= ``min_similarity``. ``coincidence``: the
+    :func:`excess_coincidence` of these units (in any order), when the caller has it already.
     """
     if len(ranked) < 2:
         return []
-    ids, k = excess_coincidence({u: trains[u] for u in ranked}, delta, n_samples)
+    ids, k = coincidence if coincidence is not None else \
+        excess_coincidence({u: trains[u] for u in ranked}, delta, n_samples)
     pos = {u: i for i, u in enumerate(ids)}
     kept: list[int] = []
     found: list[Duplicate] = []

@@ -14,10 +14,12 @@ Definitions (times are int64 0-based samples, ``fs`` in Hz, ``n_samples`` the re
 * presence ratio: the recording is cut into ``floor(T / bin)`` bins of ``bin_s`` (at least one; the
   remainder joins the last bin), and the ratio is the fraction of bins holding a spike.
 * amplitude (uV): the peak |value| of the unit's mean waveform (from at most ``max_spikes`` spikes,
-  each window's per-channel median removed) over the neural channels; its channel is the peak
-  channel. SNR = amplitude / noise std (MAD estimate) of the peak channel, as SpikeInterface's snr.
-  With a high-pass ``band`` (the local template source's ``highpass_hz``), both the snippets and
-  the noise chunks are filtered first, so a wideband recording's LFP counts neither as spike
+  each channel's baseline removed: its mean over the first ``max(1, n_before // 2)`` samples of
+  the window, the templates' baseline, :func:`hybridkit.engine.templates.build_template` step 3)
+  over the neural channels; its channel is the peak channel. SNR = amplitude / the run's noise
+  std of the peak channel (:mod:`hybridkit.engine.noise`: the one estimate and definition).
+  With a high-pass ``band`` (the local template source's ``highpass_hz``), the snippets are
+  filtered first, as the run's noise is, so a wideband recording's LFP counts neither as spike
   amplitude nor as noise. The unit's footprint (the mean waveform on the channels whose peak
   |value| is at least ``FOOTPRINT_FRACTION`` of the amplitude) is kept for the duplicate check.
 """
@@ -31,7 +33,7 @@ import numpy as np
 from hybridkit.model import Recording
 from hybridkit.engine.filtering import Highpass
 from hybridkit.engine.snippets import gather_band_snippets, windows_inside
-from hybridkit.engine.templates import estimate_noise_uV
+from hybridkit.engine.noise import estimate_noise_uV, snr as snr_of
 
 
 @dataclass
@@ -114,8 +116,10 @@ def mean_waveform_uV(recording: Recording, times: np.ndarray, n_before: int, n_a
     """(n_before + n_after, n_neural) float32 uV mean of at most ``max_spikes`` windows, or None.
 
     The spikes averaged are drawn from ``rng`` among those whose window (``band.pad`` wider with
-    a band) lies inside the recording; each window's per-channel median is removed first. None
-    when no window fits or there are no neural channels.
+    a band) lies inside the recording. Each channel's baseline, its mean over the first
+    ``max(1, n_before // 2)`` samples (the part of the window furthest from the spike, as the
+    templates' baseline), is removed from the mean: the same as removing each window's own,
+    since both are means. None when no window fits or there are no neural channels.
     """
     neural = recording.neural_channels
     t = np.asarray(times, np.int64)
@@ -125,8 +129,9 @@ def mean_waveform_uV(recording: Recording, times: np.ndarray, n_before: int, n_a
     if t.size > max_spikes:
         t = np.sort(rng.choice(t, size=max_spikes, replace=False))
     snips = gather_band_snippets(recording, t, n_before, n_after, neural, band)
-    snips -= np.median(snips, axis=1, keepdims=True)  # per-spike, per-channel baseline
-    return snips.mean(axis=0) * recording.gain_to_uV[neural].astype(np.float32)
+    mean = snips.mean(axis=0, dtype=np.float64)
+    mean -= mean[: max(1, n_before // 2)].mean(axis=0)
+    return mean.astype(np.float32) * recording.gain_to_uV[neural].astype(np.float32)
 
 
 def amplitude_and_snr(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
@@ -135,8 +140,8 @@ def amplitude_and_snr(recording: Recording, times: np.ndarray, n_before: int, n_
                       ) -> tuple[float, float, int]:
     """(amplitude uV, SNR, peak file column) of one unit's mean waveform on the neural channels.
 
-    ``noise_uV`` is (n_neural,) noise std per neural channel (:func:`estimate_noise_uV`, in the
-    same ``band``). Spikes whose window (``band.pad`` wider with a band) leaves the recording are
+    ``noise_uV`` is (n_channels,) noise std per file column, the run's
+    (:func:`hybridkit.engine.noise.recording_noise_uV`, in the same ``band``). Spikes whose window (``band.pad`` wider with a band) leaves the recording are
     ignored; with none left, (NaN, NaN, -1).
     """
     amp, snr, peak, _ = _measure(recording, times, n_before, n_after, noise_uV, rng, max_spikes, band)
@@ -152,8 +157,7 @@ def _measure(recording, times, n_before, n_after, noise_uV, rng, max_spikes, ban
     peaks = np.abs(mean).max(axis=0)
     peak = int(np.argmax(peaks))
     amp = float(peaks[peak])
-    noise = float(noise_uV[peak])
-    snr = amp / noise if noise > 0 else float("inf")
+    snr = snr_of(amp, noise_uV[neural[peak]])
     on = peaks >= FOOTPRINT_FRACTION * amp
     return amp, snr, int(neural[peak]), (neural[on].astype(np.int64), mean[:, on].copy())
 
@@ -164,14 +168,17 @@ def compute_metrics(
     ms_before: float = 1.0, ms_after: float = 2.0, max_spikes: int = 100,
     rng: np.random.Generator | None = None, units_for_amplitude: list[int] | None = None,
     band: Highpass | None = None, unit_rng: Callable[[int], np.random.Generator] | None = None,
+    noise_uV: np.ndarray | None = None,
 ) -> dict[int, UnitMetrics]:
     """Metrics of every unit in ``trains`` (unit id -> spike samples).
 
     Amplitude and SNR need ``recording``; they are computed for ``units_for_amplitude`` (default:
-    every unit) and NaN for the others, high-passed by ``band`` when it is given. ``rng`` draws
-    the noise chunks; ``unit_rng(unit_id)``, when given, the generator that draws that unit's
-    spike sample, so a unit's numbers do not depend on which other units were measured (else
-    ``rng`` draws every sample in turn).
+    every unit) and NaN for the others, high-passed by ``band`` when it is given, over
+    ``noise_uV`` ((n_channels,) uV per file column, the run's estimate in the same band; made
+    here by :func:`hybridkit.engine.noise.estimate_noise_uV` when not given).
+    ``unit_rng(unit_id)``, when given, is the generator that draws that unit's spike sample, so a
+    unit's numbers do not depend on which other units were measured (else ``rng`` draws every
+    sample in turn).
     """
     duration_s = n_samples / fs
     out: dict[int, UnitMetrics] = {}
@@ -189,7 +196,11 @@ def compute_metrics(
         rng = rng if rng is not None else np.random.default_rng(0)
         wanted = list(trains) if units_for_amplitude is None else units_for_amplitude
         if wanted:
-            noise = estimate_noise_uV(recording, recording.neural_channels, rng, band=band)
+            noise = noise_uV
+            if noise is None:
+                noise = np.full(recording.n_channels, np.nan)
+                noise[recording.neural_channels] = estimate_noise_uV(
+                    recording, recording.neural_channels, band=band)
             n_before = max(1, int(round(ms_before * 1e-3 * recording.sampling_rate)))
             n_after = max(1, int(round(ms_after * 1e-3 * recording.sampling_rate)))
             for uid in wanted:

@@ -1,4 +1,6 @@
-"""Templates from spike snippets: noise level, align, average, rank-k SVD denoise, sparsify.
+"""Templates from spike snippets: align, average, rank-k SVD denoise, sparsify.
+
+The noise level they are sparsified against is the run's (:mod:`hybridkit.engine.noise`).
 
 All amplitudes here are microvolts. Snippet arrays are (n_spikes, n_times, n_channels); waveforms
 are (n_times, n_channels).
@@ -10,11 +12,6 @@ from typing import NamedTuple
 import numpy as np
 
 from hybridkit.errors import TemplateError
-from hybridkit.model import Recording
-from hybridkit.engine.filtering import Highpass
-
-#: MAD of a standard normal distribution: std = MAD / 0.6745
-_MAD_TO_STD = 0.6745
 
 #: Sparsity defaults for Neuropixels-like probes (12 um square contacts, 16-32 um apart).
 #: A channel is kept where the template's peak |amplitude| is at least this many times the
@@ -39,121 +36,6 @@ _N_SVD_CHANNELS = 32
 
 def _unit_label(unit_id) -> str:
     return "template" if unit_id is None else f"unit {unit_id}"
-
-
-#: samples per random chunk of the noise estimate (20 x 1000 at 30 kHz: ~1 % standard error)
-NOISE_CHUNK_SAMPLES = 1000
-
-
-def noise_chunk_starts(recording: Recording, rng: np.random.Generator, n_chunks: int = 20,
-                       chunk_samples: int = NOISE_CHUNK_SAMPLES) -> np.ndarray:
-    """The sorted random chunk starts :func:`estimate_noise_uV` reads (drawn from ``rng``), so a
-    caller can draw them in a fixed order and estimate the noise later, e.g. on another thread."""
-    n_total = recording.n_samples
-    if n_total == 0:
-        raise TemplateError(f"recording {recording.name}: no samples to estimate the noise from")
-    length = min(int(chunk_samples), n_total)
-    return np.sort(rng.integers(0, n_total - length + 1, size=max(int(n_chunks), 1)))
-
-
-def estimate_noise_uV(
-    recording: Recording,
-    channels: np.ndarray,
-    rng: np.random.Generator | None,
-    n_chunks: int = 20,
-    chunk_samples: int = NOISE_CHUNK_SAMPLES,
-    *,
-    starts: np.ndarray | None = None,
-    band: Highpass | None = None,
-    blocks: list[np.ndarray] | None = None,
-) -> np.ndarray:
-    """Robust per-channel noise standard deviation in microvolts.
-
-    Reads ``n_chunks`` random chunks of ``chunk_samples`` samples (start positions drawn from
-    ``rng``; the whole recording when it is shorter than one chunk), removes each chunk's
-    per-channel median (so DC offsets and slow drifts between chunks do not count as noise;
-    for 8/16-bit integer recordings the lower median, which keeps the arithmetic exact integer),
-    and returns ``median(|x|) / 0.6745`` per channel over all chunks: the MAD estimate, which
-    spikes barely affect. The default 20 x 1000 samples (0.7 s at 30 kHz) gives a standard error
-    of about 1 % of the noise level, ample for sparsity thresholds and SNR reports.
-
-    ``starts`` (from :func:`noise_chunk_starts`, same ``chunk_samples``) replaces the draw.
-    ``band`` (an :class:`hybridkit.engine.filtering.Highpass`) filters each chunk first, read
-    ``band.pad`` samples wider where the recording allows. ``blocks`` are those chunks already
-    read (raw, ``channels`` only, one per start, as wide as :func:`noise_block_bounds` says): a
-    caller reading the recording in one pass for other reasons passes them instead.
-
-    Returns:
-        (len(channels),) float64, uV.
-    """
-    channels = np.asarray(channels, dtype=np.int64).ravel()
-    if channels.size == 0:
-        return np.zeros(0, dtype=np.float64)
-    if starts is None:
-        starts = noise_chunk_starts(recording, rng, n_chunks, chunk_samples)
-    length = min(int(chunk_samples), recording.n_samples)
-    gain = np.abs(recording.gain_to_uV[channels])
-    bounds = noise_block_bounds(recording, starts, length, band)
-    if blocks is None:
-        blocks = (recording.read(int(a), int(b), channels) for a, b in bounds)
-    if band is not None:
-        return robust_std(_filtered(raw, int(s) - int(a), length, band)
-                          for raw, s, (a, _) in zip(blocks, starts, bounds)).astype(np.float64) * gain
-    chunks = blocks
-    if recording.dtype.kind in "iu" and recording.dtype.itemsize <= 2:
-        dev = np.concatenate([_int_deviations(raw.T) for raw in chunks], axis=1)
-        return _median_rows(dev) / _MAD_TO_STD * gain
-    return robust_std(chunks).astype(np.float64) * gain
-
-
-def noise_block_bounds(recording: Recording, starts: np.ndarray, length: int,
-                       band: Highpass | None) -> list[tuple[int, int]]:
-    """The samples ``[a, b)`` :func:`estimate_noise_uV` reads per chunk start: the chunk, and
-    with ``band`` ``band.pad`` more on each side where the recording allows."""
-    pad = band.pad if band is not None else 0
-    return [(max(0, int(s) - pad), min(recording.n_samples, int(s) + length + pad)) for s in starts]
-
-
-def _filtered(raw: np.ndarray, at: int, length: int, band: Highpass) -> np.ndarray:
-    """Samples ``[at, at + length)`` of the block ``raw`` high-passed by ``band``, float32."""
-    x = band.apply(raw.astype(np.float32), axis=0)
-    return x[at : at + length]
-
-
-def robust_std(chunks) -> np.ndarray:
-    """(n_ch,) MAD noise std over ``chunks`` of (n_samples_i, n_ch) samples, in their units.
-
-    Each chunk's per-channel median is removed first (offsets and slow drifts between chunks are
-    not noise); then ``median(|x|) / 0.6745`` per channel over all chunks.
-    """
-    parts = []
-    for x in chunks:
-        # channel-major float32 copy: medians along the contiguous axis are ~10x faster
-        x = np.ascontiguousarray(np.asarray(x).T, dtype=np.float32)
-        x -= np.median(x, axis=1, keepdims=True)
-        parts.append(np.abs(x))
-    return np.median(np.concatenate(parts, axis=1), axis=1) / _MAD_TO_STD
-
-
-def _int_deviations(raw: np.ndarray) -> np.ndarray:
-    """|x - lower median| per row of 8/16-bit integer samples, as uint16 (exact, no overflow).
-
-    numpy sorts 16-bit integers with a radix sort (``kind="stable"``), ~4x faster than the
-    partition behind ``np.median`` on float32; the lower median (an actual sample) keeps the
-    deviations integers, and centring half a raw unit off changes a MAD of tens of units by
-    nothing measurable.
-    """
-    x = np.ascontiguousarray(raw, dtype=np.int32)
-    srt = np.sort(np.ascontiguousarray(raw), axis=1, kind="stable")
-    med = srt[:, (srt.shape[1] - 1) // 2].astype(np.int32)
-    return np.abs(x - med[:, None]).astype(np.uint16)
-
-
-def _median_rows(values: np.ndarray) -> np.ndarray:
-    """Exact median of each row of a 16-bit integer array (mean of the two middles when even)."""
-    srt = np.sort(values, axis=1, kind="stable")
-    n = srt.shape[1]
-    return (srt[:, (n - 1) // 2].astype(np.float64) + srt[:, n // 2]) / 2.0
 
 
 # -- building -----------------------------------------------------------------------------------

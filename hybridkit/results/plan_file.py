@@ -24,7 +24,11 @@ Keys (n_u units, n_t templates, n_e events; see docs/outputs.md):
 * ``plan_event_times`` (n_e,) int64 samples (0-based, concatenated clock, sorted),
   ``plan_event_unit``, ``plan_event_variant`` (n_e,) int64, ``plan_event_gains`` (n_e,) float32;
 * ``plan_gain_to_uV``, ``plan_offset_to_uV`` (n_channels,) float64: the source's scale the
-  templates were converted to raw units with; ``plan_n_samples_per_file`` (n_files,) int64.
+  templates were converted to raw units with; ``plan_n_samples_per_file`` (n_files,) int64;
+* the run's one noise estimate and the SNRs made from it (:mod:`hybridkit.engine.noise`; absent
+  from outputs of older versions): ``plan_noise_uV`` (n_channels,) float64 uV per file column,
+  NaN off the neural channels; ``plan_unit_noise_uV``, ``plan_unit_mean_scale``,
+  ``plan_unit_snr`` (n_u,) float64 (the SNR every reader reports).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridkit.engine.noise import injected_snr
 from hybridkit.errors import TruthError
 from hybridkit.model import DriftVariants, GroundTruth, PlacedUnit, Plan, Template
 
@@ -84,6 +89,11 @@ def write_plan_file(truth: GroundTruth, path: Path) -> Path:
         plan_gain_to_uV=rec.gain_to_uV, plan_offset_to_uV=rec.offset_to_uV,
         plan_n_samples_per_file=np.array([f.n_samples for f in rec.files], np.int64),
     )
+    if truth.noise_uV is not None:
+        snrs = injected_snr(plan, truth.noise_uV)
+        arrays.update(plan_noise_uV=np.asarray(truth.noise_uV, np.float64),
+                      plan_unit_noise_uV=snrs.noise_uV, plan_unit_mean_scale=snrs.mean_scale,
+                      plan_unit_snr=snrs.snr)
     np.savez(path, **arrays)
     return path
 

@@ -3,7 +3,8 @@
     truth    = truth_io.load_truth(OUTPUT)            any writer's output (legacy, phy, NWB)
     sorting  = a sorter adapter's load()              format detected, or given
     cmp      = engine.matching.compare(...)           tolerance, agreement, Hungarian, classes
-    per unit: template similarity and SNR from the hybrid traces (when they can be opened)
+    per unit: template similarity from the hybrid traces (when they can be opened); the SNR the
+    run stored (hybridkit.engine.noise: one noise estimate per run, one SNR definition)
     write units.csv, sorted_units.csv, agreement.csv, score.json
 
 The numbers follow SpikeInterface's ``compare_sorter_to_ground_truth`` (see
@@ -24,7 +25,6 @@ import numpy as np
 from hybridkit.config.sections import load_sorting
 from hybridkit.engine import matching
 from hybridkit.engine.snippets import windows_inside
-from hybridkit.engine.templates import robust_std
 from hybridkit.errors import OutputError, SortingError
 from hybridkit.formats.atomic_files import AtomicFiles
 from hybridkit.model import Sorting, Template
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 #: spikes averaged for a unit's observed waveform (evenly spread over the recording)
 MAX_WAVEFORM_SPIKES = 300
-#: noise estimate: this many chunks of NOISE_CHUNK samples, evenly spread
-NOISE_CHUNKS, NOISE_CHUNK = 10, 3000
 #: a sorting's rate may differ from the truth's by this fraction (sorters round rates)
 RATE_TOLERANCE = 0.01
 
@@ -112,14 +110,6 @@ def mean_waveform(traces: Traces, times: np.ndarray, channels: np.ndarray, n_bef
     return (acc / times.size).astype(np.float32), int(times.size)
 
 
-def noise_uV(traces: Traces, channels: np.ndarray) -> np.ndarray:
-    """(len(channels),) robust noise std (median |x - median| / 0.6745) over evenly spread chunks."""
-    channels = np.asarray(channels, np.int64)
-    length = min(NOISE_CHUNK, traces.n_samples)
-    starts = np.linspace(0, traces.n_samples - length, NOISE_CHUNKS).astype(np.int64)
-    return robust_std(traces.read_uV(s, s + length, channels) for s in np.unique(starts).tolist())
-
-
 def template_similarity(reference: np.ndarray, observed: np.ndarray, max_lag: int) -> tuple[float, float, int]:
     """Pearson correlation, Frobenius norm of the difference (uV) and lag (samples) at the best lag.
 
@@ -171,7 +161,8 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
     """Score ``sorting`` against the ground truth in ``output``; write the tables unless ``write`` is False.
 
     ``out_dir`` defaults to ``<output folder>/scores/<sorting name>/``. ``signal_metrics`` adds
-    template similarity and SNR, read from the hybrid recording when it can be opened.
+    template similarity, read from the hybrid recording when it can be opened; the SNR is the
+    one the run stored (always given when the output has it).
     """
     settings = settings or ScoreSettings()
     if settings.tolerance_ms <= 0:
@@ -212,11 +203,6 @@ def score(output: str | Path, sorting: str | Path | Sorting, sorting_type: str |
 
 
 def _unit_rows(truth: Truth, srt: Sorting, cmp: matching.Comparison, traces: Traces | None) -> list[dict]:
-    snr = {}
-    tpl_units = [u for u in cmp.gt_ids.tolist() if u in truth.templates]
-    if traces is not None and tpl_units:
-        peaks = np.array([truth.templates[u].peak_channel for u in tpl_units])
-        noise = dict(zip(tpl_units, noise_uV(traces, peaks)))
     rows = []
     for i, u in enumerate(cmp.gt_ids.tolist()):
         j = int(cmp.match_12[i])
@@ -224,13 +210,10 @@ def _unit_rows(truth: Truth, srt: Sorting, cmp: matching.Comparison, traces: Tra
         gain = float(truth.gains[truth.units == u].mean()) if truth.gains is not None and cmp.n_gt_spikes[i] else 1.0
         corr = frob = float("nan")
         lag = None
-        if tpl is not None and traces is not None:
-            # the template's largest |amplitude| is on its peak channel, by definition
-            snr[u] = tpl.peak_amplitude_uV * gain / noise[u] if noise[u] > 0 else float("inf")
-            if j >= 0:
-                sid = int(cmp.sorted_ids[j])
-                corr, frob, lag = _similarity(tpl, gain, srt.spike_times[srt.spike_units == sid],
-                                              traces, srt.channel_map, cmp.delta)
+        if tpl is not None and traces is not None and j >= 0:
+            sid = int(cmp.sorted_ids[j])
+            corr, frob, lag = _similarity(tpl, gain, srt.spike_times[srt.spike_units == sid],
+                                          traces, srt.channel_map, cmp.delta)
         rows.append({
             "gt_unit": u, "source_unit": truth.source_units.get(u), "n_gt_spikes": cmp.n_gt_spikes[i],
             "matched_unit": int(cmp.sorted_ids[j]) if j >= 0 else None,
@@ -241,7 +224,7 @@ def _unit_rows(truth: Truth, srt: Sorting, cmp: matching.Comparison, traces: Tra
             "false_discovery_rate": cmp.false_discovery_rate[i],
             "best_unit": int(cmp.sorted_ids[cmp.best_12[i]]) if cmp.best_12[i] >= 0 else None,
             "template_correlation": corr, "template_frobenius_uV": frob, "template_lag_samples": lag,
-            "snr": snr.get(u, float("nan")),
+            "snr": truth.snr.get(u, float("nan")),  # the run's, as stored
             "peak_channel": tpl.peak_channel if tpl is not None else None,
             "x_um": tpl.position[0] if tpl is not None else float("nan"),
             "y_um": tpl.position[1] if tpl is not None else float("nan"),

@@ -57,6 +57,9 @@ class Truth:
             source id is the template's id there), where known.
         event_positions: (n_events, 2) um, each event's injected place (x, y), which follows the
             probe's motion in a drift run (legacy ``hybrid_events`` table); or None.
+        snr: new unit id -> the SNR the run stored (:func:`hybridkit.engine.noise.injected_snr`:
+            plan file ``plan_unit_snr``, NWB units ``snr``); empty for outputs of older versions.
+        noise_uV: new unit id -> the run's noise (uV) on the unit's peak channel, stored likewise.
     """
 
     times: np.ndarray
@@ -81,6 +84,8 @@ class Truth:
     source_trains: dict[int, np.ndarray] | None = None
     template_sources: dict[int, str] = field(default_factory=dict)
     event_positions: np.ndarray | None = None
+    snr: dict[int, float] = field(default_factory=dict)
+    noise_uV: dict[int, float] = field(default_factory=dict)
 
     def times_of(self, unit_id: int) -> np.ndarray:
         return self.times[self.units == unit_id]
@@ -212,7 +217,10 @@ def _load_legacy(folder: Path) -> Truth:
             n_ch = int(manifest.get("n_channels") or (cmap.max() + 1 if cmap.size else 0))
             positions = np.full((n_ch, 2), np.nan)
             positions[cmap] = np.asarray(p["channel_positions"], float)[:, :2]
+    snr: dict[int, float] = {}
+    noise: dict[int, float] = {}
     if npz is not None:
+        snr, noise = _stored_snr(npz)
         with _reading(npz), np.load(npz, allow_pickle=False) as z:
             for u in unit_ids.tolist():
                 key = f"unit{u}"
@@ -239,7 +247,19 @@ def _load_legacy(folder: Path) -> Truth:
                  templates=templates, shifts_um=shifts, channel_positions=positions, clipped=clipped,
                  n_samples=n_samples, session=session, format="legacy", path=folder, folder=folder,
                  source_trains=source_trains, template_sources=template_sources,
-                 event_positions=None if event_pos is None else event_pos[order])
+                 event_positions=None if event_pos is None else event_pos[order], snr=snr,
+                 noise_uV=noise)
+
+
+def _stored_snr(npz: Path) -> tuple[dict[int, float], dict[int, float]]:
+    """(new unit id -> SNR, -> noise uV) as the run stored them in its plan file; empty when the
+    file predates them."""
+    with _reading(npz), np.load(npz, allow_pickle=False) as z:
+        if "plan_unit_snr" not in z.files or "plan_unit_ids" not in z.files:
+            return {}, {}
+        ids = z["plan_unit_ids"].tolist()
+        return (dict(zip(ids, z["plan_unit_snr"].astype(float).tolist())),
+                dict(zip(ids, z["plan_unit_noise_uV"].astype(float).tolist())))
 
 
 def _source_trains(path: Path, sources: set[int]) -> dict[int, np.ndarray]:
@@ -298,8 +318,11 @@ def _load_phy(folder: Path) -> Truth:
                                     peak_index=peak_index, peak_channel=int(cmap[peak_col]),
                                     position=positions[cmap[peak_col]], source="phy")
     order = np.argsort(times, kind="stable")
+    # the phy writer's folder sits in the run's output folder, beside the plan file
+    npz = _one(folder.parent, "templates-*.npz") if (folder.parent / "manifest.json").is_file() else None
+    snr, noise = _stored_snr(npz) if npz is not None else ({}, {})
     return Truth(times=times[order], units=clusters[order], unit_ids=unit_ids,
-                 sampling_rate=float(params["sample_rate"]),
+                 snr=snr, noise_uV=noise, sampling_rate=float(params["sample_rate"]),
                  gains=None if gains is None else gains[order],
                  source_units={int(k): int(v) for k, v in src.items()}, templates=templates,
                  channel_positions=positions, format="phy", path=folder, folder=folder.parent)
@@ -421,6 +444,10 @@ def _read_nwb(f, path: Path) -> Truth:
                                                  peak_index=pidx, peak_channel=peak,
                                                  position=positions[peak], source="nwb")
     keep = [k for k in range(n) if injected[k]]
+    stored = {}
+    for col in ("snr", "noise_uv"):
+        if col in units:
+            stored[col] = {int(gt_ids[k]): float(v) for k, v in enumerate(units[col][()]) if injected[k]}
     t = np.concatenate([times[k] for k in keep]) if keep else np.zeros(0, np.int64)
     u = np.concatenate([np.full(times[k].size, gt_ids[k]) for k in keep]) if keep else np.zeros(0, np.int64)
     g = np.concatenate([gains[k] for k in keep]) if keep and gains is not None else None
@@ -429,7 +456,8 @@ def _read_nwb(f, path: Path) -> Truth:
                  sampling_rate=float(rate), gains=None if g is None else g[order], source_units=src,
                  templates=templates, shifts_um={k: v for k, v in shifts.items() if k in set(gt_ids[keep].tolist())},
                  channel_positions=positions, format="nwb", path=path, folder=path.parent,
-                 template_sources={k: v for k, v in tsrc.items() if k in set(gt_ids[keep].tolist())})
+                 template_sources={k: v for k, v in tsrc.items() if k in set(gt_ids[keep].tolist())},
+                 snr=stored.get("snr", {}), noise_uV=stored.get("noise_uv", {}))
 
 
 # -- entry points ------------------------------------------------------------------------------------

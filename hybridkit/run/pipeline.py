@@ -298,7 +298,8 @@ def generate(cfg, reg: Registry | None = None, digests: FileDigests | None = Non
 
         clipped = stream_hybrid(recording, plan, writers, cfg.engine)
         truth = GroundTruth(plan=plan, recording=recording, clipped_per_channel=clipped,
-                            skipped_units=skipped, seed=seed, session=session, sorting=sorting)
+                            skipped_units=skipped, seed=seed, session=session, sorting=sorting,
+                            noise_uV=choice.noise_uV)
         files: list[Path] = list(selection_files)
         for w in writers:
             files.extend(w.finish(truth, staging))

@@ -6,10 +6,15 @@ Criteria are applied in a fixed order and a unit's row names the first one it fa
 ranked unit, :mod:`hybridkit.engine.duplicates`) -> ``max_count`` (best by ``rank_by``); a run then
 marks ``no_place`` on units it could not place (:mod:`hybridkit.run.choosing`). The metrics are
 :mod:`hybridkit.engine.quality`'s. Amplitude and SNR read the recording (a hundred snippets per
-unit), so a run measures them for the units that passed the cheaper criteria (blank elsewhere),
-each unit from its own random stream (the run seed and the unit id): a unit's numbers never
+unit), so they are measured only where something uses them: for the units that passed the
+cheaper criteria when an amplitude/SNR criterion (``min_amplitude_uV``, ``min_snr``, or
+``max_count`` ranked by ``snr``/``amplitude_uV``) asks, and for the units whose trains coincide
+enough to be duplicate candidates (the duplicate check compares their waveforms and ranks them);
+blank elsewhere. Each unit is measured from its own random stream (the run seed and the unit
+id), over the run's one noise estimate (:mod:`hybridkit.engine.noise`): a unit's numbers never
 depend on which other units were measured, and `hybridkit units --recording CONFIG` prints the
-run's table.
+run's table. Once the templates are built, the run adds each chosen unit's template amplitude
+and SNR (``template_amplitude_uV``, ``template_snr``), the numbers its injected copy reports.
 """
 from __future__ import annotations
 
@@ -22,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from hybridkit.engine.filtering import Highpass
-from hybridkit.engine.duplicates import find_duplicates
+from hybridkit.engine.duplicates import excess_coincidence, find_duplicates
 from hybridkit.engine.matching import tolerance_samples
+from hybridkit.engine.noise import recording_noise_uV
 from hybridkit.engine.quality import UnitMetrics, compute_metrics
 from hybridkit.errors import PlacementError, UnitSelectionError
 from hybridkit.hookspecs import named_stream
@@ -33,8 +39,8 @@ log = logging.getLogger(__name__)
 
 #: the columns of the selection table, in order
 COLUMNS = ("unit_id", "label", "n_spikes", "firing_rate_hz", "isi_violations", "isi_violations_ratio",
-           "contamination", "presence_ratio", "amplitude_uV", "snr", "peak_channel", "selected",
-           "failed", "detail")
+           "contamination", "presence_ratio", "amplitude_uV", "snr", "peak_channel",
+           "template_amplitude_uV", "template_snr", "selected", "failed", "detail")
 #: the criteria in the order they are applied (``no_place`` is added by the run's placement)
 CRITERIA = ("label", "min_firing_rate_hz", "max_contamination", "min_presence_ratio",
             "min_amplitude_uV", "min_snr", "duplicate", "max_count")
@@ -57,11 +63,16 @@ class SelectionRow:
     selected: bool = True
     failed: str = ""  # the first criterion failed ("" when selected)
     detail: str = ""  # the values that failed it
+    #: the unit's template as built (at its source position, scale 1): peak |amplitude| (uV) and
+    #: SNR over the run's noise on its peak channel; NaN for units without a template
+    template_amplitude_uV: float = float("nan")
+    template_snr: float = float("nan")
 
     def as_dict(self) -> dict:
         row = {"unit_id": self.unit_id, "label": self.label}
         row.update({k: v for k, v in self.metrics.as_dict().items() if k != "unit_id"})
-        row.update(selected=self.selected, failed=self.failed, detail=self.detail)
+        row.update(template_amplitude_uV=self.template_amplitude_uV, template_snr=self.template_snr,
+                   selected=self.selected, failed=self.failed, detail=self.detail)
         return row
 
 
@@ -94,16 +105,19 @@ def _needs_recording(units) -> bool:
 
 def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
              recording: Recording | None = None, seed: int = 0,
-             highpass_hz: float | None = None, all_amplitudes: bool = False) -> list[SelectionRow]:
+             highpass_hz: float | None = None, all_amplitudes: bool = False,
+             noise_uV: np.ndarray | None = None) -> list[SelectionRow]:
     """Metrics and verdict of every candidate unit under ``units`` (a UnitsConfig).
 
     With ``recording``, amplitude and SNR are measured (high-passed at ``highpass_hz`` Hz, the
-    template source's band, when given) for the candidates that passed the label, rate,
-    contamination and presence criteria (they rank the units for duplicates, ``max_count`` and
-    placement), or for every candidate with ``all_amplitudes`` (`hybridkit units` without a run
-    config). Each unit's spike sample is drawn from :func:`unit_stream` (``seed``, unit id), so
-    it does not depend on which other units are measured. Raises UnitSelectionError for unknown
-    explicit ids, or when amplitude/SNR criteria are given without a recording.
+    template source's band, when given; over ``noise_uV``, the run's noise estimate in that band,
+    made here when not given) where they are used: for the candidates that passed the label,
+    rate, contamination and presence criteria when an amplitude/SNR criterion needs them, for the
+    duplicate candidates (trains coinciding beyond ``duplicate_min_coincidence``), or for every
+    candidate with ``all_amplitudes`` (`hybridkit units` without a run config). Each unit's
+    spike sample is drawn from :func:`unit_stream` (``seed``, unit id), so it does not depend on
+    which other units are measured. Raises UnitSelectionError for unknown explicit ids, or when
+    amplitude/SNR criteria are given without a recording.
     """
     if units.ids is not None:
         candidates = select_units(sorting, units.ids)
@@ -132,15 +146,28 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
          or r.metrics.presence_ratio >= units.min_presence_ratio,
          lambda r: f"{r.metrics.presence_ratio:.3g} < {units.min_presence_ratio:g}"),
     ])
-    if recording is not None:  # the snippets are the costly part (~0.15 s per unit): only where used
-        todo = [r.unit_id for r in rows if r.selected or all_amplitudes]
+    measure = None
+    if recording is not None:  # the snippets are the costly part (~0.05 s per unit): only where used
         band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
-        measured = compute_metrics({u: trains[u] for u in todo}, fs, n_samples, recording=recording,
-                                   band=band, rng=named_stream(seed, "selection"),
-                                   unit_rng=lambda uid: unit_stream(seed, uid), **common)
-        for r in rows:
-            if r.unit_id in measured:
-                r.metrics = measured[r.unit_id]
+        by_id = {r.unit_id: r for r in rows}
+        done: set[int] = set()
+        noise = [noise_uV]  # made on the first measurement when not given
+
+        def measure(todo: list[int]) -> None:
+            todo = [u for u in todo if u not in done]
+            if not todo:
+                return
+            if noise[0] is None:
+                noise[0] = recording_noise_uV(recording, highpass_hz)
+            measured = compute_metrics({u: trains[u] for u in todo}, fs, n_samples,
+                                       recording=recording, band=band, noise_uV=noise[0],
+                                       unit_rng=lambda uid: unit_stream(seed, uid), **common)
+            for u, m in measured.items():
+                by_id[u].metrics = m
+            done.update(todo)
+
+        if all_amplitudes or _needs_recording(units):
+            measure([r.unit_id for r in rows if r.selected or all_amplitudes])
     _apply(rows, [
         ("min_amplitude_uV", lambda r: units.min_amplitude_uV is None
          or r.metrics.amplitude_uV >= units.min_amplitude_uV,
@@ -148,8 +175,8 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
         ("min_snr", lambda r: units.min_snr is None or r.metrics.snr >= units.min_snr,
          lambda r: f"{r.metrics.snr:.3g} < {units.min_snr:g}"),
     ])
-    if recording is not None:
-        _mark_duplicates(rows, trains, units, fs, n_samples)
+    if measure is not None:
+        _mark_duplicates(rows, trains, units, fs, n_samples, measure)
     if units.max_count is not None:
         for rank, r in enumerate(ranked([r for r in rows if r.selected], units.rank_by), start=1):
             if rank > units.max_count:
@@ -158,27 +185,47 @@ def evaluate(sorting: Sorting, units, *, fs: float, n_samples: int,
     return rows
 
 
-def ranked(rows: list[SelectionRow], rank_by: str) -> list[SelectionRow]:
+def ranked(rows: list[SelectionRow], rank_by: str, templates: bool = False) -> list[SelectionRow]:
     """``rows`` best first by ``rank_by`` (highest first; lowest first for contamination).
 
-    Units without the metric (NaN) come last; ties go to the lower unit id.
+    ``templates``: rank ``snr``/``amplitude_uV`` by the rows' templates (``template_snr``,
+    ``template_amplitude_uV``), as placement does. Units without the value (NaN) come last; ties
+    go to the lower unit id.
     """
     sign = 1.0 if rank_by == "contamination" else -1.0
 
     def key(r):
-        v = getattr(r.metrics, rank_by)
+        if templates and rank_by in ("snr", "amplitude_uV"):
+            v = r.template_snr if rank_by == "snr" else r.template_amplitude_uV
+        else:
+            v = getattr(r.metrics, rank_by)
         return (math.isnan(v), sign * v if not math.isnan(v) else 0.0, r.unit_id)
 
     return sorted(rows, key=key)
 
 
-def _mark_duplicates(rows: list[SelectionRow], trains: dict, units, fs: float, n_samples: int) -> None:
-    """Among the units still selected, mark each duplicate of a better-ranked one (or only log it)."""
-    alive = ranked([r for r in rows if r.selected], units.rank_by)
+def _mark_duplicates(rows: list[SelectionRow], trains: dict, units, fs: float, n_samples: int,
+                     measure) -> None:
+    """Among the units still selected, mark each duplicate of a better-ranked one (or only log it).
+
+    Only units whose trains coincide beyond ``duplicate_min_coincidence`` with another can be
+    duplicates: those are measured (``measure(ids)``: footprint and rank) if they were not yet.
+    """
+    alive = [r for r in rows if r.selected]
+    if len(alive) < 2:
+        return
+    delta = tolerance_samples(DUPLICATE_TOLERANCE_MS, fs)
+    coincidence = excess_coincidence({r.unit_id: trains[r.unit_id] for r in alive}, delta, n_samples)
+    ids, k = coincidence
+    close = np.nan_to_num(k, nan=-1.0) >= units.duplicate_min_coincidence  # diagonal: NaN
+    paired = [u for u, c in zip(ids, (close.any(axis=0) | close.any(axis=1)).tolist()) if c]
+    if paired:
+        measure(paired)
+    alive = ranked(alive, units.rank_by)
     found = find_duplicates([r.unit_id for r in alive], trains,
-                            {r.unit_id: r.metrics.footprint for r in alive},
-                            tolerance_samples(DUPLICATE_TOLERANCE_MS, fs), n_samples,
-                            units.duplicate_min_coincidence, units.duplicate_min_similarity)
+                            {r.unit_id: r.metrics.footprint for r in alive}, delta, n_samples,
+                            units.duplicate_min_coincidence, units.duplicate_min_similarity,
+                            coincidence=coincidence)
     by_id = {r.unit_id: r for r in rows}
     for d in found:
         detail = (f"duplicate of unit {d.kept_id} (ranked higher by {units.rank_by}): "
@@ -203,15 +250,16 @@ def _apply(rows: list[SelectionRow], checks) -> None:
 
 
 def choose_units(sorting: Sorting, units, recording: Recording, seed: int = 0,
-                 highpass_hz: float | None = None) -> tuple[list[int], list[SelectionRow]]:
+                 highpass_hz: float | None = None, noise_uV: np.ndarray | None = None
+                 ) -> tuple[list[int], list[SelectionRow]]:
     """The ground-truth unit ids for a run (explicit ids keep their order) and the table.
 
     ``highpass_hz``: the template source's band (:attr:`TemplateSource.highpass_hz`), in which
-    amplitude and SNR are measured. Raises UnitSelectionError when no unit passes, naming how many
-    failed each criterion.
+    amplitude and SNR are measured, over ``noise_uV`` (the run's estimate). Raises
+    UnitSelectionError when no unit passes, naming how many failed each criterion.
     """
     rows = evaluate(sorting, units, fs=recording.sampling_rate, n_samples=recording.n_samples,
-                    recording=recording, seed=seed, highpass_hz=highpass_hz)
+                    recording=recording, seed=seed, highpass_hz=highpass_hz, noise_uV=noise_uV)
     chosen = [r.unit_id for r in rows if r.selected]
     if not chosen:
         raise UnitSelectionError(f"units: no unit passes the selection criteria ({failure_counts(rows)}); "
@@ -230,10 +278,15 @@ def failure_counts(rows: list[SelectionRow]) -> str:
 
 
 def _fmt(value) -> str:
+    """A CSV cell; floats as their shortest exact text (``10``, not ``10.0``), so a number read
+    back is the number the run used (``template_snr`` equals the NWB units table's ``snr``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
+        if math.isnan(value):
+            return ""
+        text = repr(float(value))
+        return text[:-2] if text.endswith(".0") else text
     return str(value)
 
 
@@ -252,13 +305,14 @@ def write_table(rows: list[SelectionRow], path: Path) -> Path:
 def format_table(rows: list[SelectionRow]) -> str:
     """The selection table as aligned text columns (for the terminal)."""
     heads = ("unit", "label", "spikes", "rate_Hz", "isi_viol", "contam", "presence", "amp_uV",
-             "snr", "peak_ch", "selected")
+             "snr", "peak_ch", "tpl_snr", "selected")
     body = []
     for r in rows:
         m = r.metrics
         body.append((str(r.unit_id), r.label or "-", str(m.n_spikes), f"{m.firing_rate_hz:.2f}",
                      str(m.isi_violations), _num(m.contamination, 3), _num(m.presence_ratio, 2),
                      _num(m.amplitude_uV, 1), _num(m.snr, 1), str(m.peak_channel) if m.peak_channel >= 0 else "-",
+                     _num(r.template_snr, 1),
                      ("yes" + (f" ({r.detail})" if r.detail else "")) if r.selected
                      else f"no: {r.failed} ({r.detail})"))
     table = [heads] + body

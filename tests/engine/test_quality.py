@@ -81,13 +81,14 @@ def _spiky_recording(tmp_path):
 
 def test_amplitude_and_snr_by_hand(tmp_path):
     rec, times = _spiky_recording(tmp_path)
-    # window [t-10, t+20) on channel 1: 14 x (+4), 15 x (-4), one -96 -> median -4, so the
-    # spike sample becomes -92 bits = -46 uV; other channels' median is 0 and peak |4| bits = 2 uV
+    # window [t-10, t+20) starts on an even sample: +4, -4, +4, ...; the baseline is the mean of
+    # its first 10 // 2 = 5 samples, (3 x 4 - 2 x 4) / 5 = 0.8 bits, so the spike sample (-96 on
+    # channel 1) becomes -96.8 bits = -48.4 uV; the quiet samples are +3.2 / -4.8 bits (2.4 uV)
     amp, snr, peak = amplitude_and_snr(rec, times, 10, 20, np.array([1.0, 2.5, 1.0]),
                                        np.random.default_rng(0), max_spikes=10)
     assert peak == 1
-    assert amp == pytest.approx(46.0)
-    assert snr == pytest.approx(46.0 / 2.5)
+    assert amp == pytest.approx(48.4)
+    assert snr == pytest.approx(48.4 / 2.5)
     # spikes whose window leaves the recording are ignored; none left -> NaN
     amp, snr, peak = amplitude_and_snr(rec, np.array([5, 19_995]), 10, 20, np.ones(3),
                                        np.random.default_rng(0))
@@ -98,7 +99,7 @@ def test_compute_metrics_with_recording(tmp_path):
     rec, times = _spiky_recording(tmp_path)
     m = compute_metrics({3: times, 4: times[:5]}, rec.sampling_rate, rec.n_samples, recording=rec,
                         rng=np.random.default_rng(1), units_for_amplitude=[3])
-    assert m[3].peak_channel == 1 and m[3].amplitude_uV == pytest.approx(46.0)
+    assert m[3].peak_channel == 1 and m[3].amplitude_uV == pytest.approx(48.4)
     assert m[3].snr > 5  # noise MAD estimate is a few uV: 46 uV stands well above it
     assert np.isnan(m[4].amplitude_uV)  # not asked for
     assert m[3].firing_rate_hz == pytest.approx(times.size / 2.0)

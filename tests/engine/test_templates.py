@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from hybridkit.engine.snippets import gather_snippets
-from hybridkit.engine.templates import build_template, estimate_noise_uV, sparsify
+from hybridkit.engine.noise import estimate_noise_uV
+from hybridkit.engine.templates import build_template, sparsify
 from hybridkit.errors import TemplateError
 from hybridkit.model import Recording, SourceFile
 from tests.helpers import best_lag, corr as _corr
@@ -65,13 +66,13 @@ def _snippets_uV(rec, times):
 def test_noise_estimate(synthetic):
     rec, wf, _ = synthetic
     chans = rec.neural_channels
-    noise = estimate_noise_uV(rec, chans, np.random.default_rng(0))
+    noise = estimate_noise_uV(rec, chans)
     assert noise.shape == (N_NEURAL,) and noise.dtype == np.float64
     quiet = np.abs(wf).max(axis=0) == 0
     assert quiet.sum() > 20
     np.testing.assert_allclose(noise[quiet], NOISE_UV, rtol=0.06)
-    # seeded: same generator state, same chunks, same answer
-    again = estimate_noise_uV(rec, chans, np.random.default_rng(0))
+    # fixed chunks (from the recording's length): the same answer bit for bit
+    again = estimate_noise_uV(rec, chans)
     np.testing.assert_array_equal(noise, again)
 
 
@@ -86,8 +87,8 @@ def test_noise_estimate_integer_path_matches_float(synthetic, tmp_path):
     rec32 = dataclasses.replace(rec, files=[SourceFile(path=path, n_samples=rec.n_samples)],
                                 dtype=np.dtype(np.float32))
     chans = rec.neural_channels
-    n16 = estimate_noise_uV(rec, chans, np.random.default_rng(4))
-    n32 = estimate_noise_uV(rec32, chans, np.random.default_rng(4))
+    n16 = estimate_noise_uV(rec, chans)
+    n32 = estimate_noise_uV(rec32, chans)
     # centring on the lower median moves each deviation by at most half a raw unit
     np.testing.assert_allclose(n16, n32, atol=0.5 * GAIN / 0.6745)
 
@@ -211,7 +212,7 @@ def test_sparsity_keeps_footprint_and_peak(synthetic):
     rec, wf, pos = synthetic
     chans = rec.neural_channels
     template, _, _ = build_template(_snippets_uV(rec, SPIKE_TIMES), rank=6, max_shift=6, peak_index=N_BEFORE)
-    noise = estimate_noise_uV(rec, chans, np.random.default_rng(0))
+    noise = estimate_noise_uV(rec, chans)
     mask = sparsify(template, noise, pos, PEAK_CH)
     true_amp = np.abs(wf).max(axis=0)
     strong = true_amp >= 2 * 1.5 * NOISE_UV

@@ -91,11 +91,15 @@ def test_preview_table_is_the_runs(example, tmp_path, capsys, units):
     rows = _rows(run)
     chosen = sorted(u for u, r in rows.items() if r["selected"] == "true")
     assert sorted(u.source_unit_id for u in result.truth.plan.units) == chosen
-    # measured for every unit that passed the cheaper criteria (they are ranked), blank elsewhere
-    assert all(bool(r["snr"]) == (r["failed"] != "label") for r in rows.values())
+    # every chosen unit gets its template's numbers (what its injected copy reports)
+    assert all(bool(r["template_snr"]) == (u in chosen) for u, r in rows.items())
     if "ids" in units:
         assert list(rows) == units["ids"] and len(chosen) == 4
+        # no criterion asks for amplitude/SNR and no two trains coincide: nothing is measured
+        assert not any(r["snr"] or r["amplitude_uV"] for r in rows.values())
     else:
+        # min_snr asks: measured for every unit that passed the cheaper criteria, blank elsewhere
+        assert all(bool(r["snr"]) == (r["failed"] != "label") for r in rows.values())
         assert len(chosen) == 3 and {r["failed"] for r in rows.values()} >= {"label", "max_count"}
     seed = load_config(path).seed
     assert f"{len(chosen)} chosen; the run's selection and placement (seed {seed})" in out.splitlines()[0]
@@ -160,7 +164,8 @@ def test_units_are_placed_best_ranked_first_and_the_drop_is_predicted(example, t
     unplaced = [u for u, r in rows.items() if r["failed"] == "no_place"]
     assert unplaced and sorted(unplaced) == sorted(result.truth.skipped_units)
     candidates = [u for u, r in rows.items() if r["selected"] == "true" or r["failed"] == "no_place"]
-    by_rank = sorted(candidates, key=lambda u: (-float(rows[u]["snr"]), u))
+    # placement places templates: ranked by the templates' SNR
+    by_rank = sorted(candidates, key=lambda u: (-float(rows[u]["template_snr"]), u))
     placed = sorted({u.source_unit_id for u in result.truth.plan.units})
     assert len(placed) + len(unplaced) == len(candidates)
     # greedy in rank order: the best-ranked unit is always placed
@@ -169,7 +174,8 @@ def test_units_are_placed_best_ranked_first_and_the_drop_is_predicted(example, t
     assert placed == sorted(by_rank[:3]) and len(unplaced) == len(candidates) - 3
     for u in unplaced:
         rank = by_rank.index(u) + 1
-        assert rows[u]["detail"].startswith(f"rank {rank} by snr; no place on the probe: each of the ")
+        assert rows[u]["detail"].startswith(f"rank {rank} by template snr; no place on the probe: "
+                                            "each of the ")
         assert "closer than 1200 um to its source unit or to a unit placed before it" in rows[u]["detail"]
 
     (tmp_path / "strict").mkdir()

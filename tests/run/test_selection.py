@@ -83,11 +83,13 @@ def test_table_csv(tmp_path):
     table = list(csv.DictReader(open(tmp_path / "t.csv")))
     assert list(table[0]) == ["unit_id", "label", "n_spikes", "firing_rate_hz", "isi_violations",
                               "isi_violations_ratio", "contamination", "presence_ratio", "amplitude_uV",
-                              "snr", "peak_channel", "selected", "failed", "detail"]
+                              "snr", "peak_channel", "template_amplitude_uV", "template_snr",
+                              "selected", "failed", "detail"]
     assert table[0] == {"unit_id": "1", "label": "good", "n_spikes": "1000", "firing_rate_hz": "10",
                         "isi_violations": "0", "isi_violations_ratio": "0", "contamination": "0",
                         "presence_ratio": "1", "amplitude_uV": "", "snr": "", "peak_channel": "",
-                        "selected": "true", "failed": "", "detail": ""}
+                        "template_amplitude_uV": "", "template_snr": "", "selected": "true",
+                        "failed": "", "detail": ""}
     assert (table[1]["selected"], table[1]["failed"], table[1]["detail"]) == ("false", "min_firing_rate_hz", "1 Hz < 5")
 
 

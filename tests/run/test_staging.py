@@ -29,7 +29,10 @@ REC = "demo_g0/demo_g0_t0.imec0.ap.bin"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("staging")
-    write_example(root / "demo", seed=3, duration_s=4.0)
+    # long enough that a run is still going when the tests signal it or start a second one: a
+    # 4 s example's run ended ~0.4 s after its staging folder appeared, too close to the 0.3 s
+    # delays on a loaded machine (the tests then failed their own "still running" check)
+    write_example(root / "demo", seed=3, duration_s=12.0)
     return root / "demo"
 
 
@@ -53,10 +56,23 @@ def stagings(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}.partial-*"))
 
 
-def start_and_signal(cfg: Path, out: Path, sig: int, delay_s: float = 0.0
+def start_and_signal(cfg: Path, out: Path, sig: int, delay_s: float = 0.0, attempts: int = 4
                      ) -> tuple[subprocess.CompletedProcess, Path, int]:
-    """Run ``hybridkit generate`` and send ``sig`` as soon as its staging folder exists; return
-    the finished process, its staging folder and its pid."""
+    """Run ``hybridkit generate`` and send ``sig`` ``delay_s`` after its staging folder exists;
+    return the finished process, its staging folder and its pid. A run that reached its end
+    within the delay (a fast run on a busy machine) is let finish, its output removed, and tried
+    again with half the delay: the signal always reaches a run in the middle of its work."""
+    for _ in range(attempts):
+        done = _start_and_signal(cfg, out, sig, delay_s)
+        if done is not None:
+            return done
+        shutil.rmtree(out)
+        delay_s /= 2
+    raise AssertionError(f"the run ended before it could be signalled, {attempts} times")
+
+
+def _start_and_signal(cfg: Path, out: Path, sig: int, delay_s: float):
+    """One attempt of :func:`start_and_signal`; None when the run had reached its end."""
     # A shell without job control starts background commands with SIGINT ignored, and Python
     # keeps an ignored SIGINT ignored: give the run the default disposition a terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", "hybridkit", "generate", str(cfg)],
@@ -74,12 +90,16 @@ def start_and_signal(cfg: Path, out: Path, sig: int, delay_s: float = 0.0
     # between "still running" and the signal. Frozen with its staging folder in place, it is
     # provably mid-run, and the signal is handled as soon as it continues.
     os.kill(proc.pid, signal.SIGSTOP)
+    mid_run = proc.poll() is None and found[0].is_dir() and not out.exists()
     try:
-        assert proc.poll() is None and found[0].is_dir() and not out.exists(), \
-            "the run ended before it could be signalled"
-        proc.send_signal(sig)
+        if mid_run:
+            proc.send_signal(sig)
     finally:
         os.kill(proc.pid, signal.SIGCONT)
+    if not mid_run:  # it had reached its end: not a signal in the middle of a run
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0 and out.is_dir(), proc.returncode
+        return None
     stdout, stderr = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), found[0], proc.pid
 

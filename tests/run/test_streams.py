@@ -16,7 +16,7 @@ def _draws(rng: np.random.Generator) -> list[int]:
 def test_a_stream_depends_on_the_seed_and_its_name_only():
     assert _draws(named_stream(7, "trains")) == _draws(named_stream(7, "trains"))
     assert _draws(named_stream(7, "trains")) != _draws(named_stream(8, "trains"))
-    names = [*RNG_STREAMS, "selection", "template_source:local", "writer:nwb:noise"]
+    names = [*RNG_STREAMS, "selection:unit:1", "selection:unit:2", "template_source:local"]
     firsts = {tuple(_draws(named_stream(7, n))) for n in names}
     assert len(firsts) == len(names)  # no two consumers share numbers
 

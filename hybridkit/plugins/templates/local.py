@@ -10,13 +10,12 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from hybridkit.engine.filtering import Highpass
+from hybridkit.engine.noise import snr as snr_of
 from hybridkit.engine.snippets import gather_band_snippets, windows_inside
 from hybridkit.engine.templates import (
     DEFAULT_SPARSITY_RADIUS_UM,
     DEFAULT_SPARSITY_THRESHOLD,
     build_template,
-    estimate_noise_uV,
-    noise_chunk_starts,
     sparsify,
 )
 from hybridkit.errors import TemplateError
@@ -47,11 +46,9 @@ class LocalTemplateOptions(PluginOptions):
     sparsity_radius_um: float = Field(
         DEFAULT_SPARSITY_RADIUS_UM, gt=0,
         description="and when its contact is within this distance of the peak channel's, um")
-    noise_chunks: int = Field(20, ge=1, description="random chunks of the recording read to "
-                              "estimate each channel's noise level; count")
     highpass_hz: float | None = Field(
         None, gt=0,
-        description="high-pass each spike's snippet (and the noise chunks) with a zero-phase "
+        description="high-pass each spike's snippet (and the run's noise estimate) with a zero-phase "
                     "3rd-order Butterworth filter at this corner before averaging, Hz; for "
                     "wideband recordings (e.g. Neuropixels 2.0 AP files, which carry the LFP), so "
                     "slow potentials locked to spikes do not enter the templates; unit selection "
@@ -90,20 +87,15 @@ class LocalTemplates(TemplateSource):
         dist = np.hypot(*(pos - pos[peak]).T)
         return np.flatnonzero(dist <= radius_um + _CANDIDATE_MARGIN_UM)
 
-    def _in_passes(self, recording: Recording, chosen, probe, finish, noise_box: list,
-                   noise_starts: np.ndarray, n_before: int, n_after: int, neural: np.ndarray,
-                   gain: np.ndarray, offset: np.ndarray, band: Highpass | None):
+    def _in_passes(self, recording: Recording, chosen, probe, finish, n_before: int, n_after: int,
+                   neural: np.ndarray, gain: np.ndarray, offset: np.ndarray, band: Highpass | None):
         """The templates of ``chosen`` from a chunked recording, with the same steps and numbers
         as one unit at a time, in one sweep over the chunks per group of units: each unit's
         first spikes are read on every neural channel; as soon as they are in, they choose the
         unit's channels (its rough peak), and the rest of its spikes are read, later in the same
-        sweep, on those channels only. The noise chunks ride along with the first group. A
-        chunk is thus decompressed once per group instead of twice per unit. Groups hold at most
+        sweep, on those channels only. A chunk is thus decompressed once per group instead of twice per unit. Groups hold at most
         ``_PASS_BYTES`` of snippets (counting every unit's channels at their most)."""
-        from concurrent.futures import Future
-
         from hybridkit.engine.snippets import filter_windows, gather_chunk_order
-        from hybridkit.engine.templates import NOISE_CHUNK_SAMPLES, noise_block_bounds
 
         radius = self.options.sparsity_radius_um
         pad = band.pad if band is not None else 0
@@ -112,9 +104,6 @@ class LocalTemplates(TemplateSource):
         most = int(max((np.hypot(*(pos - p).T) <= radius + _CANDIDATE_MARGIN_UM).sum() for p in pos))
         sizes = [4 * width * (min(usable.size, _PROBE_SPIKES) * neural.size + usable.size * most)
                  for _, usable, _ in chosen]
-        bounds = noise_block_bounds(recording, noise_starts,
-                                    min(NOISE_CHUNK_SAMPLES, recording.n_samples), band)
-        blocks = [np.empty((1, b - a, neural.size), recording.dtype) for a, b in bounds]
         built = []
         for g, group in enumerate(_groups(sizes, _PASS_BYTES)):
             state: dict[int, tuple] = {}
@@ -134,16 +123,8 @@ class LocalTemplates(TemplateSource):
                     return [(rest - n_before - pad, neural[cand], rest_out)]
 
                 jobs.append((first - n_before - pad, neural, probe_out, then))
-            if g == 0:
-                jobs += [(np.array([a]), neural, blk) for (a, _), blk in zip(bounds, blocks)]
             gather_chunk_order(recording, jobs)
             del jobs
-            if g == 0:  # the noise chunks came with the first group's sweep
-                noise = Future()
-                noise.set_result(estimate_noise_uV(recording, neural, None, starts=noise_starts,
-                                                   band=band, blocks=[blk[0] for blk in blocks]))
-                noise_box.append(noise)
-                del blocks
             for i in group:
                 cand, first_snips, rest_out = state.pop(i)
                 raw = np.concatenate([first_snips, filter_windows(rest_out, band)])
@@ -175,7 +156,7 @@ class LocalTemplates(TemplateSource):
             raise TemplateError(f"recording {recording.name}: no neural channels to build templates on")
         band = Highpass.for_recording(opt.highpass_hz, fs) if opt.highpass_hz else None
         rng = self._rng()
-        noise_starts = noise_chunk_starts(recording, rng, opt.noise_chunks)
+        noise = self.noise_uV(recording)[neural]  # the run's estimate, in this band
         positions = recording.channel_positions[neural]
         gain = recording.gain_to_uV[neural].astype(np.float32)
         offset = recording.offset_to_uV[neural].astype(np.float32)
@@ -197,8 +178,6 @@ class LocalTemplates(TemplateSource):
             if usable.size > opt.max_spikes:
                 usable = np.sort(rng.choice(usable, size=opt.max_spikes, replace=False))
             chosen.append((unit, usable, int(times.size)))
-
-        noise_box: list = []  # the noise future, set below; units need it only to sparsify
 
         def probe(usable: np.ndarray) -> np.ndarray:
             # Only channels near the unit can carry its signal (sparsify keeps those within
@@ -223,14 +202,13 @@ class LocalTemplates(TemplateSource):
                                                          peak_index=n_before, unit_id=unit)
             del snippets
             peak_idx = int(np.argmax(np.abs(waveform).max(axis=0)))
-            noise = noise_box[0].result()
             mask = sparsify(waveform, noise[cand], positions[cand], peak_idx,
                             threshold=opt.sparsity_threshold, radius_um=opt.sparsity_radius_um,
                             unit_id=unit)
             chans = neural[cand]
             peak_channel = int(chans[peak_idx])
             peak_noise = noise[cand][peak_idx]
-            snr = float(np.abs(waveform[:, peak_idx]).max() / peak_noise) if peak_noise > 0 else float("inf")
+            snr = snr_of(np.abs(waveform[:, peak_idx]).max(), peak_noise)
             if snr < opt.sparsity_threshold:
                 log.warning("unit %d: template peak is %.2f x the noise std on channel %d; "
                             "its template is mostly noise", unit, snr, peak_channel)
@@ -258,17 +236,14 @@ class LocalTemplates(TemplateSource):
                      unit, n_used, int(mask.sum()), peak_channel, tpl.peak_amplitude_uV)
             return tpl
 
-        # the noise estimate runs beside the first units (its chunks were drawn above, in order)
         n_threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1, len(chosen) + 1))
         if getattr(recording, "chunk_shape", None) is not None:
-            # compressed chunks: every unit's windows (and the noise chunks) in one pass per
-            # step over the chunks, not one per unit
-            built = self._in_passes(recording, chosen, probe, finish, noise_box, noise_starts,
-                                    n_before, n_after, neural, gain, offset, band)
+            # compressed chunks: every unit's windows in one pass per step over the chunks, not
+            # one per unit
+            built = self._in_passes(recording, chosen, probe, finish, n_before, n_after, neural,
+                                    gain, offset, band)
         else:
             with ThreadPoolExecutor(n_threads) as pool:
-                noise_box.append(pool.submit(estimate_noise_uV, recording, neural, None,
-                                             starts=noise_starts, band=band))
                 built = list(pool.map(one, chosen))
         templates: dict[int, Template] = {t.unit_id: t for t in built}
         return TemplateBank(templates=templates, sampling_rate=fs)

@@ -78,8 +78,6 @@ class SyntheticOptions(PluginOptions):
         "how each template's amplitude is set: {mode: amplitude | snr, min, max}"))
     sparsity_fraction: float = Field(tt.DEFAULT_SPARSITY_FRACTION, **tt.SPARSITY_FRACTION_FIELD)
     sparsity_radius_um: float = Field(tt.DEFAULT_RADIUS_UM, **tt.SPARSITY_RADIUS_FIELD)
-    noise_chunks: int = Field(20, ge=1, description="random chunks read to measure the "
-                              "recording's noise for scaling.mode snr; count")
 
     @field_validator("scaling")
     @classmethod
@@ -140,7 +138,7 @@ class SyntheticTemplates(TemplateSource):
         depth = opt.depth_um or (float(pos[:, 1].min()), float(pos[:, 1].max()))
         seeds = rng.integers(0, 2**63, size=opt.n_units)
         targets = tt.draw_targets(opt.scaling, opt.n_units, rng)
-        noise = (tt.recording_noise_uV(recording, rng, opt.noise_chunks)
+        noise = (tt.median_noise_uV(recording, self.noise_uV(recording))
                  if opt.scaling.mode == "snr" else None)
         t_ms = (np.arange(n_before + n_after) - n_before) * 1000.0 / fs
         taper = _taper(t_ms.size)[:, None]

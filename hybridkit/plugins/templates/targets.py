@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from hybridkit.engine import relocate as rel
-from hybridkit.engine.templates import DEFAULT_SPARSITY_RADIUS_UM, estimate_noise_uV
+from hybridkit.engine.templates import DEFAULT_SPARSITY_RADIUS_UM
 from hybridkit.errors import TemplateError
 from hybridkit.model import Recording, Template
 from hybridkit.options import StrictModel, check_min_max
@@ -63,11 +63,12 @@ def draw_targets(scaling: ScalingOptions, n: int, rng: np.random.Generator) -> n
     return rng.uniform(scaling.min, scaling.max, n)
 
 
-def recording_noise_uV(recording: Recording, rng: np.random.Generator, n_chunks: int) -> float:
-    """Median over neural channels of the per-channel noise std (uV), for SNR scaling."""
+def median_noise_uV(recording: Recording, noise_uV: np.ndarray) -> float:
+    """Median over the target contacts of the run's per-channel noise std (uV; ``noise_uV`` is
+    (n_channels,) per file column, :meth:`hybridkit.hookspecs.TemplateSource.noise_uV`), for
+    SNR scaling."""
     channels, _ = target_contacts(recording)
-    noise = estimate_noise_uV(recording, channels, rng, n_chunks=n_chunks)
-    value = float(np.median(noise))
+    value = float(np.median(np.asarray(noise_uV, np.float64)[channels]))
     if not value > 0:
         raise TemplateError(f"recording {recording.name}: measured noise is {value} uV; cannot "
                             "scale templates to an SNR (use scaling.mode \"amplitude\")")

@@ -59,7 +59,7 @@ def snr_figure(rows: list[dict]):
         for s, a, u in pts:
             ax.annotate(str(u), (s, a), xytext=(3, 3), textcoords="offset points", fontsize=7)
     else:
-        ax.text(0.5, 0.5, "SNR unavailable (hybrid recording not readable)", ha="center",
+        ax.text(0.5, 0.5, "SNR not stored (an output of an older hybridkit)", ha="center",
                 va="center", transform=ax.transAxes)
     ax.set_xlabel("SNR (peak amplitude x mean gain / noise std)")
     ax.set_ylabel("accuracy")

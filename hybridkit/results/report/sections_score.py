@@ -26,7 +26,7 @@ SCORE_COLUMNS = {
     "false_discovery_rate": ("FDR", "false discovery rate, fp / (tp + fp)"),
     "template_correlation": ("template r", "correlation of the template with the matched unit's mean waveform"),
     "template_frobenius_uV": ("template diff (uV)", "Frobenius norm of their difference"),
-    "snr": ("SNR", "peak amplitude x mean gain / noise std"),
+    "snr": ("SNR", "the run's: template peak x mean gain / the run's noise std of the source"),
 }
 #: sorted units named per missed or merged unit (the rest are summed as "other")
 N_FATE_PARTS = 3

@@ -94,31 +94,25 @@ def unit_table(page: Page, truth: Truth, measures: dict[int, UnitMeasures], snr:
     page.table("table-units", list(rows[0]) if rows else ["unit"], rows,
                titles={"amplitude (uV)": "template peak amplitude x the unit's mean gain",
                        "measured (uV)": "median amplitude measured on the hybrid recording's peak channel",
-                       "SNR": "amplitude / robust noise std of the hybrid peak channel",
+                       "SNR": "amplitude / the run's noise std of the source on the peak channel",
                        "clipped": "clipped samples on the unit's template channels"})
 
 
 def unit_sections(page: Page, truth: Truth, traces: Traces | None, units: list[int], cols: dict,
                   duration_s: float) -> None:
     """The unit table, then per unit its template figure and its activity figure."""
-    from hybridkit.results.scoring import mean_waveform, noise_uV
+    from hybridkit.results.scoring import mean_waveform
 
     pos = truth.channel_positions
     source = source_sorting(truth) if traces is not None or truth.source_trains is None else None
     drawn = units[:MAX_TEMPLATE_UNITS]
     measures = {u: measure_unit(truth, u, traces, duration_s, source) for u in drawn}
-    snr = {}
-    with_tpl = [u for u in units if u in truth.templates]
-    if traces is not None and with_tpl:
-        noise = noise_uV(traces, np.array([truth.templates[u].peak_channel for u in with_tpl]))
-        for u, n in zip(with_tpl, noise.tolist()):
-            g = truth.gains[truth.units == u] if truth.gains is not None else None
-            gain = float(g.mean()) if g is not None and g.size else 1.0
-            snr[u] = truth.templates[u].peak_amplitude_uV * gain / n if n > 0 else None
+    snr = {u: truth.snr[u] for u in units if u in truth.snr}  # the run's, as stored
     page.heading("Injected units", "One row per injected unit. Amplitude: the template's peak x the "
                  "unit's mean gain; measured: the median amplitude on the hybrid recording's peak "
-                 "channel; SNR: amplitude over the robust noise of that channel in the hybrid "
-                 "recording; clipped: saturated samples on the unit's channels.")
+                 "channel; SNR: the run's (template peak x mean gain over the run's noise estimate "
+                 "of the source on that channel, as in the NWB units table); clipped: saturated "
+                 "samples on the unit's channels.")
     unit_table(page, truth, measures, snr)
     page.heading("Each injected unit", "Its template on the probe layout at its injected place (and "
                  "at its source unit's place), then what phy shows of a unit: autocorrelogram, "

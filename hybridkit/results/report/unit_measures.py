@@ -3,8 +3,8 @@
 Trains are counted whole (correlograms, ISIs, rates: cheap even for an hour). Signal measures
 read windows of the hybrid recording, so they use at most :data:`MAX_AMPLITUDE_EVENTS` events per
 unit, drawn with a fixed seed (the page says when events were subsampled): each event's amplitude
-in uV on the unit's peak channel and a few individual waveforms. Noise and mean waveforms come from
-:mod:`hybridkit.results.scoring` (``noise_uV`` is the engine's ``robust_std``), windows from
+in uV on the unit's peak channel and a few individual waveforms. Mean waveforms come from
+:mod:`hybridkit.results.scoring`, windows from
 :func:`hybridkit.results.traces.iter_windows`.
 """
 from __future__ import annotations

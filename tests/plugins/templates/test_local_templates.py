@@ -219,7 +219,8 @@ def test_selection_measures_amplitude_and_snr_in_the_templates_band(wideband, tm
     rec, sorting, wf = wideband
     band = Highpass.for_recording(300.0, FS)
     truth = band.apply(np.pad(wf, ((band.pad, band.pad), (0, 0))), axis=0, crop=band.pad)
-    peak_uV = float(np.abs(truth[:, PEAK_CH]).max())  # 115.6 uV
+    truth -= truth[:15].mean(axis=0)  # the templates' baseline: the first 15 of 30 pre-peak samples
+    peak_uV = float(np.abs(truth[:, PEAK_CH]).max())  # 129.8 uV
 
     source = _source(tmp_path, highpass_hz=300.0)
     assert source.highpass_hz == 300.0 and _source(tmp_path).highpass_hz is None
@@ -252,6 +253,7 @@ def test_selection_band_needs_room_for_the_filter_padding(wideband, tmp_path):
 def test_compressed_nwb_source_gives_the_same_templates(data, tmp_path, highpass):
     """The same samples as a neuroconv-like NWB series (chunked, gzip + shuffle): the chunk-order
     sweep (every unit in one pass) builds exactly the templates the flat binary gives."""
+    from hybridkit.engine.noise import recording_noise_uV
     from hybridkit.plugins.sources.nwb.reader import NwbReader
     from tests.plugins.nwb_testutil import write_nwb
 
@@ -266,7 +268,11 @@ def test_compressed_nwb_source_gives_the_same_templates(data, tmp_path, highpass
     nwb.gain_to_uV[:], nwb.offset_to_uV[:] = rec.gain_to_uV, rec.offset_to_uV
     opts = {"min_spikes": 5, **({"highpass_hz": highpass} if highpass else {})}
     flat = _source(tmp_path, **opts).build(rec, sorting, [3, 7])
-    chunked = _source(tmp_path, **opts).build(nwb, sorting, [3, 7])
+    source = _source(tmp_path, **opts)
+    # the run hands its noise estimate over before templates are built (the same samples: the
+    # flat file's estimate is the NWB's)
+    source.context.noise_uV = recording_noise_uV(rec, highpass)
+    chunked = source.build(nwb, sorting, [3, 7])
     assert nwb.chunks_touched and nwb._chunks.reads == len(nwb.chunks_touched)  # each chunk once
     for unit in (3, 7):
         a, b = flat.templates[unit], chunked.templates[unit]

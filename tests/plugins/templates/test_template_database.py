@@ -397,6 +397,8 @@ def test_generate_with_database_templates(server, tmp_path):
         assert (p["dataset"], p["template_index"]) == (dataset, index)
         snr = u.template.peak_amplitude_uV / p["noise_uV"]
         assert 8 <= snr <= 12 and snr == pytest.approx(p["target_snr"], rel=1e-5)
+        # scaled against the run's one noise estimate (its median over the neural contacts)
+        assert p["noise_uV"] == float(np.median(truth.noise_uV[truth.recording.neural_channels]))
     assert plan.n_events > 10
     assert_generate_invariant(result)
     ft = np.load(result.output_dir / "firings_true.npy")

@@ -106,8 +106,6 @@ class DatabaseOptions(DatabaseQuery):
         "how each template's amplitude is set: {mode: none | amplitude | snr, min, max}"))
     sparsity_fraction: float = Field(tt.DEFAULT_SPARSITY_FRACTION, **tt.SPARSITY_FRACTION_FIELD)
     sparsity_radius_um: float = Field(tt.DEFAULT_RADIUS_UM, **tt.SPARSITY_RADIUS_FIELD)
-    noise_chunks: int = Field(20, ge=1, description="random chunks read to measure the "
-                              "recording's noise for scaling.mode snr; count")
 
 
 # -- the index ---------------------------------------------------------------------------------
@@ -345,7 +343,7 @@ class TemplateDatabase(TemplateSource):
         chosen = self.choose(query(opt, store), rng)
         targets = tt.draw_targets(opt.scaling, len(chosen), rng)
         channels, tgt_pos = tt.target_contacts(recording)
-        noise = (tt.recording_noise_uV(recording, rng, opt.noise_chunks)
+        noise = (tt.median_noise_uV(recording, self.noise_uV(recording))
                  if opt.scaling.mode == "snr" else None)
         fs = recording.sampling_rate
         by_dataset: dict[str, list[int]] = {}

@@ -15,6 +15,9 @@ needs to travel (DANDI uploads nothing else): the processing module ``hybridkit`
   ``variant``): ``waveform_uv`` is ragged, (n_times, n_channels) row-major per row;
   ``template_provenance``: where each unit's template came from (flattened rows);
 * ``clipped_samples``: per file column of the neural channels, the samples that saturated;
+* ``noise``: per file column of the neural channels, the run's noise estimate (uV) that every SNR
+  of the run divides by (hybridkit/engine/noise.py; the Units table's ``noise_uv`` are its values
+  on the units' peak channels);
 * ``manifest``: versions, session, seed, rate, dtype, the sources by identity, counts, skipped units
   (flattened rows, as ``run_config``).
 
@@ -103,8 +106,8 @@ def provenance_module(truth: GroundTruth, config: dict | None, inputs: list[dict
     plan, rec = truth.plan, truth.recording
     module = ProcessingModule(name=MODULE, description=(
         "Provenance of this hybrid ground-truth recording, written by hybridkit: the resolved run "
-        "config, its inputs by identity, the injected events and templates, clipped samples and "
-        "the manifest (docs/publishing.md)"))
+        "config, its inputs by identity, the injected events and templates, clipped samples, the "
+        "noise estimate and the manifest (docs/publishing.md)"))
     if config is not None:
         _add(module, _pairs("run_config", "The resolved hybridkit run config, one row per leaf field; "
                           "absolute paths replaced by base names (see the inputs table)", config))
@@ -165,6 +168,13 @@ def provenance_module(truth: GroundTruth, config: dict | None, inputs: list[dict
         ("file_column", "Channel (file column of the source)", np.asarray(neural, np.int64)),
         ("clipped_samples", "Saturated samples", np.asarray(truth.clipped_per_channel[neural], np.int64))],
         neural.size))
+    if truth.noise_uV is not None:
+        _add(module, _table("noise", "The run's noise estimate per channel: robust standard deviation "
+                            "(uV, median absolute deviation / 0.6745) of the source, high-passed at "
+                            "the run's highpass_hz, over 20 evenly spread chunks of 1000 samples", [
+            ("file_column", "Channel (file column of the source)", np.asarray(neural, np.int64)),
+            ("noise_uv", "Noise standard deviation, uV", np.asarray(truth.noise_uV[neural], np.float64))],
+            neural.size))
     _add(module, _pairs("manifest", "Versions, session, seed, sources and counts of the run",
                       manifest_of(truth, inputs)))
     return module

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybridkit.engine.templates import estimate_noise_uV
+from hybridkit.engine.noise import injected_snr, recording_noise_uV
 from hybridkit.formats.nwb_layout import dense_waveforms
-from hybridkit.hookspecs import named_stream
 from hybridkit.model import GroundTruth
 
 #: (name, description) of the per-unit columns, in table order
@@ -41,8 +40,14 @@ COLUMNS = [
     ("amplitude_uv", "Peak absolute amplitude (uV) of the template before per-spike scaling"),
     ("amplitude_scale_min", "Smallest per-spike amplitude scale"),
     ("amplitude_scale_max", "Largest per-spike amplitude scale"),
-    ("noise_uv", "Noise standard deviation (uV, MAD estimate) of the source on peak_channel"),
-    ("snr", "amplitude_uv / noise_uv"),
+    ("noise_uv", "The run's noise estimate on peak_channel: robust standard deviation (uV, "
+                 "median absolute deviation / 0.6745) of the source recording, high-passed at the "
+                 "run's highpass_hz, over 20 evenly spread chunks of 1000 samples (hybridkit's "
+                 "docs/units.md)"),
+    ("snr", "amplitude_uv x the mean of amplitude_scale / noise_uv: the placed template's peak on "
+            "its peak channel at the unit's mean amplitude scale over the run's noise there (for a "
+            "unit injected at its own place with scale 1, the units_selection table's "
+            "template_snr)"),
     ("firing_rate_hz", "Injected spikes per second of recording"),
     ("n_template_spikes", "Spikes averaged into the template (0 when not built from spikes)"),
 ]
@@ -71,9 +76,9 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
     duration = rec.n_samples / fs
     start = float(rec.start_time_s)  # the source's clock: times in the file match its other data
     neural = rec.neural_channels
-    peaks = np.array([u.template.peak_channel for u in plan.units], np.int64)
-    noise = dict(zip(np.unique(peaks).tolist(), estimate_noise_uV(
-        rec, np.unique(peaks), named_stream(truth.seed, "writer:nwb:noise")).tolist())) if peaks.size else {}
+    # the run's estimate; a GroundTruth made outside a run gets the same estimate, unfiltered
+    noise = truth.noise_uV if truth.noise_uV is not None else recording_noise_uV(rec, None)
+    snrs = injected_snr(plan, noise)
     positions = plan.event_positions()  # per event: follows the probe's motion (docs/drift.md)
     event_channels = plan.event_channels()
     rows = []
@@ -84,7 +89,6 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
         gains = plan.gains[mine].astype(np.float64)
         chans = np.sort(t.channels)
         amp = t.peak_amplitude_uV
-        n = noise.get(int(t.peak_channel), 0.0)
         rows.append({
             "id": int(u.new_unit_id),
             "spike_samples": samples,
@@ -103,7 +107,7 @@ def unit_rows(truth: GroundTruth) -> list[dict]:
             "amplitude_uv": float(amp),
             "amplitude_scale_min": float(gains.min()) if gains.size else float("nan"),
             "amplitude_scale_max": float(gains.max()) if gains.size else float("nan"),
-            "noise_uv": float(n), "snr": float(amp / n) if n > 0 else float("inf"),
+            "noise_uv": float(snrs.noise_uV[k]), "snr": float(snrs.snr[k]),
             "firing_rate_hz": float(samples.size / duration) if duration > 0 else 0.0,
             "n_template_spikes": int(t.n_spikes),
             "obs_intervals": [[start, start + duration]],
