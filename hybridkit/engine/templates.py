@@ -187,13 +187,15 @@ def build_template(
     if x.ndim != 3 or x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
         raise TemplateError(f"{label}: need snippets of shape (n_spikes>0, n_times>0, n_ch>0), "
                             f"got {x.shape}")
-    if not np.isfinite(x).all():
-        n_bad = int((~np.isfinite(x)).any(axis=(1, 2)).sum())
-        raise TemplateError(f"{label}: {n_bad} of {x.shape[0]} snippets contain NaN or inf values")
     n_spikes, n_times, n_ch = x.shape
     max_shift = int(max(0, min(int(max_shift), (n_times - 1) // 4)))
 
     mean = x.mean(axis=0, dtype=np.float64)
+    # a float64 sum of float32 values cannot overflow, so the mean is finite exactly when every
+    # snippet is (one pass over the snippets instead of two)
+    if not np.isfinite(mean).all():
+        n_bad = int((~np.isfinite(x)).any(axis=(1, 2)).sum())
+        raise TemplateError(f"{label}: {n_bad} of {x.shape[0]} snippets contain NaN or inf values")
     if peak_index is None:
         centered = mean - np.median(mean, axis=0)  # DC offsets must not pick the peak
         peak_index = int(np.unravel_index(np.argmax(np.abs(centered)), centered.shape)[0])
@@ -211,7 +213,7 @@ def build_template(
         xs = x[:, :, strong]
         xs -= xs.mean(axis=1, keepdims=True)
         for _ in range(2):
-            aligned = _shift_take(xs, shifts)
+            aligned = _shift_take(xs, shifts) if shifts.any() else xs
             shifts = shifts + _xcorr_shifts(aligned, aligned.mean(axis=0), max_shift)
             shifts = np.clip(shifts, -max_shift, max_shift)
         # put the aligned mean's extremum on the peak channel onto peak_index
@@ -222,33 +224,24 @@ def build_template(
         offset = int(np.rint(_vertex(trace, lo + int(np.argmax(np.abs(trace[lo:hi]))))) - peak_index)
         shifts = shifts + offset
         del xs, aligned
-        # Shifting (edge-replicating) and averaging are both linear, so the mean of the shifted
-        # spikes is the sum over shifts of each shift's group sum, shifted once: a dozen shifted
-        # (n_times, n_ch) sums instead of a shifted copy of every snippet. The spikes are put in
-        # shift order (stable: the same order within a group) so every group is a slice.
-        order = np.argsort(shifts, kind="stable")
-        x, shifts = x[order], shifts[order]
-        total = np.zeros((n_times, n_ch))
-        for s, a, b in _groups_of(shifts):
-            total += _shift_take(x[a:b].sum(axis=0, dtype=np.float64)[None], np.array([s]))[0]
-        mean = total / n_spikes
-
-    # baseline: each spike's own mean over the first half of the pre-peak samples, per channel,
-    # removed per spike (not only from the mean) so slow LFP offsets stay out of the SVD; the
-    # mean of the baseline-free spikes is the mean minus its own baseline (linear again)
-    mean = mean - mean[:n_base].mean(axis=0)
+    # every snippet shifted by its spike's shift, the spikes in shift order (stable) so each
+    # shift's group is one gather and one slice copy; the order of the spikes changes neither the
+    # mean nor the Gram matrix below
+    order = np.argsort(shifts, kind="stable")
+    xa = np.empty_like(x)
+    for s, a, b in _groups_of(shifts[order]):
+        _shift_into(x if b - a == n_spikes else x[order[a:b]], s, xa, slice(a, b))
+    x = xa
+    del xa
+    # baseline: each spike's own mean over the first half of the pre-peak samples, per channel;
+    # removing it per spike (not only from the mean) keeps slow LFP offsets out of the SVD
+    x -= x[:, :n_base].mean(axis=1, keepdims=True)
+    mean = x.mean(axis=0, dtype=np.float64)
 
     k = min(int(rank), n_spikes * min(n_ch, _N_SVD_CHANNELS), n_times)
     if k > 0 and k < n_times:
         best = _strongest(amp, _N_SVD_CHANNELS)
-        # only the SVD's channels are shifted spike by spike (the spikes' order does not matter
-        # to the Gram matrix below)
-        xs = x[:, :, best]
-        xb = np.empty_like(xs)
-        for s, a, b in _groups_of(shifts):
-            _shift_into(xs[a:b], s, xb, slice(a, b))
-        del xs
-        xb -= xb[:, :n_base].mean(axis=1, keepdims=True)
+        xb = x if best.size == n_ch else x[:, :, best]  # (best is sorted: all columns = x itself)
         rows = xb.transpose(0, 2, 1).reshape(-1, n_times)
         # The right singular vectors of rows are the eigenvectors of its (n_times, n_times) Gram
         # matrix, with eigenvalues s**2: the same components as an economy SVD at ~1/20 of the
