@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from hybridkit.errors import WRITE_ONLY_ERRNOS, HybridkitError, output_write_error
+from hybridkit.run import interrupts
 
 log = logging.getLogger("hybridkit")
 
@@ -538,29 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sigterm_as_interrupt():
-    """Make SIGTERM (a scheduler's or ``kill``'s stop) end a run like Ctrl-C: the staging folder
-    is removed and the exit code is 130. Returns a function restoring the previous handler."""
-    import signal
-
-    interrupted = []
-
-    def handler(signum, frame):
-        if not interrupted:  # the first one stops the run; later ones must not cut its cleanup
-            interrupted.append(signum)
-            raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (main() called from a library's worker thread)
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     restore = None
     try:
-        restore = _sigterm_as_interrupt()
+        # SIGTERM (a scheduler's or `kill`'s stop) ends a run like Ctrl-C: the staging folder is
+        # removed and the exit code is 130, also when the first interrupt was swallowed
+        restore = interrupts.install()
         return _run(argv)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, whenever it comes: one line, no traceback
         print("hybridkit: interrupted", file=sys.stderr)

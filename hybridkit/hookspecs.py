@@ -85,7 +85,7 @@ class RunContext:
                    session=session, resolved_config=resolved_config, digests=digests)
 
     def stream(self, name: str) -> np.random.Generator:
-        """A further stream of the run seed, by name (e.g. ``"writer:nwb:noise"``)."""
+        """A further stream of the run seed, by name (e.g. ``"writer:mywriter:jitter"``)."""
         return named_stream(self.seed, name)
 
     @classmethod

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hybridkit.errors import PublishError
 from hybridkit.publish.organize import HybridNwb, check_outputs, place, write_dandiset_yaml
+from hybridkit.run.output_guard import check_not_an_input, output_inputs
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,13 @@ def publish(outputs: list[Path], dandiset: str | None, instance: str = "dandi",
     if (dandiset is None) == (create is None):
         raise PublishError("publish: give --dandiset ID (an existing dandiset) or --create METADATA.yaml")
     infos: list[HybridNwb] = check_outputs(outputs)
+    folder = Path(dandiset_dir or Path.cwd() / (dandiset or "new-dandiset")).absolute()
+    # the dandiset folder gets new files and is validated whole: never an output folder, its
+    # source recording, or a folder holding one of them (before any work, and before the archive)
+    inputs = [("the output", Path(o).absolute()) for o in outputs if Path(o).is_dir()]
+    inputs += [(what, p) for o in outputs for what, p in output_inputs(Path(o))
+               if what == "the output's source recording"]
+    check_not_an_input(folder, inputs, "--dandiset-dir")
     meta = None
     if create is not None:
         sources = [s for info in infos for s in info.sources]
@@ -142,7 +150,6 @@ def publish(outputs: list[Path], dandiset: str | None, instance: str = "dandi",
             raw = ds.get_raw_metadata()
             check_metadata(raw, f"dandiset {dandiset} on {instance}", "; fill it in on the archive's "
                            "web page (or create a new dandiset with --create METADATA.yaml)")
-        folder = Path(dandiset_dir or Path.cwd() / (dandiset or "new-dandiset"))
         write_dandiset_yaml(folder, raw)
         targets = [place(info, folder) for info in infos]
         result = PublishResult(dandiset=dandiset or "(new)", dandiset_dir=folder, instance=instance,

@@ -27,6 +27,7 @@ from hybridkit.engine import matching
 from hybridkit.engine.snippets import windows_inside
 from hybridkit.errors import OutputError, SortingError
 from hybridkit.formats.atomic_files import AtomicFiles
+from hybridkit.formats.csv_cells import cell
 from hybridkit.model import Sorting, Template
 from hybridkit.results.truth import Truth, load_truth
 from hybridkit.results.traces import Traces, iter_windows, open_traces
@@ -323,13 +324,6 @@ def _summary(cmp: matching.Comparison, units: list[dict], signal: bool, sorted_r
 
 # -- outputs ----------------------------------------------------------------------------------------------
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    def cell(v):
-        if v is None:
-            return ""
-        if isinstance(v, float):
-            return f"{v:.6g}"
-        return str(v).lower() if isinstance(v, bool) else str(v)
-
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(columns)
@@ -361,7 +355,7 @@ def _write_score_files(result: ScoreResult, units: Path, sorted_units: Path, agr
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["gt_unit"] + cmp.sorted_ids.tolist())
         for i, u in enumerate(cmp.gt_ids.tolist()):
-            w.writerow([u] + [f"{v:.6g}" for v in cmp.agreement[i]])
+            w.writerow([u] + [cell(float(v)) for v in cmp.agreement[i]])
     doc = {
         "tool": "hybridkit", "version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hybridkit.errors import OutputError
 from hybridkit.formats.checksums import SIDECAR_MAX_BYTES, FileDigests
+from hybridkit.run import interrupts
 from hybridkit.run import staging as staging_owner
 from hybridkit.run.output_guard import MANIFEST, replace_refusal
 
@@ -65,6 +66,9 @@ def commit_staging(staging: Path, out_dir: Path, overwrite: bool) -> None:
     # Not formats/atomic_files: that replaces files with os.replace, which cannot put a folder
     # over an existing non-empty one. A whole folder is committed with two renames (the old
     # output aside, the staging folder into place), the old one restored if interrupted between.
+    # a run stopped by Ctrl-C or SIGTERM is never committed, even if the KeyboardInterrupt its
+    # signal raised was lost (see run/interrupts.py)
+    interrupts.raise_if_interrupted()
     old = None
     if out_dir.exists() or out_dir.is_symlink():
         reason = replace_refusal(out_dir, overwrite)

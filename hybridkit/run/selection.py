@@ -32,6 +32,7 @@ from hybridkit.engine.matching import tolerance_samples
 from hybridkit.engine.noise import recording_noise_uV
 from hybridkit.engine.quality import UnitMetrics, compute_metrics
 from hybridkit.errors import PlacementError, UnitSelectionError
+from hybridkit.formats.csv_cells import cell
 from hybridkit.hookspecs import named_stream
 from hybridkit.model import Recording, Sorting
 
@@ -277,19 +278,6 @@ def failure_counts(rows: list[SelectionRow]) -> str:
         "the sorting has no units with spikes"
 
 
-def _fmt(value) -> str:
-    """A CSV cell; floats as their shortest exact text (``10``, not ``10.0``), so a number read
-    back is the number the run used (``template_snr`` equals the NWB units table's ``snr``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        text = repr(float(value))
-        return text[:-2] if text.endswith(".0") else text
-    return str(value)
-
-
 def write_table(rows: list[SelectionRow], path: Path) -> Path:
     """Write the selection table as CSV (one row per candidate, :data:`COLUMNS`)."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -298,7 +286,7 @@ def write_table(rows: list[SelectionRow], path: Path) -> Path:
         for r in rows:
             d = r.as_dict()
             d["peak_channel"] = d["peak_channel"] if d["peak_channel"] >= 0 else ""
-            w.writerow([_fmt(d[c]) for c in COLUMNS])
+            w.writerow([cell(d[c]) for c in COLUMNS])
     return Path(path)
 
 

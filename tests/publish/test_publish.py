@@ -236,3 +236,20 @@ def test_dandi_source_named_by_identity_and_regenerated(pub_example, archive, of
         for col in ("time_samples", "unit", "gain", "template_row"):
             assert (a[f"processing/hybridkit/injected_events/{col}"][()] ==
                     b[f"processing/hybridkit/injected_events/{col}"][()]).all(), col
+
+
+@pytest.mark.parametrize("where", ["the output", "inside the output", "above the output"])
+def test_the_dandiset_folder_is_never_an_output(pub_run, archive, offline, tmp_path, capsys, where):
+    """--dandiset-dir gets new files and is validated whole: it may not be an output folder, lie
+    inside one or hold one; refused in one line before any work or archive call."""
+    out = pub_run.output_dir
+    folder = {"the output": out, "inside the output": out / "ds", "above the output": out.parent}[where]
+    before_files = sorted(p.relative_to(out.parent) for p in out.parent.rglob("*"))
+    before = len(archive.state.log)
+    code, _, err = main(capsys, "publish", out, "--dandiset", "000001", "--instance", archive.api,
+                        "--dandiset-dir", folder)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"hybridkit: error: --dandiset-dir: {folder} ")
+    assert f"the output {out}" in err
+    assert archive.state.log[before:] == []
+    assert sorted(p.relative_to(out.parent) for p in out.parent.rglob("*")) == before_files

@@ -128,12 +128,16 @@ def test_every_output_reports_the_same_snr(run, example, monkeypatch):
         _, gt = read_hybrid(source, lazy=True if source == run.output_dir else None)
         assert {int(u): gt.get_unit_property(u, "snr") for u in gt.unit_ids} == expected
 
-    # `hybridkit score`'s unit rows (without reading the hybrid: the SNR is the stored one; its
-    # units.csv prints them to 6 significant digits)
-    from hybridkit.results.scoring import score
+    # `hybridkit score`'s unit rows and its units.csv (without reading the hybrid: the SNR is
+    # the stored one; the CSV writes floats exactly)
+    from hybridkit.results.scoring import score, write_score
 
     scored = score(run.output_dir, example / "kilosort4", signal_metrics=False, write=False)
     assert {r["gt_unit"]: r["snr"] for r in scored.units} == expected
+    (run.output_dir.parent / "score").mkdir(exist_ok=True)
+    write_score(scored, run.output_dir.parent / "score")
+    with open(run.output_dir.parent / "score" / "units.csv", encoding="utf-8") as fh:
+        assert {int(r["gt_unit"]): float(r["snr"]) for r in csv.DictReader(fh)} == expected
 
     # `hybridkit units OUTPUT`: printed, and exact in its CSV
     out = run_cli("units", run.output_dir, "--csv", run.output_dir.parent / "injected.csv")

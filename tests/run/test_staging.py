@@ -323,3 +323,45 @@ def test_the_owner_record_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_owner(staging)
     assert list(staging.iterdir()) == [] and read_owner(staging) is None
+
+
+class _SignalInAFinaliser:
+    """Sends ``sig`` to this process from ``__del__``: Python raises the handler's
+    KeyboardInterrupt there and then ignores it ("Exception ignored in ..."), as it does when a
+    real signal lands while the garbage collector runs a finaliser."""
+
+    def __init__(self, sig: int):
+        self.sig = sig
+
+    def __del__(self):
+        os.kill(os.getpid(), self.sig)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_run_whose_interrupt_was_swallowed_is_not_committed(demo, tmp_path, capsys, monkeypatch,
+                                                              sig):
+    """The signal's KeyboardInterrupt is lost in a finaliser mid-run: the run still ends with
+    130, commits nothing and removes its staging folder (before, it finished and exited 0)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and sig == signal.SIGINT:
+        pytest.skip("SIGINT is ignored in this process (started without job control)")
+    out = tmp_path / "out"
+    write_manifest = provenance.write_manifest
+    swallowed = []
+
+    def signalled_in_a_finaliser(*args, **kw):
+        path = write_manifest(*args, **kw)
+        _SignalInAFinaliser(sig)  # dropped at once: __del__ runs, its exception is ignored
+        swallowed.append(True)    # reached: the KeyboardInterrupt did not propagate
+        return path
+
+    monkeypatch.setattr(provenance, "write_manifest", signalled_in_a_finaliser)
+    code, _, err = main(capsys, "generate", config(demo, tmp_path, out))
+    assert swallowed == [True]
+    assert code == 130 and err.strip().splitlines()[-1] == "hybridkit: interrupted", err
+    assert not out.exists() and not stagings(out)
+    # the next run is not affected by the previous run's signal
+    monkeypatch.setattr(provenance, "write_manifest", write_manifest)
+    code, _, err = main(capsys, "generate", config(demo, tmp_path, out))
+    assert code == 0, err
+    assert (out / "manifest.json").is_file()
