@@ -64,6 +64,25 @@ class _Contacts:
                     idx[take], best[take] = cand[take], d2[take]
         return idx
 
+    def lands(self, offsets: np.ndarray, tol_um: float) -> np.ndarray:
+        """(n_offsets, n_contacts) bool: whether each contact (in probe order, ``self.order``)
+        moved by each (dx, dy) offset lands on a contact within ``tol_um``.
+
+        Remembered per offset: the offsets of a template's channels from its peak are contact
+        spacings, which repeat from template to template, so placing many units looks up each
+        spacing once instead of every template's every channel (80 units: ~0.3 s -> ~0.01 s).
+        """
+        offsets = np.asarray(offsets, dtype=np.float64).reshape(-1, 2)
+        cache = self.__dict__.setdefault("_lands", {})
+        keys = [(float(tol_um), dx, dy) for dx, dy in offsets.tolist()]
+        new = list(dict.fromkeys(k for k in keys if k not in cache))
+        if new:
+            start = self.positions[self.order]  # (n_contacts, 2)
+            moved = np.asarray([k[1:] for k in new])[:, None, :] + start[None, :, :]
+            hit = self.lookup(moved.reshape(-1, 2), tol_um).reshape(len(new), -1) >= 0
+            cache.update(zip(new, hit))
+        return np.array([cache[k] for k in keys]).reshape(len(keys), self.order.size)
+
     def _cells(self, cell: float) -> tuple[np.ndarray, np.ndarray]:
         """Sorted cell keys of the contacts and the contact index of each, for one cell size."""
         if getattr(self, "_cell_size", None) != cell:
@@ -109,9 +128,8 @@ def _valid(template: Template, contacts: _Contacts, channel_positions: np.ndarra
     src = _template_positions(template, channel_positions)
     peak = _peak_position(template)
     candidates = contacts.positions[contacts.order] - peak  # (n_contacts, 2)
-    points = src[None, :, :] + candidates[:, None, :]  # (n_cand, n_sparse, 2)
-    hit = contacts.lookup(points.reshape(-1, 2), tol_um).reshape(points.shape[:2])
-    return candidates[(hit >= 0).all(axis=1)]
+    # the peak onto contact c puts channel j at contact c + (channel j - peak)
+    return candidates[contacts.lands(src - peak, tol_um).all(axis=0)]
 
 
 def valid_shifts(template: Template, channel_positions: np.ndarray, neural: np.ndarray,

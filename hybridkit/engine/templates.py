@@ -45,19 +45,31 @@ def _shift_take(snippets: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     Only the ``|shift|`` outermost samples are replicated; they are then tapered to zero anyway.
     Done as one slice copy per distinct shift (a dozen at most) rather than a per-element gather.
     """
-    n_times = snippets.shape[1]
     out = np.empty_like(snippets)
     for s in np.unique(shifts).tolist():
         sel = np.flatnonzero(shifts == s)
-        src = snippets[sel]
-        s = max(-(n_times - 1), min(n_times - 1, int(s)))
-        if s >= 0:
-            out[sel, : n_times - s] = src[:, s:]
-            out[sel, n_times - s :] = src[:, -1:]
-        else:
-            out[sel, -s:] = src[:, : n_times + s]
-            out[sel, :-s] = src[:, :1]
+        _shift_into(snippets[sel], s, out, sel)
     return out
+
+
+def _shift_into(src: np.ndarray, s: int, out: np.ndarray, where) -> None:
+    """out[where] = src shifted by ``s`` samples along axis 1 (see :func:`_shift_take`);
+    ``where`` is an index array or a slice of ``out``'s first axis."""
+    n_times = src.shape[1]
+    s = max(-(n_times - 1), min(n_times - 1, int(s)))
+    if s >= 0:
+        out[where, : n_times - s] = src[:, s:]
+        out[where, n_times - s :] = src[:, -1:]
+    else:
+        out[where, -s:] = src[:, : n_times + s]
+        out[where, :-s] = src[:, :1]
+
+
+def _groups_of(sorted_shifts: np.ndarray) -> list[tuple[int, int, int]]:
+    """(shift, start, stop) of each run of equal values in sorted ``sorted_shifts``."""
+    values, starts = np.unique(sorted_shifts, return_index=True)
+    stops = [*starts[1:].tolist(), sorted_shifts.size]
+    return list(zip(values.tolist(), starts.tolist(), stops))
 
 
 def _xcorr_shifts(snippets: np.ndarray, ref: np.ndarray, max_shift: int) -> np.ndarray:
@@ -67,13 +79,15 @@ def _xcorr_shifts(snippets: np.ndarray, ref: np.ndarray, max_shift: int) -> np.n
     waveform instead of a single extremum sample keeps noise from biasing the alignment (picking
     each spike's noisy maximum would inflate the averaged peak).
     """
-    n_times = snippets.shape[1]
-    core = slice(max_shift, n_times - max_shift)
-    r = ref[core]
-    scores = np.empty((snippets.shape[0], 2 * max_shift + 1))
-    for j, s in enumerate(range(-max_shift, max_shift + 1)):
-        window = snippets[:, max_shift + s : n_times - max_shift + s]
-        scores[:, j] = np.einsum("itc,tc->i", window, r)
+    n_spikes, n_times, n_ch = snippets.shape
+    r = ref[max_shift : n_times - max_shift]
+    # score j of spike i is <snippet_i[max_shift + s_j + t], r[t]>: one (n_spikes, n_times * n_ch)
+    # x (n_times * n_ch, n_shifts) product against r placed at every shift, instead of one pass
+    # over the snippets per shift
+    placed = np.zeros((2 * max_shift + 1, n_times, n_ch), dtype=snippets.dtype)
+    for j in range(2 * max_shift + 1):
+        placed[j, j : j + r.shape[0]] = r
+    scores = snippets.reshape(n_spikes, -1) @ placed.reshape(2 * max_shift + 1, -1).T
     return np.argmax(scores, axis=1) - max_shift
 
 
@@ -173,13 +187,15 @@ def build_template(
     if x.ndim != 3 or x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
         raise TemplateError(f"{label}: need snippets of shape (n_spikes>0, n_times>0, n_ch>0), "
                             f"got {x.shape}")
-    if not np.isfinite(x).all():
-        n_bad = int((~np.isfinite(x)).any(axis=(1, 2)).sum())
-        raise TemplateError(f"{label}: {n_bad} of {x.shape[0]} snippets contain NaN or inf values")
     n_spikes, n_times, n_ch = x.shape
     max_shift = int(max(0, min(int(max_shift), (n_times - 1) // 4)))
 
     mean = x.mean(axis=0, dtype=np.float64)
+    # a float64 sum of float32 values cannot overflow, so the mean is finite exactly when every
+    # snippet is (one pass over the snippets instead of two)
+    if not np.isfinite(mean).all():
+        n_bad = int((~np.isfinite(x)).any(axis=(1, 2)).sum())
+        raise TemplateError(f"{label}: {n_bad} of {x.shape[0]} snippets contain NaN or inf values")
     if peak_index is None:
         centered = mean - np.median(mean, axis=0)  # DC offsets must not pick the peak
         peak_index = int(np.unravel_index(np.argmax(np.abs(centered)), centered.shape)[0])
@@ -190,13 +206,14 @@ def build_template(
     amp = np.abs(mean - mean[:n_base].mean(axis=0)).max(axis=0)
     peak_ch = int(np.argmax(amp))
 
+    shifts = np.zeros(n_spikes, dtype=np.int64)
     if max_shift > 0 and n_spikes > 1:
         # align on the strongest channels, each spike's own DC removed so offsets do not dominate
         strong = _strongest(amp, _N_ALIGN_CHANNELS, min_fraction=0.5)
-        xs = x[:, :, strong] - x[:, :, strong].mean(axis=1, keepdims=True)
-        shifts = np.zeros(n_spikes, dtype=np.int64)
+        xs = x[:, :, strong]
+        xs -= xs.mean(axis=1, keepdims=True)
         for _ in range(2):
-            aligned = _shift_take(xs, shifts)
+            aligned = _shift_take(xs, shifts) if shifts.any() else xs
             shifts = shifts + _xcorr_shifts(aligned, aligned.mean(axis=0), max_shift)
             shifts = np.clip(shifts, -max_shift, max_shift)
         # put the aligned mean's extremum on the peak channel onto peak_index
@@ -205,18 +222,27 @@ def build_template(
         trace -= trace[:n_base].mean()
         lo, hi = max(0, peak_index - max_shift), min(n_times, peak_index + max_shift + 1)
         offset = int(np.rint(_vertex(trace, lo + int(np.argmax(np.abs(trace[lo:hi]))))) - peak_index)
-        x = _shift_take(x, shifts + offset)  # one take: edges replicated once
+        shifts = shifts + offset
         del xs, aligned
-
+    # every snippet shifted by its spike's shift, the spikes in shift order (stable) so each
+    # shift's group is one gather and one slice copy; the order of the spikes changes neither the
+    # mean nor the Gram matrix below
+    order = np.argsort(shifts, kind="stable")
+    xa = np.empty_like(x)
+    for s, a, b in _groups_of(shifts[order]):
+        _shift_into(x if b - a == n_spikes else x[order[a:b]], s, xa, slice(a, b))
+    x = xa
+    del xa
     # baseline: each spike's own mean over the first half of the pre-peak samples, per channel;
     # removing it per spike (not only from the mean) keeps slow LFP offsets out of the SVD
-    x = x - x[:, :n_base].mean(axis=1, keepdims=True)
+    x -= x[:, :n_base].mean(axis=1, keepdims=True)
     mean = x.mean(axis=0, dtype=np.float64)
 
     k = min(int(rank), n_spikes * min(n_ch, _N_SVD_CHANNELS), n_times)
     if k > 0 and k < n_times:
         best = _strongest(amp, _N_SVD_CHANNELS)
-        rows = x[:, :, best].transpose(0, 2, 1).reshape(-1, n_times)
+        xb = x if best.size == n_ch else x[:, :, best]  # (best is sorted: all columns = x itself)
+        rows = xb.transpose(0, 2, 1).reshape(-1, n_times)
         # The right singular vectors of rows are the eigenvectors of its (n_times, n_times) Gram
         # matrix, with eigenvalues s**2: the same components as an economy SVD at ~1/20 of the
         # cost (16000 x 90 rows). The product is summed in float32 (half the time of float64; the

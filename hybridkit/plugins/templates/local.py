@@ -189,12 +189,16 @@ class LocalTemplates(TemplateSource):
 
         def one(item: tuple[int, np.ndarray, int]) -> Template:
             unit, usable, _ = item
-            cand = self._candidates(recording, _snippets_uV(recording, probe(usable), n_before,
-                                                            n_after, neural, gain, None, band),
-                                    neural, opt.sparsity_radius_um)
-            snippets = _snippets_uV(recording, usable, n_before, n_after, neural[cand], gain[cand],
-                                    offset[cand], band)
-            return finish(item, cand, snippets)
+            first = probe(usable)
+            raw_first = gather_band_snippets(recording, first, n_before, n_after, neural, band)
+            cand = self._candidates(recording, raw_first * gain, neural, opt.sparsity_radius_um)
+            # the probe's windows are not read again: their candidate columns open the unit's
+            # snippets (raw units, so every window gets the same gain arithmetic as before)
+            rest = gather_band_snippets(recording, usable[first.size:], n_before, n_after,
+                                        neural[cand], band)
+            raw = np.concatenate([raw_first[:, :, cand], rest])
+            del raw_first, rest
+            return finish(item, cand, _to_uV(raw, gain[cand], offset[cand], band))
 
         def finish(item: tuple[int, np.ndarray, int], cand: np.ndarray, snippets: np.ndarray) -> Template:
             unit, usable, n_available = item
@@ -270,14 +274,6 @@ def _to_uV(snips: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
     if offset is not None and band is None:
         snips += offset
     return snips
-
-
-def _snippets_uV(recording: Recording, times: np.ndarray, n_before: int, n_after: int,
-                 channels: np.ndarray, gain: np.ndarray, offset: np.ndarray | None,
-                 band: Highpass | None) -> np.ndarray:
-    """(n_spikes, n_before + n_after, n_ch) float32 uV snippets, high-passed when ``band`` is set."""
-    return _to_uV(gather_band_snippets(recording, times, n_before, n_after, channels, band),
-                  gain, offset, band)
 
 
 #: snippets (bytes, float32) gathered per pass over a chunked recording's chunks
