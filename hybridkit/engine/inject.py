@@ -82,6 +82,33 @@ class Kernel:
         return cached
 
 
+    def shape_groups(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Templates whose :meth:`span` is a slice, grouped by the span's (n_times, width), for
+        :func:`inject_isolated_all`. Returns ``(group_of, groups)``: (n_templates,) int64 group
+        of each template (-1: columns too scattered for a slice, or none), and per group
+        ``(stack, first_col, member)``: (n_members, n_times, width) float32 the members' spans,
+        (n_templates,) int64 first column of each template's span, (n_templates,) int64 each
+        template's index in ``stack`` (meaningful for the group's members only)."""
+        if "_shape_groups" not in self.__dict__:
+            shapes = {}
+            group_of = np.full(len(self.raw), -1, np.int64)
+            first_col = np.zeros(len(self.raw), np.int64)
+            for t in range(len(self.raw)):
+                wide, cols, _ = self.span(t)
+                if isinstance(cols, slice) and wide.size:
+                    group_of[t] = shapes.setdefault(wide.shape, len(shapes))
+                    first_col[t] = cols.start
+            groups = []
+            for g in range(len(shapes)):
+                members = np.flatnonzero(group_of == g)
+                member = np.zeros(len(self.raw), np.int64)
+                member[members] = np.arange(members.size)
+                stack = np.stack([self.span(int(t))[0] for t in members]).astype(np.float32)
+                groups.append((stack, first_col, member))
+            self.__dict__["_shape_groups"] = (group_of, groups)
+        return self.__dict__["_shape_groups"]
+
+
 def prepare(plan: Plan, gain_to_uV: np.ndarray) -> Kernel:
     """Convert the plan's placed templates (every drift variant) to raw units and precompute
     event windows."""
@@ -224,8 +251,8 @@ def inject_rows(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray | No
     rows: every column of the file, in its dtype), in place; return the saturated samples per
     column, (n_columns,) int64.
 
-    Events that no other event touches (most of them) go in one vectorised step per template
-    (:func:`inject_isolated`); the rest, one run of touching windows at a time, through
+    Events that no other event touches (most of them) go in a few vectorised steps whatever
+    their templates (:func:`inject_isolated_all`); the rest, one run of touching windows at a time, through
     :func:`accumulate` in time order. Every sample gets the same float32 sum, rounding and
     saturation as when each event block is injected on its own, so the result does not depend
     on the block. ``events`` (time-sorted indices, from :func:`events_overlapping`) when known;
@@ -240,18 +267,8 @@ def inject_rows(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray | No
         return clipped
     alone = isolated(k, events, start, stop)
     single = events[alone]
-    if single.size:  # grouped by template (stable: time order within each), one step per group
-        templates = k.unit_index[single]
-        by = np.argsort(templates, kind="stable")
-        single, templates = single[by], templates[by]
-        edges = np.flatnonzero(templates[1:] != templates[:-1]) + 1
-        firsts = np.concatenate([[0], edges]).tolist()
-        lasts = np.concatenate([edges, [single.size]]).tolist()
-        for a, b in zip(firsts, lasts):
-            t = int(templates[a])
-            clip = inject_isolated(k, rows, start, single[a:b], t, changed)
-            if clip.any():  # rare: most blocks saturate nothing
-                clipped[k.cols[t]] += clip
+    if single.size:  # every template's isolated events at once: no Python loop per template
+        inject_isolated_all(k, rows, start, single, clipped, changed)
     rest = events[~alone]
     if not rest.size:
         return clipped
@@ -276,6 +293,71 @@ def inject_rows(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray | No
         rows[a:b, cols] = hybrid
         clipped[channels] += clip
     return clipped
+
+
+def inject_isolated_all(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray,
+                        clipped: np.ndarray, changed: np.ndarray | None = None) -> None:
+    """Inject ``events`` (:func:`isolated` in ``rows``'s range, of any templates) into ``rows``
+    (whole rows, samples ``start ...``), in place; add their saturated samples per column to
+    ``clipped`` ((n_columns,) int64); with ``changed`` ((len(rows),) bool), mark the rows whose
+    values changed.
+
+    The samples are those of :func:`inject_isolated`: templates whose span (:meth:`Kernel.span`)
+    has the same shape go in one step (:meth:`Kernel.shape_groups`): each event's (n_times,
+    width) window of ``rows`` is gathered through a sliding-window view, summed with its gain
+    times its template, rounded, saturated and scattered back. At 80 units a block holds ~70
+    templates but ~10 span shapes, and numpy's fixed cost per call was most of the time.
+    Isolated events share no sample of their spans, so the order of the scatter is free. A
+    group that saturates a sample (rare) is redone template by template, which counts clipped
+    samples per column.
+    """
+    templates = k.unit_index[events]
+    group_of, groups = k.shape_groups()
+    key = group_of[templates]
+    by = np.argsort(key, kind="stable")
+    events, templates, key = events[by], templates[by], key[by]
+    edges = np.flatnonzero(key[1:] != key[:-1]) + 1
+    for a, b in zip(np.concatenate([[0], edges]).tolist(), np.concatenate([edges, [events.size]]).tolist()):
+        g = int(key[a])
+        if g < 0 or not _inject_same_shape(k, rows, start, events[a:b], templates[a:b], groups[g],
+                                           changed):
+            _inject_by_template(k, rows, start, events[a:b], templates[a:b], clipped, changed)
+
+
+def _inject_same_shape(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray,
+                       templates: np.ndarray, group: tuple, changed: np.ndarray | None) -> bool:
+    """Inject isolated ``events`` whose templates' spans all have one shape (``group`` from
+    :meth:`Kernel.shape_groups`) into ``rows`` in one gather/scatter; False, with ``rows``
+    untouched, when a sample would saturate (the caller then counts it template by template)."""
+    stack, first_col, member = group
+    n_times, width = stack.shape[1:]
+    windows = np.lib.stride_tricks.sliding_window_view(rows, (n_times, width), writeable=True)
+    r = k.window_starts[events] - start
+    c = first_col[templates]
+    source = windows[r, c]  # (m, n_times, width) copy
+    sums = k.gains[events][:, None, None] * stack[member[templates]]  # float32, as ``g * raw``
+    sums += np.float32(0)  # accumulate adds into zeros: -0.0 becomes +0.0 there too
+    hybrid, clip = add_rounded(source.reshape(-1, width), sums.reshape(-1, width))
+    if clip.any():
+        return False
+    hybrid = hybrid.reshape(source.shape)
+    windows[r, c] = hybrid
+    if changed is not None:
+        changed[(r[:, None] + np.arange(n_times))[(hybrid != source).any(axis=2)]] = True
+    return True
+
+
+def _inject_by_template(k: Kernel, rows: np.ndarray, start: int, events: np.ndarray,
+                        templates: np.ndarray, clipped: np.ndarray, changed: np.ndarray | None) -> None:
+    """Inject isolated ``events`` with :func:`inject_isolated`, one call per template."""
+    by = np.argsort(templates, kind="stable")
+    events, templates = events[by], templates[by]
+    edges = np.flatnonzero(templates[1:] != templates[:-1]) + 1
+    for a, b in zip(np.concatenate([[0], edges]).tolist(), np.concatenate([edges, [events.size]]).tolist()):
+        t = int(templates[a])
+        clip = inject_isolated(k, rows, start, events[a:b], t, changed)
+        if clip.any():
+            clipped[k.cols[t]] += clip
 
 
 def as_slice(positions: np.ndarray):

@@ -240,3 +240,43 @@ def test_inject_rows_equals_block_by_block_injection(loud):
     assert np.array_equal(whole, expected)
     assert np.array_equal(clipped, expected_clip)
     assert (clipped.sum() > 0) == loud
+
+
+@pytest.mark.parametrize("loud", [False, True])
+def test_isolated_events_grouped_by_span_shape_equal_block_by_block_injection(loud):
+    """Isolated events of templates with equal span shapes go in one gather/scatter: templates of
+    different widths and lengths, one with a column gap (widened), one too scattered for a slice,
+    events on the block's first and last rows and next to other templates' events; with loud
+    columns a group saturates and is redone per template, its clipped samples counted per column."""
+    rng = np.random.default_rng(7)
+    n, c = 3000, 40
+    data = rng.normal(0, 20, (n, c)).astype(np.int16)
+    if loud:
+        data[:, 21] = 32760  # under template 2 (group of width 4) only
+    tpl = [make_template(1, [0, 1, 2, 3], n_times=30, peak_index=10, amp_uV=300),
+           make_template(2, [10, 11, 12, 13], n_times=30, peak_index=10, amp_uV=250, seed=1),
+           make_template(3, [20, 21, 22, 23], n_times=30, peak_index=10, amp_uV=-350, seed=2),
+           make_template(4, [30, 32, 33, 34], n_times=30, peak_index=12, amp_uV=200, seed=3),  # gap
+           make_template(5, [5, 6, 7, 8, 9, 10], n_times=25, peak_index=8, amp_uV=280, seed=4),
+           make_template(6, [14, 19, 28], n_times=30, peak_index=10, amp_uV=260, seed=5)]  # scattered
+    times = [np.array([10, 400, 2980]), np.array([10, 402, 1500]), np.array([15, 404, 1600]),
+             np.array([12, 1500, 2982]), np.array([700, 2500]), np.array([900, 2000])]
+    plan = make_plan(tpl, times, [rng.uniform(0.5, 1.5, t.size).astype(np.float32) for t in times])
+    k = inject.prepare(plan, np.full(c, 0.5))
+    group_of, groups = k.shape_groups()
+    # width 4 x 30 samples: units 1-3; widened 5 x 30: unit 4; 6 x 25: unit 5; scattered: none
+    assert group_of.tolist() == [0, 0, 0, 1, 2, -1]
+    assert [g[0].shape for g in groups] == [(3, 30, 4), (1, 30, 5), (1, 25, 6)]
+    events = inject.events_overlapping(k, 0, n)
+    alone = inject.isolated(k, events, 0, n)
+    assert alone.all()  # every path here is the grouped (or per-template) one
+    assert k.window_starts.min() == 0 and k.window_stops.max() == n  # first and last rows
+    expected, expected_clip = _per_block(k, data, chunks.event_blocks(k.window_starts, k.window_stops,
+                                                                      n, max_block=n))
+    got = data.copy()
+    changed = np.zeros(n, bool)
+    clipped = inject.inject_rows(k, got, 0, events, changed)
+    assert np.array_equal(got, expected)
+    assert np.array_equal(clipped, expected_clip)
+    assert np.array_equal(changed, (got != data).any(axis=1))
+    assert (clipped.sum() > 0) == loud and clipped[np.r_[0:21, 22:c]].sum() == 0
