@@ -94,11 +94,16 @@ def _start_and_signal(cfg: Path, out: Path, sig: int, delay_s: float):
     try:
         if mid_run:
             proc.send_signal(sig)
+            # A stop does not reach a process already on its way out (its last system calls
+            # never return to user space), and send_signal sends nothing to a run that ended
+            # meanwhile: that run ended on its own, not by the signal.
+            mid_run = proc.returncode is None
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
     if not mid_run:  # it had reached its end: not a signal in the middle of a run
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0 and out.is_dir(), proc.returncode
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and out.is_dir(), (proc.returncode, stderr)
         return None
     stdout, stderr = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), found[0], proc.pid
