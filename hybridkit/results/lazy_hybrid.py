@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from spikeinterface.core import BaseRecording, BaseRecordingSegment
 
-from hybridkit.engine import chunks, inject, inject_compiled
+from hybridkit.engine import inject, inject_compiled
 from hybridkit.errors import TruthError
 from hybridkit.formats.mapped_reads import map_samples
 from hybridkit.model import Recording
@@ -100,21 +100,24 @@ class LazyHybridSegment(BaseRecordingSegment):
             whole = self._numpy_traces(start, stop)
         elif self.mapped is None:
             whole = self.source.read(start, stop)  # whole rows, as generate reads them
-            events = inject_compiled.by_window_start(
-                self.packed, inject.events_overlapping(self.kernel, start, stop))
-            inject_compiled.inject_events(self.packed, whole, start, events)
+            inject_compiled.inject_events(self.packed, whole, start, self._events(start, stop))
         else:
             whole = self._mapped_traces(start, stop)
         if channel_indices is None:
             return whole
         return whole[:, channel_indices]
 
+    def _events(self, start: int, stop: int) -> np.ndarray:
+        """The events overlapping ``[start, stop)``, in the compiled loop's order."""
+        return inject_compiled.by_window_start(
+            self.packed, inject.events_overlapping(self.kernel, start, stop))
+
     def _mapped_traces(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` (concatenated clock, inside this file): rows copied from the
         map and injected one piece of about SUB_BLOCK_BYTES at a time."""
         packed, mapped = self.packed, self.mapped
         out = np.empty((stop - start, mapped.shape[1]), mapped.dtype)
-        events = inject_compiled.by_window_start(packed, inject.events_overlapping(self.kernel, start, stop))
+        events = self._events(start, stop)
         rows = max(1, SUB_BLOCK_BYTES // (mapped.shape[1] * mapped.itemsize))
         piece_starts = np.arange(start, stop, rows, dtype=np.int64)
         piece_stops = np.minimum(piece_starts + rows, stop)
@@ -132,44 +135,11 @@ class LazyHybridSegment(BaseRecordingSegment):
         return out
 
     def _numpy_traces(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``[start, stop)`` with :mod:`hybridkit.engine.inject`'s numpy functions."""
-        k = self.kernel
+        """Samples ``[start, stop)`` with generate's own numpy injection
+        (:func:`hybridkit.engine.inject.inject_rows`)."""
         whole = self.source.read(start, stop)  # whole rows, as generate reads them
-        events = inject.events_overlapping(k, start, stop)  # in time order
-        if events.size:
-            # Events no other event touches (most of them) go in one vectorised step per template;
-            # their samples are disjoint from everything else, so the order does not matter.
-            alone = inject.isolated(k, events, start, stop)
-            single = events[alone]
-            templates = k.unit_index[single]
-            for t in np.unique(templates).tolist():
-                inject.inject_isolated(k, whole, start, single[templates == t], t)
-            self._inject_runs(whole, start, stop, events[~alone])
+        inject.inject_rows(self.kernel, whole, start)
         return whole
-
-    def _inject_runs(self, whole: np.ndarray, start: int, stop: int, events: np.ndarray) -> None:
-        """Inject ``events`` (time order) into ``whole`` (samples ``[start, stop)``), one run of
-        touching windows at a time, as generate's event blocks do."""
-        if not events.size:
-            return
-        k = self.kernel
-        # Only rows under event windows differ from the source: each run of touching windows is
-        # injected on its own (a block edge changes nothing, see engine/chunks.py). No merge gap:
-        # merged neighbours would widen each block to the union of unrelated units' channels.
-        first = np.clip(k.window_starts[events] - start, 0, stop - start)
-        runs = chunks.event_blocks(first, k.window_stops[events] - start, stop - start,
-                                   max_block=stop - start, merge_gap=0)
-        # each event lies in the one run its window starts in; stable: time order kept, so every
-        # sample sums its events in generate's order
-        run_of = np.searchsorted(runs[:, 0], first, side="right") - 1
-        order = np.argsort(run_of, kind="stable")
-        bounds = np.searchsorted(run_of[order], np.arange(len(runs) + 1)).tolist()
-        events = events[order]
-        for i, (a, b) in enumerate(runs.tolist()):
-            run = events[bounds[i]:bounds[i + 1]]
-            channels, acc = inject.accumulate(k, start + a, start + b, run)
-            rows, cols = whole[a:b], inject.as_slice(channels)
-            rows[:, cols] = inject.add_rounded(rows[:, cols], acc)[0]
 
 
 def hybrid_segments(source: Recording, kernel: inject.Kernel) -> list[LazyHybridSegment]:
