@@ -373,6 +373,10 @@ def as_slice(positions: np.ndarray):
 def add_rounded(source: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``source + rint(acc)`` saturated at ``source.dtype``'s limits.
 
+    :mod:`hybridkit.engine.inject_compiled` repeats this rounding and saturation inside its numba
+    loop (numba cannot call this function): a change here is a change there too (the tests of
+    that module compare the two).
+
     Args:
         source: (n, n_ch) samples in the file's dtype.
         acc: (n, n_ch) float32 sum of scaled templates in raw units.

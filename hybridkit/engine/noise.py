@@ -62,16 +62,15 @@ def noise_block_bounds(n_samples: int, starts: np.ndarray, length: int,
 
 
 def estimate_noise_uV(recording: Recording, channels: np.ndarray, *, band: Highpass | None = None,
-                      n_chunks: int = NOISE_CHUNKS, chunk_samples: int = NOISE_CHUNK_SAMPLES,
-                      blocks: list[np.ndarray] | None = None) -> np.ndarray:
+                      n_chunks: int = NOISE_CHUNKS, chunk_samples: int = NOISE_CHUNK_SAMPLES
+                      ) -> np.ndarray:
     """(len(channels),) float64 robust noise std in uV of ``channels`` (file columns).
 
     Reads the chunks of :func:`noise_chunk_starts` (``band``: each ``band.pad`` wider, filtered,
     cut back), removes each chunk's per-channel median (offsets and slow drifts between chunks
     are not noise; for unfiltered 8/16-bit integer recordings the lower median, which keeps the
     arithmetic exact integer), and returns ``median(|x|) / 0.6745`` per channel over all chunks
-    times the channel's gain. ``blocks``: those reads already made (raw, ``channels`` only, one
-    per chunk, as :func:`noise_block_bounds` says), by a caller sweeping the recording anyway.
+    times the channel's gain.
     Memory: the chunks of ``channels`` (20 x 1000 samples), whatever the recording's length.
     """
     channels = np.asarray(channels, dtype=np.int64).ravel()
@@ -83,8 +82,7 @@ def estimate_noise_uV(recording: Recording, channels: np.ndarray, *, band: Highp
     length = min(int(chunk_samples), recording.n_samples)
     gain = np.abs(recording.gain_to_uV[channels]).astype(np.float64)
     bounds = noise_block_bounds(recording.n_samples, starts, length, band)
-    if blocks is None:
-        blocks = (recording.read(int(a), int(b), channels) for a, b in bounds)
+    blocks = (recording.read(int(a), int(b), channels) for a, b in bounds)
     if band is not None:
         return robust_std(band.apply(raw.astype(np.float32), axis=0)[s - a : s - a + length]
                           for raw, s, (a, _) in zip(blocks, starts.tolist(), bounds)) * gain
@@ -98,6 +96,12 @@ def recording_noise_uV(recording: Recording, highpass_hz: float | None) -> np.nd
     """The run's noise estimate: (n_channels,) float64 uV per file column, NaN off the neural
     channels, high-passed at ``highpass_hz`` (None: the recording's own band)."""
     band = Highpass.for_recording(highpass_hz, recording.sampling_rate) if highpass_hz else None
+    return noise_per_column(recording, band)
+
+
+def noise_per_column(recording: Recording, band: Highpass | None) -> np.ndarray:
+    """:func:`estimate_noise_uV` of the neural channels in ``band``, as (n_channels,) float64 uV
+    per file column, NaN off the neural channels."""
     out = np.full(recording.n_channels, np.nan)
     neural = recording.neural_channels
     out[neural] = estimate_noise_uV(recording, neural, band=band)

@@ -33,7 +33,7 @@ import numpy as np
 from hybridkit.model import Recording
 from hybridkit.engine.filtering import Highpass
 from hybridkit.engine.snippets import gather_band_snippets, windows_inside
-from hybridkit.engine.noise import estimate_noise_uV, snr as snr_of
+from hybridkit.engine.noise import noise_per_column, snr as snr_of
 
 
 @dataclass
@@ -175,7 +175,7 @@ def compute_metrics(
     Amplitude and SNR need ``recording``; they are computed for ``units_for_amplitude`` (default:
     every unit) and NaN for the others, high-passed by ``band`` when it is given, over
     ``noise_uV`` ((n_channels,) uV per file column, the run's estimate in the same band; made
-    here by :func:`hybridkit.engine.noise.estimate_noise_uV` when not given).
+    here by :func:`hybridkit.engine.noise.noise_per_column` when not given).
     ``unit_rng(unit_id)``, when given, is the generator that draws that unit's spike sample, so a
     unit's numbers do not depend on which other units were measured (else ``rng`` draws every
     sample in turn).
@@ -196,11 +196,7 @@ def compute_metrics(
         rng = rng if rng is not None else np.random.default_rng(0)
         wanted = list(trains) if units_for_amplitude is None else units_for_amplitude
         if wanted:
-            noise = noise_uV
-            if noise is None:
-                noise = np.full(recording.n_channels, np.nan)
-                noise[recording.neural_channels] = estimate_noise_uV(
-                    recording, recording.neural_channels, band=band)
+            noise = noise_uV if noise_uV is not None else noise_per_column(recording, band)
             n_before = max(1, int(round(ms_before * 1e-3 * recording.sampling_rate)))
             n_after = max(1, int(round(ms_after * 1e-3 * recording.sampling_rate)))
             for uid in wanted:

@@ -293,9 +293,7 @@ def _check_block(kernel, start: int, stop: int, lo: int, hi: int, rows: int, exp
     for (a, b), e0, e1 in zip(runs.tolist(), run_lo.tolist(), run_hi.tolist()):
         events = inject.events_overlapping(kernel, start + a, start + b, e0, e1)
         channels, acc = inject.accumulate(kernel, start + a, start + b, events)
-        # the events' channels are mostly neighbours: a view then, not a gathered copy
-        cols = (slice(int(channels[0]), int(channels[-1]) + 1)
-                if channels.size and channels[-1] - channels[0] + 1 == channels.size else channels)
+        cols = inject.as_slice(channels)  # mostly neighbours: a view then, not a gathered copy
         injected, clip = inject.add_rounded(expected[a:b, cols], acc)
         clipped[channels] += clip
         expected[a:b, cols] = injected
