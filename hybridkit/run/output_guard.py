@@ -8,7 +8,7 @@ folder is refused; and ``overwrite`` replaces only a folder hybridkit itself wro
 
 Used by ``generate`` before the staging folder is made and by ``hybridkit config check``; the
 commands that write files beside a run (``score``, ``report``, ``units --csv``, ``example``,
-``study report``) check their output paths with the same rule (:func:`check_not_an_input`).
+``study report``, ``augment``, ``publish --dandiset-dir``) check their output paths with the same rule (:func:`check_not_an_input`).
 """
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ class ScalingOptions(StrictModel):
     mode: Literal["none", "amplitude", "snr"] = Field(
         "none", description="none: keep the template's own amplitude; amplitude: scale its peak "
         "|amplitude| to a value in uV drawn in [min, max]; snr: scale its peak |amplitude| to a "
-        "value in [min, max] times the recording's noise (median over neural channels of the "
-        "per-channel noise std, uV)")
+        "value in [min, max] times the recording's noise (median over the target contacts of the "
+        "run's noise estimate, uV)")
     min: float = Field(100.0, gt=0, description="smallest target; uV (amplitude) or multiples of "
                        "the noise std (snr)")
     max: float = Field(100.0, gt=0, description="largest target; same unit as min")
