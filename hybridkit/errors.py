@@ -67,11 +67,11 @@ class PublishError(HybridkitError):
 
 #: what to do about an OS error while writing output, by errno
 _WRITE_HINTS = {
-    errno.ENOSPC: "no space left on the device: free space or choose another output.directory",
-    errno.EDQUOT: "disk quota exceeded: free space or choose another output.directory",
-    errno.EFBIG: "the file is too large for this file system: choose another output.directory",
-    errno.EROFS: "the file system is read-only: choose another output.directory",
-    errno.EACCES: "permission denied: choose a writable output.directory",
+    errno.ENOSPC: "no space left on the device: free space or choose another {where}",
+    errno.EDQUOT: "disk quota exceeded: free space or choose another {where}",
+    errno.EFBIG: "the file is too large for this file system: choose another {where}",
+    errno.EROFS: "the file system is read-only: choose another {where}",
+    errno.EACCES: "permission denied: choose a writable {where}",
 }
 
 
@@ -79,9 +79,11 @@ _WRITE_HINTS = {
 WRITE_ONLY_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
-def output_write_error(path, exc: OSError) -> OutputError:
-    """One OutputError line for an OSError raised while writing output file ``path``."""
-    why = _WRITE_HINTS.get(exc.errno) or (exc.strerror or str(exc))
+def output_write_error(path, exc: OSError, where: str = "output.directory") -> OutputError:
+    """One OutputError line for an OSError raised while writing output file ``path``; ``where``
+    is what the hint asks to change (the config field, or "path" for a command's own file)."""
+    hint = _WRITE_HINTS.get(exc.errno)
+    why = hint.format(where=where) if hint else (exc.strerror or str(exc))
     return OutputError(f"{path}: cannot write ({why})")
 
 

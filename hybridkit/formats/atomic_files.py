@@ -16,6 +16,8 @@ import os
 import uuid
 from pathlib import Path
 
+from hybridkit.errors import output_write_error
+
 
 class AtomicFiles:
     """``with AtomicFiles() as files: write(files.temp(target))``: targets replaced at the end.
@@ -31,7 +33,10 @@ class AtomicFiles:
         """The temporary path to write ``target``'s content to (its folder is created)."""
         target = Path(target)
         missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder goes, no permission: the user's to fix
+            raise output_write_error(target, exc, "path") from None
         self._made.extend(reversed(missing))  # outermost first; removed innermost first
         tmp = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
         self._pending.append((tmp, target))
@@ -47,10 +52,16 @@ class AtomicFiles:
                 for tmp, target in pending:
                     os.replace(tmp, target)
                 return False
+            except OSError as err:
+                self._discard(pending)
+                _raise_for_target(err, pending)
+                raise
             except BaseException:
                 self._discard(pending)
                 raise
         self._discard(pending)
+        if isinstance(exc, OSError):
+            _raise_for_target(exc, pending)
         return False
 
     def _discard(self, pending: list[tuple[Path, Path]]) -> None:
@@ -62,3 +73,13 @@ class AtomicFiles:
             except OSError:  # not empty (another file landed there) or already gone
                 pass
         self._made = []
+
+
+def _raise_for_target(exc: OSError, pending: list[tuple[Path, Path]]) -> None:
+    """An OSError on one of the targets or their temporary files (permission denied, disk full,
+    a folder where the file goes) is the user's to fix: one OutputError line naming the target.
+    Any other OSError is left as it is."""
+    where = {exc.filename, exc.filename2} - {None}
+    for tmp, target in pending:
+        if where & {str(tmp), str(target)}:
+            raise output_write_error(target, exc, "path") from None

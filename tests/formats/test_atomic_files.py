@@ -63,3 +63,38 @@ def test_a_command_interrupted_while_writing_leaves_the_previous_file(generated,
     code, _, err = main(capsys, *argv)
     assert code == 130 and "interrupted" in err, (code, err)  # the CLI's Ctrl-C exit
     assert _sums(out) == before  # no new, half or partial file
+
+
+def test_a_target_that_cannot_be_written_is_one_output_error_naming_it(tmp_path):
+    """Permission denied, a file where a folder goes, a full disk: the user's to fix, so one
+    OutputError line naming the target (the CLI prints it and exits 2), never an internal error;
+    an OSError about something else passes through unchanged."""
+    import errno
+
+    from hybridkit.errors import OutputError
+
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "out.csv"  # its folder is a file
+    with pytest.raises(OutputError, match=rf"^{target}: cannot write \("):
+        with AtomicFiles() as files:
+            files.temp(target).write_text("a")
+    good = tmp_path / "good.csv"
+    with pytest.raises(OutputError, match=rf"^{good}: cannot write \(permission denied: choose a writable path\)$"):
+        with AtomicFiles() as files:
+            tmp = files.temp(good)
+            raise PermissionError(errno.EACCES, "Permission denied", str(tmp))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    with pytest.raises(FileNotFoundError):  # not about the targets: left as it is
+        with AtomicFiles() as files:
+            files.temp(good).write_text("a")
+            open(tmp_path / "missing-input.txt")
+
+
+def test_units_csv_in_a_place_it_cannot_write_is_one_line_exit_2(tmp_path, capsys):
+    from hybridkit.example import write_example
+
+    write_example(tmp_path / "ex", seed=1, duration_s=2.0)
+    (tmp_path / "file").write_text("x")
+    code, _, err = main(capsys, "units", tmp_path / "ex" / "kilosort4", "--csv", tmp_path / "file" / "u.csv")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"hybridkit: error: {tmp_path / 'file' / 'u.csv'}: cannot write (")
