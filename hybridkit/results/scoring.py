@@ -336,11 +336,8 @@ def write_score(result: ScoreResult, out: Path) -> list[Path]:
     """Write units.csv, sorted_units.csv, agreement.csv and score.json into ``out``, all four
     replaced together at the end (an interrupted run leaves the previous tables or none)."""
     files = [out / "units.csv", out / "sorted_units.csv", out / "agreement.csv", out / "score.json"]
-    try:
-        with AtomicFiles() as pending:
-            _write_score_files(result, *[pending.temp(f) for f in files])
-    except OSError as exc:
-        raise OutputError(f"cannot write the score into {out} ({exc.strerror})") from None
+    with AtomicFiles() as pending:
+        _write_score_files(result, *[pending.temp(f) for f in files])
     return files
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridkit.errors import OutputError, StudyError
+from hybridkit.errors import StudyError
 from hybridkit.results.report.html import Page
 from hybridkit.study import figures as F
 from hybridkit.study.record import read_record
@@ -145,9 +145,6 @@ def write_study_report(study_dir: str | Path, out: str | Path | None = None) -> 
     path = study_dir / "report.html" if out is None else Path(out)
     check_output_file("study report --out", path, study_inputs(study_dir, read_record(study_dir)))
     html = build_study_report(study_dir)
-    try:
-        with AtomicFiles() as pending:
-            pending.temp(path).write_text(html, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"cannot write the report {path} ({exc.strerror})") from None
+    with AtomicFiles() as pending:
+        pending.temp(path).write_text(html, encoding="utf-8")
     return path

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hybridkit.errors import HybridkitError, OutputError, StudyError
 from hybridkit.formats.atomic_files import AtomicFiles
+from hybridkit.formats.csv_cells import cell
 from hybridkit.results.scoring import UNIT_COLUMNS
 from hybridkit.study.cluster import study_client
 from hybridkit.study.record import read_record
@@ -87,13 +88,6 @@ def write_tables(tables: list[tuple[list[dict], list[str], Path]]) -> list[Path]
     """Each ``(rows, columns, stem)`` as ``<stem>.csv`` and, with pyarrow, ``<stem>.parquet``;
     returns the files. All are replaced together at the end (:mod:`hybridkit.formats.atomic_files`),
     so an interrupted ``study score`` leaves the previous tables, never a half or mismatched set."""
-    def cell(v):
-        if v is None:
-            return ""
-        if isinstance(v, bool):
-            return str(v).lower()
-        return f"{v:.6g}" if isinstance(v, float) else str(v)
-
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hybridkit.errors import OutputError
 from hybridkit.results.report import figures as F
 from hybridkit.results.report.html import Page
 from hybridkit.results.report.sections_score import score_section
@@ -126,9 +125,6 @@ def write_report(output: str | Path, score: str | Path | None = None, out: str |
         inputs.append(("the score", Path(score).absolute()))
     check_output_file("report --out", out_path, inputs)  # before any work
     html = build_report(truth, score)
-    try:
-        with AtomicFiles() as pending:
-            pending.temp(out_path).write_text(html, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"cannot write the report {out_path} ({exc.strerror})") from None
+    with AtomicFiles() as pending:
+        pending.temp(out_path).write_text(html, encoding="utf-8")
     return out_path
