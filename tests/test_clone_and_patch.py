@@ -154,3 +154,42 @@ def test_clone_hint_sets_copy_on_write_extents_of_one_block_or_says_it_cannot(tm
             assert cowext == 0 or xflags & filecopy._FS_XFLAG_COWEXTSIZE
     finally:
         os.close(fd)
+
+
+def test_clone_hint_asks_for_one_block_and_keeps_the_other_attributes(tmp_path, monkeypatch):
+    """What the clone asks of the file system, on any file system: FS_IOC_FSSETXATTR with the
+    cowextsize flag added to the file's own flags, its extent size, extent count and project id
+    kept, and cowextsize = one block; a refused call is False (the clone stays exact)."""
+    import fcntl
+    import os
+    import struct
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"\0" * 8192)
+    calls = []
+
+    def fake_ioctl(fd, request, arg):
+        calls.append((request, bytes(arg)))
+        if request == filecopy._FS_IOC_FSGETXATTR:  # the file's attributes: flags 0x1, extsize 7
+            struct.pack_into("<5I", arg, 0, 0x1, 7, 3, 42, 0)
+        return 0
+
+    monkeypatch.setattr(fcntl, "ioctl", fake_ioctl)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert filecopy._cow_block_by_block(fd) is True
+        block = os.fstatvfs(fd).f_bsize
+    finally:
+        os.close(fd)
+    assert [c[0] for c in calls] == [filecopy._FS_IOC_FSGETXATTR, filecopy._FS_IOC_FSSETXATTR]
+    assert struct.unpack_from("<5I", calls[1][1]) == (0x1 | filecopy._FS_XFLAG_COWEXTSIZE, 7, 3, 42, block)
+
+    def refused(fd, request, arg):
+        raise OSError(25, "Inappropriate ioctl for device")
+
+    monkeypatch.setattr(fcntl, "ioctl", refused)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert filecopy._cow_block_by_block(fd) is False
+    finally:
+        os.close(fd)
