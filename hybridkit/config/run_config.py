@@ -265,8 +265,11 @@ SECTIONS = {"recording": "source_reader", "sorting": "sorter_adapter",
 DEFAULT_TYPES = {"templates": "local"}
 
 
-def _union(reg: Registry, kind: str):
-    options = [cls.Options for _, cls in sorted(reg.table(kind).items())]
+def _union(reg: Registry, kind: str, names: frozenset[str] | None = None):
+    """The Options models of the ``kind`` plugins named in ``names`` (all installed when None),
+    as one discriminated union (or the model itself when there is one)."""
+    options = [cls.Options for name, cls in sorted(reg.table(kind).items())
+               if names is None or name in names]
     if not options:
         raise ConfigError(f"no {kind.replace('_', ' ')} plugins are installed")
     if len(options) == 1:
@@ -274,20 +277,23 @@ def _union(reg: Registry, kind: str):
     return Annotated[Union[tuple(options)], Field(discriminator="type")]  # noqa: UP007
 
 
-@lru_cache(maxsize=8)
-def _run_model_for(reg_id: int):
+@lru_cache(maxsize=32)
+def _run_model_for(reg_id: int, types: tuple[tuple[str, frozenset[str] | None], ...]):
     reg = _REGISTRIES[reg_id]
+    names = dict(types)
     return create_model(
         "RunConfig",
         __base__=RunConfigBase,
-        recording=(_union(reg, "source_reader"), Field(description="The source recording.")),
-        sorting=(_union(reg, "sorter_adapter") | None, Field(
+        recording=(_union(reg, "source_reader", names["recording"]),
+                   Field(description="The source recording.")),
+        sorting=((_union(reg, "sorter_adapter", names["sorting"]) | None) if names["sorting"] != frozenset()
+                 else type(None), Field(
             None, description="The sorter's output on it; needed by templates built from sorted "
             "units and by injection.trains.mode 'source'.")),
-        templates=(_union(reg, "template_source"), Field(
+        templates=(_union(reg, "template_source", names["templates"]), Field(
             default_factory=lambda: reg.get("template_source", "local").Options(),
             description="Where templates come from.")),
-        writers=(list[_union(reg, "writer")], Field(
+        writers=(list[_union(reg, "writer", names["writers"])], Field(
             default_factory=lambda: [reg.get("writer", "legacy").Options()], min_length=1,
             description="Outputs to write.")),
     )
@@ -295,12 +301,36 @@ def _run_model_for(reg_id: int):
 
 _REGISTRIES: dict[int, Registry] = {}
 
+#: every installed plugin in every section (the schema, the docs)
+ALL_TYPES = tuple((section, None) for section in SECTIONS)
 
-def run_config_model(reg: Registry | None = None):
-    """The RunConfig pydantic model for the installed plugins."""
+
+def run_config_model(reg: Registry | None = None, types=ALL_TYPES):
+    """The RunConfig pydantic model for the installed plugins.
+
+    ``types`` narrows each plugin section's union to some plugins (``(section, frozenset of
+    names)`` pairs, see :func:`_types_in`): a config is validated by the model of the plugins it
+    names, so the other plugins' Options models are never built (pydantic builds a model's
+    validator on first use, ``defer_build``); the schema and the docs use all of them.
+    """
     reg = reg or get_registry()
     _REGISTRIES[id(reg)] = reg
-    return _run_model_for(id(reg))
+    return _run_model_for(id(reg), types)
+
+
+def _types_in(data: dict) -> tuple[tuple[str, frozenset[str] | None], ...]:
+    """The plugin names a checked config dict's sections give (:func:`_check_plugin_types` filled
+    in missing types); a missing section takes its default plugin (``templates``: local,
+    ``writers``: legacy), ``recording`` missing: all (the error is the missing field)."""
+    def names(section: str) -> frozenset[str] | None:
+        entry = data.get(section)
+        if section == "writers":
+            return (frozenset(w["type"] for w in entry) if entry else frozenset({"legacy"}))
+        if entry is None:
+            return {"templates": frozenset({"local"}), "sorting": frozenset()}.get(section)
+        return frozenset({entry["type"]})
+
+    return tuple((section, names(section)) for section in SECTIONS)
 
 
 def json_schema(reg: Registry | None = None) -> dict:
@@ -444,7 +474,7 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     reg = reg or get_registry()
     data = json.loads(json.dumps(data))  # a private copy we may fill in (types)
     _check_plugin_types(data, reg, source, Path(base_dir))
-    model = run_config_model(reg)
+    model = run_config_model(reg, _types_in(data))
     for kind in SECTIONS.values():
         PLUGIN_TAGS.update(reg.names(kind))
     try:
