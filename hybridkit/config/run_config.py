@@ -277,17 +277,28 @@ def _union(reg: Registry, kind: str, names: frozenset[str] | None = None):
     return Annotated[Union[tuple(options)], Field(discriminator="type")]  # noqa: UP007
 
 
+#: a RunConfig model's plugin sections narrowed to some plugins: ``(section, names)`` pairs,
+#: names None for every installed plugin, an empty set for a section that is absent (sorting)
+Narrowing = tuple[tuple[str, frozenset[str] | None], ...]
+
+#: every installed plugin in every section (the schema, the docs)
+ALL_TYPES: Narrowing = tuple((section, None) for section in SECTIONS)
+
+#: optional sections whose models a config without them never needs
+OPTIONAL_SECTIONS = ("motion", "augment")
+
+
 @lru_cache(maxsize=32)
-def _run_model_for(reg_id: int, types: tuple[tuple[str, frozenset[str] | None], ...]):
+def _run_model_for(reg_id: int, types: Narrowing, absent: frozenset[str]):
     reg = _REGISTRIES[reg_id]
     names = dict(types)
+    sorting = _union(reg, "sorter_adapter", names["sorting"]) if names["sorting"] != frozenset() else None
     return create_model(
         "RunConfig",
         __base__=RunConfigBase,
         recording=(_union(reg, "source_reader", names["recording"]),
                    Field(description="The source recording.")),
-        sorting=((_union(reg, "sorter_adapter", names["sorting"]) | None) if names["sorting"] != frozenset()
-                 else type(None), Field(
+        sorting=(sorting | None if sorting is not None else type(None), Field(
             None, description="The sorter's output on it; needed by templates built from sorted "
             "units and by injection.trains.mode 'source'.")),
         templates=(_union(reg, "template_source", names["templates"]), Field(
@@ -296,32 +307,33 @@ def _run_model_for(reg_id: int, types: tuple[tuple[str, frozenset[str] | None], 
         writers=(list[_union(reg, "writer", names["writers"])], Field(
             default_factory=lambda: [reg.get("writer", "legacy").Options()], min_length=1,
             description="Outputs to write.")),
+        **{section: (type(None), None) for section in absent},
     )
 
 
 _REGISTRIES: dict[int, Registry] = {}
 
-#: every installed plugin in every section (the schema, the docs)
-ALL_TYPES = tuple((section, None) for section in SECTIONS)
 
-
-def run_config_model(reg: Registry | None = None, types=ALL_TYPES):
+def run_config_model(reg: Registry | None = None, types: Narrowing = ALL_TYPES,
+                     absent: frozenset[str] = frozenset()):
     """The RunConfig pydantic model for the installed plugins.
 
-    ``types`` narrows each plugin section's union to some plugins (``(section, frozenset of
-    names)`` pairs, see :func:`_types_in`): a config is validated by the model of the plugins it
-    names, so the other plugins' Options models are never built (pydantic builds a model's
-    validator on first use, ``defer_build``); the schema and the docs use all of them.
+    ``types`` narrows each plugin section's union to some plugins, and the ``absent`` optional
+    sections (:data:`OPTIONAL_SECTIONS`) can only be null (see :func:`_narrowing`): a config is
+    validated by the model of what it holds, so the other plugins' Options and the sections it
+    does not use are never built (pydantic builds a model's validator on first use,
+    ``defer_build``); the schema and the docs use the full model.
     """
     reg = reg or get_registry()
     _REGISTRIES[id(reg)] = reg
-    return _run_model_for(id(reg), types)
+    return _run_model_for(id(reg), types, absent)
 
 
-def _types_in(data: dict) -> tuple[tuple[str, frozenset[str] | None], ...]:
+def _narrowing(data: dict) -> tuple[Narrowing, frozenset[str]]:
     """The plugin names a checked config dict's sections give (:func:`_check_plugin_types` filled
-    in missing types); a missing section takes its default plugin (``templates``: local,
-    ``writers``: legacy), ``recording`` missing: all (the error is the missing field)."""
+    in missing types; a missing section takes its default plugin: ``templates`` local,
+    ``writers`` legacy; ``recording`` missing: all, the error is the missing field), and the
+    optional sections it leaves out or sets to null."""
     def names(section: str) -> frozenset[str] | None:
         entry = data.get(section)
         if section == "writers":
@@ -330,7 +342,8 @@ def _types_in(data: dict) -> tuple[tuple[str, frozenset[str] | None], ...]:
             return {"templates": frozenset({"local"}), "sorting": frozenset()}.get(section)
         return frozenset({entry["type"]})
 
-    return tuple((section, names(section)) for section in SECTIONS)
+    types = tuple((section, names(section)) for section in SECTIONS)
+    return types, frozenset(s for s in OPTIONAL_SECTIONS if data.get(s) is None)
 
 
 def json_schema(reg: Registry | None = None) -> dict:
@@ -474,7 +487,7 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     reg = reg or get_registry()
     data = json.loads(json.dumps(data))  # a private copy we may fill in (types)
     _check_plugin_types(data, reg, source, Path(base_dir))
-    model = run_config_model(reg, _types_in(data))
+    model = run_config_model(reg, *_narrowing(data))
     for kind in SECTIONS.values():
         PLUGIN_TAGS.update(reg.names(kind))
     try:
