@@ -95,6 +95,10 @@ def test_generate_up_to_its_first_work_loads_only_what_it_needs(tmp_path):
                      f"load_config({str(config)!r})")
     assert not loaded & set(RUN_HEAVY + ("probeinterface", "ssl", "http")), loaded
     assert "hybridkit" in loaded and "pydantic" in loaded
+    # a config without motion or augment sections imports neither's models (nor the drift engine)
+    modules = _loaded_full(f"from hybridkit.config.run_config import load_config\nload_config({str(config)!r})")
+    assert not modules & {"hybridkit.run.motion", "hybridkit.engine.drift",
+                          "hybridkit.config.augment_config"}
 
 
 def test_a_generate_run_loads_nothing_it_does_not_use(tmp_path):

@@ -16,11 +16,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
-from hybridkit.config.augment_config import AugmentConfig
 from hybridkit.config.explain import PLUGIN_TAGS, explain
 from hybridkit.config.sections import detect_sorter_type
 from hybridkit.errors import ConfigError
-from hybridkit.run.motion import MotionConfig
 from hybridkit.options import ConfigPath, StrictModel, check_min_max
 from hybridkit.registry import Registry, get_registry
 
@@ -219,12 +217,8 @@ class RunConfigBase(StrictModel):
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-    motion: MotionConfig | None = Field(
-        None, description="Drift-aware injection: injected units follow the probe's motion "
-        "(docs/drift.md); absent = static units.")
-    augment: AugmentConfig | None = Field(
-        None, description="What `hybridkit augment CONFIG` makes: a training set of spike "
-        "snippets over the recording's noise (docs/augment.md); ignored by `generate`.")
+    # motion and augment follow (added by _run_model_for with their models only when a config has
+    # them), then the plugin sections
 
     #: folder of the config file (relative paths were resolved against it)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -288,6 +282,28 @@ ALL_TYPES: Narrowing = tuple((section, None) for section in SECTIONS)
 OPTIONAL_SECTIONS = ("motion", "augment")
 
 
+def _optional_sections(absent: frozenset[str]) -> dict:
+    """The ``motion`` and ``augment`` fields: their models (imported here, so a config without
+    them imports neither) or, for the ``absent`` ones, null only."""
+    fields = {}
+    for section in OPTIONAL_SECTIONS:
+        if section in absent:
+            fields[section] = (type(None), None)
+        elif section == "motion":
+            from hybridkit.run.motion import MotionConfig
+
+            fields[section] = (MotionConfig | None, Field(
+                None, description="Drift-aware injection: injected units follow the probe's "
+                "motion (docs/drift.md); absent = static units."))
+        else:
+            from hybridkit.config.augment_config import AugmentConfig
+
+            fields[section] = (AugmentConfig | None, Field(
+                None, description="What `hybridkit augment CONFIG` makes: a training set of spike "
+                "snippets over the recording's noise (docs/augment.md); ignored by `generate`."))
+    return fields
+
+
 @lru_cache(maxsize=32)
 def _run_model_for(reg_id: int, types: Narrowing, absent: frozenset[str]):
     reg = _REGISTRIES[reg_id]
@@ -296,6 +312,7 @@ def _run_model_for(reg_id: int, types: Narrowing, absent: frozenset[str]):
     return create_model(
         "RunConfig",
         __base__=RunConfigBase,
+        **_optional_sections(absent),  # after the base's fields, before the plugin sections
         recording=(_union(reg, "source_reader", names["recording"]),
                    Field(description="The source recording.")),
         sorting=(sorting | None if sorting is not None else type(None), Field(
@@ -307,7 +324,6 @@ def _run_model_for(reg_id: int, types: Narrowing, absent: frozenset[str]):
         writers=(list[_union(reg, "writer", names["writers"])], Field(
             default_factory=lambda: [reg.get("writer", "legacy").Options()], min_length=1,
             description="Outputs to write.")),
-        **{section: (type(None), None) for section in absent},
     )
 
 
@@ -520,11 +536,11 @@ def _check_motion_memory(cfg, source: str) -> None:
     """Synthetic motion precomputes each drifting unit's template at every motion.grid_um step
     within +-(sum of amplitudes): bound that memory now, by engine.max_memory_mb, rather than
     failing with a MemoryError after the templates are built (1e5 um asked for ~110 GiB)."""
-    from hybridkit.engine.drift import VARIANT_BYTES, variants_per_unit
-
     motion = cfg.motion
     if motion is None or not motion.synthetic:
         return
+    from hybridkit.engine.drift import VARIANT_BYTES, variants_per_unit
+
     span = sum(s.amplitude_um for s in motion.synthetic)
     units = cfg.units
     n_units = len(units.ids) if units is not None and units.ids else (
