@@ -6,6 +6,7 @@ source files) fall back to positional writes inside the same run.
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 
@@ -72,6 +73,27 @@ def test_writable_rows_declines_what_it_cannot_map(tmp_path, monkeypatch):
             assert writable_rows(fd, lay, 0, 10, np.array([[0, 10]])) is None  # remembered
     finally:
         os.close(fd)
+
+
+@needs_populate
+def test_a_page_the_file_system_cannot_take_is_left_to_positional_writes(tmp_path, monkeypatch):
+    """Populating fails (EFAULT: no space for a page, an I/O error): no map, so the caller writes
+    positionally and gets the file system's error as an OSError, never a SIGBUS; the kernel's
+    support is not written off."""
+    class Refusing(mmap.mmap):
+        def madvise(self, *args):
+            raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(np.zeros(4000, np.int16).tobytes())
+    monkeypatch.setattr(mmap, "mmap", Refusing)
+    monkeypatch.setattr(mapped_writes, "_populate_works", True)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert writable_rows(fd, Layout(np.dtype(np.int16), 4, 1000), 0, 10, np.array([[0, 10]])) is None
+    finally:
+        os.close(fd)
+    assert mapped_writes._populate_works is True
 
 
 def _run(tmp_path, name, rec, plan, writers_extra=(), workers=1):
