@@ -232,6 +232,20 @@ class Writer(Plugin):
         for a, b in runs.tolist():
             self.write(start + a, rows[a:b], None)
 
+    def rows_in_place(self, start: int, stop: int, touched: np.ndarray) -> np.ndarray | None:
+        """The hybrid's rows ``[start, stop)`` as a writable (time, n_channels) array of the file's
+        dtype that already holds the source's samples (e.g. a memory map of a copy), for the
+        engine to inject into directly; or None (the default), and the engine reads the source
+        and hands the changed rows to :meth:`write_runs`.
+
+        ``touched`` ((n_runs, 2) int64, relative to ``start``) are the rows injection will write.
+        The engine asks only when this is the run's one writer of samples and no writer
+        ``needs_every_sample``; writers that write no samples (``writes_traces`` False) then get
+        no ``write`` calls. The ranges are disjoint and asked for in increasing order of ``start``,
+        from the engine's worker threads when ``engine.workers`` > 1.
+        """
+        return None
+
     @abstractmethod
     def finish(self, truth: "GroundTruth", out_dir: Path) -> list[Path]:
         """Write the ground truth and sidecars; return the files written (for the manifest)."""

@@ -17,6 +17,7 @@ argv is ``generate config.json``.
 from __future__ import annotations
 
 import errno
+import mmap
 import hashlib
 import json
 import os
@@ -347,6 +348,12 @@ def disk_full_blocks(d, env):
 
     env["monkeypatch"].setattr(writer, "write_block", full)
     env["monkeypatch"].setattr(writer, "write_row_runs", full)  # the changed rows of a block
+
+    class NoSpaceForPages(mmap.mmap):  # a full disk refuses to fault a mapped block's pages in
+        def madvise(self, *args):
+            raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+
+    env["monkeypatch"].setattr(mmap, "mmap", NoSpaceForPages)
 
 
 def disk_full_manifest(d, env):

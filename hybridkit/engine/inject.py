@@ -159,6 +159,15 @@ def events_overlapping(k: Kernel, start: int, stop: int, lo: int | None = None,
     return idx[keep]
 
 
+def window_runs(k: Kernel, events: np.ndarray, start: int, stop: int, merge_gap: int) -> np.ndarray:
+    """The rows of ``[start, stop)`` that ``events``' windows cover, as (n_runs, 2) int64 runs
+    relative to ``start`` (increasing, disjoint; runs closer than ``merge_gap`` rows merged): a
+    superset of the rows :func:`inject_rows` may write for these events."""
+    n = stop - start
+    return chunks.event_blocks(k.window_starts[events] - start, k.window_stops[events] - start, n,
+                               max_block=max(n, 1), merge_gap=merge_gap)
+
+
 def accumulate(k: Kernel, start: int, stop: int, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum of scaled templates over ``[start, stop)`` on the union of the events' channels.
 

@@ -1,9 +1,10 @@
 """Positional block I/O on headerless binary files (pread/pwrite), time x channel views.
 
-Why not memmaps for the streaming path: every page a memmap touches stays mapped into the
-process and counts as resident memory, so streaming through a 100 GB file via a memmap grows the
-resident set with the file. Positional reads and writes into block-sized buffers keep memory
-bounded by the block size, and go through the page cache just as fast.
+Why not one memmap of the file for the streaming path: every page a memmap touches stays mapped
+into the process and counts as resident memory, so streaming through a 100 GB file via a memmap
+grows the resident set with the file. Positional reads and writes into block-sized buffers keep
+memory bounded by the block size. (Injecting into the hybrid copy maps one block at a time and
+releases it: :mod:`hybridkit.formats.mapped_writes`.)
 
 A file holds ``n_samples`` x ``n_channels`` values of ``dtype`` starting ``offset`` bytes in,
 either samples-major (``order="samples"``: row = one sample) or channels-major

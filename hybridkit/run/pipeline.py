@@ -111,9 +111,21 @@ def stream_hybrid(
     jobs_table = np.column_stack([blocks, *inject.candidate_ranges(kernel, blocks[:, 0], blocks[:, 1])])
     jobs = (tuple(row.tolist()) for row in jobs_table)
 
+    # The run's one writer of samples may hold a copy of the source whose rows injection can
+    # change in place (the legacy writer maps them): no read of the source, no write back.
+    # Writers that write no samples need no blocks then.
+    samples = [w for w in writers if type(w).writes_traces(w.options)]
+    in_place = samples[0] if rows and not full and len(samples) == 1 else None
+
     def compute(job: tuple[int, int, int, int]):
         start, stop, lo, hi = job
         events = inject.events_overlapping(kernel, start, stop, lo, hi)
+        if in_place is not None:
+            touched = inject.window_runs(kernel, events, start, stop, merge_rows)
+            target = in_place.rows_in_place(start, stop, touched)
+            if target is not None:
+                clip = inject.inject_rows(kernel, target, start, events)
+                return start, None, clip, None, None  # written: nothing to hand the writers
         if rows:
             whole = recording.read(start, stop)
             changed = np.zeros(stop - start, bool)
@@ -134,7 +146,7 @@ def stream_hybrid(
                 clipped += clip
             else:
                 clipped[channels] += clip
-            for w in writers:
+            for w in writers if data is not None else ():  # None: injected in place already
                 if w.needs_every_sample:
                     w.write(start, data, None)
                 elif runs is not None:

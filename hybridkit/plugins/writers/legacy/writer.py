@@ -20,9 +20,10 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
 source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
-and the plan are built meanwhile) and ``write_runs`` writes back only the rows injection changed,
-one positional write per run, once the copy has passed them (a shared writable mapping measured
-the same and would keep every touched page resident). A clone asks for copy-on-write extents of
+and the plan are built meanwhile). Once the copy has passed a block, ``rows_in_place`` maps it
+writable for the engine to inject into (see :mod:`hybridkit.formats.mapped_writes`: no read of the
+source, no write back); where it cannot, ``write_runs`` writes back only the rows injection
+changed, one positional write per run. A clone asks for copy-on-write extents of
 one block, so only the blocks written take new space.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ from hybridkit.formats.binio import write_block, write_row_runs
 from hybridkit.errors import OutputError, writing
 from hybridkit.formats.filecopy import BackgroundCopy, CopyJob
 from hybridkit.formats.hybrid_binary import flat_layouts, hybrid_file_name, hybrid_file_names
+from hybridkit.formats.mapped_writes import writable_rows
 from hybridkit.hookspecs import Writer, hookimpl
 from hybridkit.model import GroundTruth, Recording
 from hybridkit.options import PluginOptions
@@ -193,6 +195,23 @@ class LegacyWriter(Writer):
             self._wait_copied(i, lay, start + int(part[-1, 1]) - int(self.bounds[i]))
             with writing(self.targets[i]):
                 write_row_runs(fd, lay, start - int(self.bounds[i]), rows, part)
+
+    def rows_in_place(self, start: int, stop: int, touched: np.ndarray) -> np.ndarray | None:
+        """Rows ``[start, stop)`` of the copy (or clone), mapped writable once the copy has passed
+        them (see :mod:`hybridkit.formats.mapped_writes`); None for in-place runs (every byte
+        overwritten goes to the undo journal first), flat exports, channels-major files and
+        blocks that cross from one source file into the next."""
+        if self.copy is None or self.journal is not None or self.layouts is not None:
+            return None
+        i = int(np.searchsorted(self.bounds, start, side="right")) - 1
+        lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+        if stop > hi:
+            return None
+        lay = self.recording.layout(i)
+        if lay.order != "samples":
+            return None
+        self._wait_copied(i, lay, stop - lo)
+        return writable_rows(self.fds[i], lay, start - lo, stop - lo, touched)
 
     def _wait_copied(self, i: int, lay, stop: int) -> None:
         """Block until the copy has passed sample ``stop`` of file ``i`` (the whole file when
