@@ -21,7 +21,9 @@ package has it, whatever ``PYTHONDONTWRITEBYTECODE`` says.
     validation);
 (c) ``python -X importtime`` of a whole ``generate`` run of the example: milliseconds of top-level
     imports before its first work and during the run (modules the run imports lazily), and the
-    costliest top-level imports. importtime inflates times by ~20-30 %: compare runs with runs.
+    costliest top-level imports. importtime inflates times by ~20-30 % and does not list modules
+    imported through ``importlib.import_module`` (the registry's plugin modules; what they import
+    is listed), so compare runs with runs and trust (b) for totals.
 
 Targets (issue 19 item 3): ``hybridkit --help`` <= 0.25 s; generate's imports <= 0.2 s (b's
 "start_to_work_s"). Prints a JSON report and writes it to bench/out/startup.json.
