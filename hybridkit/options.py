@@ -20,9 +20,15 @@ from hybridkit.errors import SourceError
 
 
 class StrictModel(BaseModel):
-    """A config model that rejects unknown keys (a typo must never be silently ignored)."""
+    """A config model that rejects unknown keys (a typo must never be silently ignored).
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    Its validator is built on first use, not when the class is defined (``defer_build``): a run
+    builds the one RunConfig model of the plugins its config names (config/run_config.py), so
+    importing every plugin's Options costs little, and a model nested in another one is not
+    compiled once on its own and again inside its parent.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 class PluginOptions(StrictModel):

@@ -9,9 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("pynwb", "h5py", "hdmf", "matplotlib", "requests", "dandi", "spikeinterface", "scipy",
          "phylib", "nwbinspector")
+#: what a generate run of the example (a JSON config, SpikeGLX + phy, local templates, legacy and
+#: phy writers, no progress bar) never uses: the above, and YAML, tqdm and its multiprocessing
+#: lock, the template database's HTTP/zarr stack, dataframes, compilers, Dask. ``requests`` is
+#: left out: reading SpikeGLX geometry puts a stand-in for it in sys.modules (urllib3 shows the
+#: real import).
+RUN_HEAVY = tuple(m for m in HEAVY if m != "requests") + (
+    "urllib3", "charset_normalizer", "yaml", "tqdm", "multiprocessing", "zarr", "fsspec",
+    "numcodecs", "pandas", "numba", "dask", "distributed")
 
 
 def _loaded(code: str) -> set[str]:
@@ -61,3 +70,54 @@ def test_reading_a_spikeglx_geometry_defers_requests_until_used():
     before, n_contacts, ok, after = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == [] and n_contacts > 0
     assert ok and after
+
+
+def _example_config(root: Path) -> Path:
+    from hybridkit.example import write_example
+
+    config = write_example(root / "example", duration_s=4.0, seed=3)
+    cfg = json.loads(config.read_text())
+    cfg["writers"] = [{"type": "legacy"}, {"type": "phy"}]
+    cfg["engine"] = {"progress": False}
+    cfg["output"] = {"directory": str(root / "out")}
+    config.write_text(json.dumps(cfg))
+    return config
+
+
+def test_generate_up_to_its_first_work_loads_only_what_it_needs(tmp_path):
+    """What `hybridkit generate CONFIG` runs before generate opens the recording (the CLI, the
+    run's modules, the registry with every plugin module, load_config) imports none of the
+    above, nor probeinterface and its HTTP stack (imported where geometry is read)."""
+    config = _example_config(tmp_path)
+    loaded = _loaded("import hybridkit.cli\n"
+                     "from hybridkit.config.run_config import load_config\n"
+                     "from hybridkit.run.pipeline import generate\n"
+                     f"load_config({str(config)!r})")
+    assert not loaded & set(RUN_HEAVY + ("probeinterface", "ssl", "http")), loaded
+    assert "hybridkit" in loaded and "pydantic" in loaded
+    # a config without motion or augment sections imports neither's models (nor the drift engine)
+    modules = _loaded_full(f"from hybridkit.config.run_config import load_config\nload_config({str(config)!r})")
+    assert not modules & {"hybridkit.run.motion", "hybridkit.engine.drift",
+                          "hybridkit.config.augment_config"}
+
+
+def test_a_generate_run_loads_nothing_it_does_not_use(tmp_path):
+    config = _example_config(tmp_path)
+    loaded = _loaded("import contextlib, io\nfrom hybridkit.cli import main\n"
+                     "with contextlib.redirect_stdout(io.StringIO()):\n"
+                     f"    assert main(['generate', {str(config)!r}]) == 0")
+    assert (tmp_path / "out" / "manifest.json").is_file()
+    assert not loaded & set(RUN_HEAVY), loaded & set(RUN_HEAVY)
+    assert "probeinterface" in loaded  # SpikeGLX geometry is read with it
+
+
+def test_registering_the_plugins_builds_no_options_validator():
+    """Registering a plugin defines its Options class but does not build its validator
+    (``defer_build``): a run builds the one model of the plugins its config names."""
+    code = ("import json\nfrom hybridkit.registry import get_registry\n"
+            "reg = get_registry()\n"
+            "print(json.dumps([len(reg.all()), sorted(i.name for i in reg.all() "
+            "if i.cls.Options.__pydantic_complete__)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    n_plugins, built = json.loads(out.stdout.strip().splitlines()[-1])
+    assert n_plugins >= 16 and built == []

@@ -16,11 +16,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
-from hybridkit.config.augment_config import AugmentConfig
 from hybridkit.config.explain import PLUGIN_TAGS, explain
 from hybridkit.config.sections import detect_sorter_type
 from hybridkit.errors import ConfigError
-from hybridkit.run.motion import MotionConfig
 from hybridkit.options import ConfigPath, StrictModel, check_min_max
 from hybridkit.registry import Registry, get_registry
 
@@ -219,12 +217,8 @@ class RunConfigBase(StrictModel):
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-    motion: MotionConfig | None = Field(
-        None, description="Drift-aware injection: injected units follow the probe's motion "
-        "(docs/drift.md); absent = static units.")
-    augment: AugmentConfig | None = Field(
-        None, description="What `hybridkit augment CONFIG` makes: a training set of spike "
-        "snippets over the recording's noise (docs/augment.md); ignored by `generate`.")
+    # motion and augment follow (added by _run_model_for with their models only when a config has
+    # them), then the plugin sections
 
     #: folder of the config file (relative paths were resolved against it)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -265,8 +259,11 @@ SECTIONS = {"recording": "source_reader", "sorting": "sorter_adapter",
 DEFAULT_TYPES = {"templates": "local"}
 
 
-def _union(reg: Registry, kind: str):
-    options = [cls.Options for _, cls in sorted(reg.table(kind).items())]
+def _union(reg: Registry, kind: str, names: frozenset[str] | None = None):
+    """The Options models of the ``kind`` plugins named in ``names`` (all installed when None),
+    as one discriminated union (or the model itself when there is one)."""
+    options = [cls.Options for name, cls in sorted(reg.table(kind).items())
+               if names is None or name in names]
     if not options:
         raise ConfigError(f"no {kind.replace('_', ' ')} plugins are installed")
     if len(options) == 1:
@@ -274,20 +271,57 @@ def _union(reg: Registry, kind: str):
     return Annotated[Union[tuple(options)], Field(discriminator="type")]  # noqa: UP007
 
 
-@lru_cache(maxsize=8)
-def _run_model_for(reg_id: int):
+#: a RunConfig model's plugin sections narrowed to some plugins: ``(section, names)`` pairs,
+#: names None for every installed plugin, an empty set for a section that is absent (sorting)
+Narrowing = tuple[tuple[str, frozenset[str] | None], ...]
+
+#: every installed plugin in every section (the schema, the docs)
+ALL_TYPES: Narrowing = tuple((section, None) for section in SECTIONS)
+
+#: optional sections whose models a config without them never needs
+OPTIONAL_SECTIONS = ("motion", "augment")
+
+
+def _optional_sections(absent: frozenset[str]) -> dict:
+    """The ``motion`` and ``augment`` fields: their models (imported here, so a config without
+    them imports neither) or, for the ``absent`` ones, null only."""
+    fields = {}
+    for section in OPTIONAL_SECTIONS:
+        if section in absent:
+            fields[section] = (type(None), None)
+        elif section == "motion":
+            from hybridkit.run.motion import MotionConfig
+
+            fields[section] = (MotionConfig | None, Field(
+                None, description="Drift-aware injection: injected units follow the probe's "
+                "motion (docs/drift.md); absent = static units."))
+        else:
+            from hybridkit.config.augment_config import AugmentConfig
+
+            fields[section] = (AugmentConfig | None, Field(
+                None, description="What `hybridkit augment CONFIG` makes: a training set of spike "
+                "snippets over the recording's noise (docs/augment.md); ignored by `generate`."))
+    return fields
+
+
+@lru_cache(maxsize=32)
+def _run_model_for(reg_id: int, types: Narrowing, absent: frozenset[str]):
     reg = _REGISTRIES[reg_id]
+    names = dict(types)
+    sorting = _union(reg, "sorter_adapter", names["sorting"]) if names["sorting"] != frozenset() else None
     return create_model(
         "RunConfig",
         __base__=RunConfigBase,
-        recording=(_union(reg, "source_reader"), Field(description="The source recording.")),
-        sorting=(_union(reg, "sorter_adapter") | None, Field(
+        **_optional_sections(absent),  # after the base's fields, before the plugin sections
+        recording=(_union(reg, "source_reader", names["recording"]),
+                   Field(description="The source recording.")),
+        sorting=(sorting | None if sorting is not None else type(None), Field(
             None, description="The sorter's output on it; needed by templates built from sorted "
             "units and by injection.trains.mode 'source'.")),
-        templates=(_union(reg, "template_source"), Field(
+        templates=(_union(reg, "template_source", names["templates"]), Field(
             default_factory=lambda: reg.get("template_source", "local").Options(),
             description="Where templates come from.")),
-        writers=(list[_union(reg, "writer")], Field(
+        writers=(list[_union(reg, "writer", names["writers"])], Field(
             default_factory=lambda: [reg.get("writer", "legacy").Options()], min_length=1,
             description="Outputs to write.")),
     )
@@ -296,11 +330,36 @@ def _run_model_for(reg_id: int):
 _REGISTRIES: dict[int, Registry] = {}
 
 
-def run_config_model(reg: Registry | None = None):
-    """The RunConfig pydantic model for the installed plugins."""
+def run_config_model(reg: Registry | None = None, types: Narrowing = ALL_TYPES,
+                     absent: frozenset[str] = frozenset()):
+    """The RunConfig pydantic model for the installed plugins.
+
+    ``types`` narrows each plugin section's union to some plugins, and the ``absent`` optional
+    sections (:data:`OPTIONAL_SECTIONS`) can only be null (see :func:`_narrowing`): a config is
+    validated by the model of what it holds, so the other plugins' Options and the sections it
+    does not use are never built (pydantic builds a model's validator on first use,
+    ``defer_build``); the schema and the docs use the full model.
+    """
     reg = reg or get_registry()
     _REGISTRIES[id(reg)] = reg
-    return _run_model_for(id(reg))
+    return _run_model_for(id(reg), types, absent)
+
+
+def _narrowing(data: dict) -> tuple[Narrowing, frozenset[str]]:
+    """The plugin names a checked config dict's sections give (:func:`_check_plugin_types` filled
+    in missing types; a missing section takes its default plugin: ``templates`` local,
+    ``writers`` legacy; ``recording`` missing: all, the error is the missing field), and the
+    optional sections it leaves out or sets to null."""
+    def names(section: str) -> frozenset[str] | None:
+        entry = data.get(section)
+        if section == "writers":
+            return (frozenset(w["type"] for w in entry) if entry else frozenset({"legacy"}))
+        if entry is None:
+            return {"templates": frozenset({"local"}), "sorting": frozenset()}.get(section)
+        return frozenset({entry["type"]})
+
+    types = tuple((section, names(section)) for section in SECTIONS)
+    return types, frozenset(s for s in OPTIONAL_SECTIONS if data.get(s) is None)
 
 
 def json_schema(reg: Registry | None = None) -> dict:
@@ -444,7 +503,7 @@ def validate_config(data: dict, base_dir: Path, source: str = "config", reg: Reg
     reg = reg or get_registry()
     data = json.loads(json.dumps(data))  # a private copy we may fill in (types)
     _check_plugin_types(data, reg, source, Path(base_dir))
-    model = run_config_model(reg)
+    model = run_config_model(reg, *_narrowing(data))
     for kind in SECTIONS.values():
         PLUGIN_TAGS.update(reg.names(kind))
     try:
@@ -477,11 +536,11 @@ def _check_motion_memory(cfg, source: str) -> None:
     """Synthetic motion precomputes each drifting unit's template at every motion.grid_um step
     within +-(sum of amplitudes): bound that memory now, by engine.max_memory_mb, rather than
     failing with a MemoryError after the templates are built (1e5 um asked for ~110 GiB)."""
-    from hybridkit.engine.drift import VARIANT_BYTES, variants_per_unit
-
     motion = cfg.motion
     if motion is None or not motion.synthetic:
         return
+    from hybridkit.engine.drift import VARIANT_BYTES, variants_per_unit
+
     span = sum(s.amplitude_um for s in motion.synthetic)
     units = cfg.units
     n_units = len(units.ids) if units is not None and units.ids else (

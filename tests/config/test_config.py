@@ -110,3 +110,34 @@ def test_poisson_rate_beyond_refractory_limit_is_a_config_error(tmp_path, minima
     minimal_config["injection"] = {"trains": {"mode": "poisson", "rate_hz": 700, "refractory_ms": 1.5}}
     with pytest.raises(ConfigError, match=r"injection.trains.*must be below 666.667 Hz"):
         load_config(write_config(tmp_path / "c.json", minimal_config))
+
+
+def _plugin_models(cfg_model) -> set[str]:
+    """Names of the models a RunConfig model's validator was built from."""
+    return set(cfg_model.model_json_schema()["$defs"])
+
+
+def test_a_config_is_validated_by_the_models_of_what_it_holds(tmp_path, minimal_config):
+    """Only the plugins a config names (and the default local/legacy it leaves implicit) are
+    built into the model that validates it, and motion/augment only when present: the other
+    plugins' Options cost nothing at load_config; the schema still holds every plugin."""
+    from hybridkit.registry import get_registry
+
+    reg = get_registry()
+    options = {(kind, name): info.cls.Options.__name__
+               for kind in ("source_reader", "sorter_adapter", "template_source", "writer")
+               for name, info in reg.plugins[kind].items()}
+    named = {options[k] for k in [("source_reader", "binary"), ("sorter_adapter", "phy"),
+                                  ("template_source", "local"), ("writer", "legacy")]}
+    built = _plugin_models(type(validate_config(minimal_config, tmp_path)))
+    assert built & set(options.values()) == named
+    assert "MotionConfig" not in built and "AugmentConfig" not in built
+
+    with_more = {**minimal_config, "writers": [{"type": "legacy"}, {"type": "phy"}],
+                 "motion": {"synthetic": [{"kind": "zigzag", "amplitude_um": 10, "period_s": 5}]}}
+    built = _plugin_models(type(validate_config(with_more, tmp_path)))
+    assert built & set(options.values()) == named | {options[("writer", "phy")]}
+    assert "MotionConfig" in built and "AugmentConfig" not in built
+
+    full = set(json_schema()["$defs"])
+    assert built < full and {"MotionConfig", "AugmentConfig"} <= full
