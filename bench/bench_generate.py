@@ -57,12 +57,12 @@ def settle() -> None:
 BASELINE: Path | None = None
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+def timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (kB) of a command, via GNU time, started on a settled machine."""
     settle()
     t0 = time.perf_counter()
     out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True,
-                         env=env)
+                         env=env, cwd=cwd)
     wall = time.perf_counter() - t0
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
     return wall, rss
@@ -102,9 +102,12 @@ def run_generate(config: Path, out: Path, code: Path | None = None) -> tuple[flo
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     # as installed: compiled bytecode (kept under the work folder, not in the source trees)
     env["PYTHONPYCACHEPREFIX"] = str(out.parent / "pycache")
-    if code is not None:
-        env["PYTHONPATH"] = str(code)
-    return timed([sys.executable, "-m", "hybridkit", "generate", str(path)], env)
+    # the tree timed: this one, or --baseline's. Run from the work folder: ``python -m`` puts the
+    # current folder first on sys.path, so started from a source tree it would time that tree's
+    # hybridkit whatever PYTHONPATH says (earlier --baseline runs from the repository root timed
+    # the same code twice)
+    env["PYTHONPATH"] = str(code if code is not None else HERE.parent)
+    return timed([sys.executable, "-m", "hybridkit", "generate", str(path)], env, cwd=out.parent)
 
 
 def run_cp(src: Path, work: Path, cp_args: tuple[str, ...] = ()) -> float:

@@ -37,10 +37,10 @@ NWB_META = {"session_start_time": "2024-03-04T12:00:00+00:00", "electrode_locati
             "experimenter": ["Bench, Mark"], "institution": "hybridkit", "inspect": "off"}
 
 
-def timed(cmd: list[str]) -> tuple[float, int, float]:
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, float]:
     """Wall seconds, peak RSS (kB) and CPU seconds (user + sys) of a command, via GNU time."""
     t0 = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+    out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, cwd=cwd)
     wall = time.perf_counter() - t0
     if out.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
@@ -69,7 +69,9 @@ def run_case(config: Path, writers: list[dict], out: Path) -> dict:
     cfg["output"] = {"directory": str(out), "overwrite": True, "checksums": "none"}
     path = config.with_name(f"config-{out.name}.json")
     path.write_text(json.dumps(cfg))
-    wall, rss, cpu = timed([sys.executable, "-m", "hybridkit", "generate", str(path)])
+    # from the dataset's folder: ``python -m`` puts the current folder first on sys.path, so run
+    # from a source tree it would import that tree's hybridkit, not PYTHONPATH's (--baseline)
+    wall, rss, cpu = timed([sys.executable, "-m", "hybridkit", "generate", str(path)], cwd=config.parent)
     nwb = sorted(out.glob("*.nwb"))
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(rss / 1024, 1),
             "nwb_mb": round(sum(p.stat().st_size for p in nwb) / 2**20, 1) if nwb else None}
