@@ -107,9 +107,12 @@ def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, 
 
     real_in_place = LegacyWriter.rows_in_place
 
+    mapped = []
+
     def spy_in_place(self, start, stop, touched):  # the rows made writable in the mapped copy
         target = real_in_place(self, start, stop, touched)
         if target is not None:
+            mapped.append(start)
             written.extend((start + a, b - a) for a, b in touched.tolist())
         return target
 
@@ -122,6 +125,9 @@ def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, 
     w.begin(rec, out)
     clipped = stream_hybrid(rec, plan, [w], EngineConfig(progress=False))
     assert w.copy.cloned == [True]
+    # a clone is written positionally: a store through a map would dirty (and unshare) the whole
+    # page-cache folio around it
+    assert mapped == []
     w.close()
     hyb = np.fromfile(out / hybrid_file_name(rec.files[0].path), np.int16)
     hyb = hyb.reshape(-1, c) if order == "samples" else hyb.reshape(c, -1).T

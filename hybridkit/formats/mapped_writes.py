@@ -1,7 +1,7 @@
 """A block of a samples-major output file as a writable memory map: inject in place, no read or
 write calls.
 
-Why: a hybrid file is first a copy (or clone) of its source, so the rows injection changes already
+Why: a hybrid file is first a copy of its source, so the rows injection changes already
 hold the source's samples. Reading them into a buffer, injecting and writing them back copies every
 touched byte twice through the page cache; mapping the block and injecting straight into the
 file's pages copies nothing. On the issue-19 benchmark (1.4 GB, 11,949 events touching 31 % of the
@@ -12,8 +12,10 @@ array is released, so resident memory stays bounded by the block as with positio
 
 Faults: first touching a mapped page costs a page fault, ~100,000 of them for 400 MB of rows, which
 cost as much as the copies saved. The pages injection will write are faulted in writable ahead, in
-one ``madvise(MADV_POPULATE_WRITE)`` call per run of touched rows (Linux >= 5.14). Only those runs:
-on a copy-on-write clone every page made writable gets its own disk block. Populating also makes a
+one ``madvise(MADV_POPULATE_WRITE)`` call per run of touched rows (Linux >= 5.14), only those runs.
+Not for copy-on-write clones: a store through a map dirties the whole page-cache folio it falls in,
+and every dirty folio of a clone gets its own disk blocks (XFS caches files in folios of up to
+megabytes; the legacy writer writes clones positionally). Populating also makes a
 write the file system cannot take (disk full, a failing disk) an error of that call rather than a
 SIGBUS on a later store; where populating is not available or fails, :func:`writable_rows` returns
 None and the caller writes through positional I/O, which reports such errors as OSError.
