@@ -165,6 +165,15 @@ class Recording:
         with self._reading() as files:
             return files.read(start, stop, channels)
 
+    def will_need(self, ranges: list[tuple[int, int]]) -> None:
+        """Ask for samples ``[start, stop)`` of each range (concatenated clock) to be read into the
+        page cache in the background before they are read: on a cold disk scattered reads then
+        overlap instead of waiting one after another. Flat samples-major files only; a no-op for
+        others (readers whose ``read`` is their own)."""
+        if self.flat_binary and self.order == "samples" and ranges:
+            with self._reading() as files:
+                files.will_need(ranges)
+
     def read_file_windows(self, index: int, starts: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` (k, n_times, n_channels) with the windows of file ``index`` that start at
         ``starts`` (k,) samples into that file, one positional read each (samples-major files)."""

@@ -82,6 +82,7 @@ def estimate_noise_uV(recording: Recording, channels: np.ndarray, *, band: Highp
     length = min(int(chunk_samples), recording.n_samples)
     gain = np.abs(recording.gain_to_uV[channels]).astype(np.float64)
     bounds = noise_block_bounds(recording.n_samples, starts, length, band)
+    recording.will_need(bounds)  # 20 reads spread over the file: on a cold disk, all at once
     blocks = (recording.read(int(a), int(b), channels) for a, b in bounds)
     if band is not None:
         return robust_std(band.apply(raw.astype(np.float32), axis=0)[s - a : s - a + length]

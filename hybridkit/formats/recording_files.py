@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hybridkit.formats.binio import Layout, read_block, read_windows
+from hybridkit.formats.binio import Layout, read_block, read_windows, will_need
 
 
 class RecordingFiles:
@@ -66,6 +66,23 @@ class RecordingFiles:
         if not parts:
             return np.zeros((0, self.n_channels if channels is None else len(channels)), self.dtype)
         return np.concatenate(parts, axis=0)
+
+    def will_need(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Start reading samples ``[start, stop)`` of each range (concatenated clock) into the
+        page cache now (:func:`hybridkit.formats.binio.will_need`); samples-major files only."""
+        per_file: dict[int, list[tuple[int, int]]] = {}
+        for start, stop in ranges:
+            i = max(int(np.searchsorted(self.bounds, start, side="right") - 1), 0)
+            while start < stop and i < len(self.files):
+                lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+                a, b = max(start, lo), min(stop, hi)
+                lay = self.layouts[i]
+                if a < b and lay.order == "samples":
+                    row = lay.n_channels * lay.itemsize
+                    per_file.setdefault(i, []).append((lay.offset + (a - lo) * row, (b - a) * row))
+                i += 1
+        for i, byte_ranges in per_file.items():
+            will_need(self.fd(i), byte_ranges)
 
     def read_file_windows(self, index: int, starts: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` (k, n_times, n_channels) with the windows of file ``index`` starting at
