@@ -232,7 +232,7 @@ class Writer(Plugin):
         for a, b in runs.tolist():
             self.write(start + a, rows[a:b], None)
 
-    def rows_in_place(self, start: int, stop: int, touched: np.ndarray) -> np.ndarray | None:
+    def patchable_rows(self, start: int, stop: int, touched: np.ndarray) -> np.ndarray | None:
         """The hybrid's rows ``[start, stop)`` as a writable (time, n_channels) array of the file's
         dtype that already holds the source's samples (e.g. a memory map of a copy), for the
         engine to inject into directly; or None (the default), and the engine reads the source

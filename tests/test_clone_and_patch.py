@@ -105,12 +105,12 @@ def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, 
         written.extend((start + a, b - a) for a, b in runs.tolist())
         real_runs(self, start, rows, runs)
 
-    real_in_place = LegacyWriter.rows_in_place
+    real_patchable = LegacyWriter.patchable_rows
 
     mapped = []
 
-    def spy_in_place(self, start, stop, touched):  # the rows made writable in the mapped copy
-        target = real_in_place(self, start, stop, touched)
+    def spy_patchable(self, start, stop, touched):  # the rows made writable in the mapped copy
+        target = real_patchable(self, start, stop, touched)
         if target is not None:
             mapped.append(start)
             written.extend((start + a, b - a) for a, b in touched.tolist())
@@ -118,7 +118,7 @@ def test_injection_into_a_clone_is_exact_and_writes_only_changed_rows(tmp_path, 
 
     monkeypatch.setattr(LegacyWriter, "write", spy)
     monkeypatch.setattr(LegacyWriter, "write_runs", spy_runs)
-    monkeypatch.setattr(LegacyWriter, "rows_in_place", spy_in_place)
+    monkeypatch.setattr(LegacyWriter, "patchable_rows", spy_patchable)
     out = tmp_path / "out"
     out.mkdir()
     w = LegacyWriter(LegacyOptions())

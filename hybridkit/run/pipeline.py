@@ -115,14 +115,14 @@ def stream_hybrid(
     # change in place (the legacy writer maps them): no read of the source, no write back.
     # Writers that write no samples need no blocks then.
     samples = [w for w in writers if type(w).writes_traces(w.options)]
-    in_place = samples[0] if rows and not full and len(samples) == 1 else None
+    patcher = samples[0] if rows and not full and len(samples) == 1 else None
 
     def compute(job: tuple[int, int, int, int]):
         start, stop, lo, hi = job
         events = inject.events_overlapping(kernel, start, stop, lo, hi)
-        if in_place is not None:
+        if patcher is not None:
             touched = inject.window_runs(kernel, events, start, stop, merge_rows)
-            target = in_place.rows_in_place(start, stop, touched)
+            target = patcher.patchable_rows(start, stop, touched)
             if target is not None:
                 clip = inject.inject_rows(kernel, target, start, events)
                 return start, None, clip, None, None  # written: nothing to hand the writers
@@ -146,7 +146,7 @@ def stream_hybrid(
                 clipped += clip
             else:
                 clipped[channels] += clip
-            for w in writers if data is not None else ():  # None: injected in place already
+            for w in writers if data is not None else ():  # None: patched into the copy already
                 if w.needs_every_sample:
                     w.write(start, data, None)
                 elif runs is not None:

@@ -128,18 +128,18 @@ def test_mapped_and_positional_paths_write_the_same_files(tmp_path, monkeypatch,
     plan = make_plan([a, b], [t1, t2], [rng.uniform(0.5, 2.0, t1.size), rng.uniform(0.5, 2.0, t2.size)])
 
     calls = {"mapped": 0, "declined": 0}
-    real = LegacyWriter.rows_in_place
+    real = LegacyWriter.patchable_rows
 
     def counting(self, start, stop, touched):
         got = real(self, start, stop, touched)
         calls["mapped" if got is not None else "declined"] += 1
         return got
 
-    monkeypatch.setattr(LegacyWriter, "rows_in_place", counting)
+    monkeypatch.setattr(LegacyWriter, "patchable_rows", counting)
     clip_mapped, files_mapped = _run(tmp_path, "mapped", rec, plan, workers=workers)
     assert calls["mapped"] > 0 and calls["declined"] > 0  # both paths ran in this run
 
-    monkeypatch.setattr(LegacyWriter, "rows_in_place", lambda self, start, stop, touched: None)
+    monkeypatch.setattr(LegacyWriter, "patchable_rows", lambda self, start, stop, touched: None)
     clip_pos, files_pos = _run(tmp_path, "positional", rec, plan, workers=workers)
 
     assert files_mapped == files_pos
@@ -176,8 +176,8 @@ def test_writers_of_no_samples_get_no_blocks_and_a_second_writer_of_samples_keep
             Recorder.got.append(start)
 
     asked = []
-    real = LegacyWriter.rows_in_place
-    monkeypatch.setattr(LegacyWriter, "rows_in_place",
+    real = LegacyWriter.patchable_rows
+    monkeypatch.setattr(LegacyWriter, "patchable_rows",
                         lambda self, *a: asked.append(a[0]) or real(self, *a))
     _run(tmp_path, "one", rec, plan, [Recorder(LegacyOptions())])
     assert asked and Recorder.got == []

@@ -20,11 +20,11 @@ Files (``<session>`` is the run's session name; see docs/outputs.md):
 
 Speed: the hybrid file differs from its source only near events, so ``begin`` starts copying each
 source with the kernel's file copy in a background thread (see :mod:`hybridkit.formats.filecopy`; templates
-and the plan are built meanwhile). Once the copy has passed a block, ``rows_in_place`` maps it
+and the plan are built meanwhile). Once the copy has passed a block, ``patchable_rows`` maps it
 writable for the engine to inject into (see :mod:`hybridkit.formats.mapped_writes`: no read of the
-source, no write back); where it cannot, ``write_runs`` writes back only the rows injection
-changed, one positional write per run. A clone asks for copy-on-write extents of
-one block, so only the blocks written take new space.
+source, no write back); where it cannot, and always for a copy-on-write clone, ``write_runs``
+writes back only the rows injection changed, one positional write per run. A clone asks for
+copy-on-write extents of one block, so only the blocks written take new space.
 """
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ class LegacyWriter(Writer):
             with writing(self.targets[i]):
                 write_row_runs(fd, lay, start - int(self.bounds[i]), rows, part)
 
-    def rows_in_place(self, start: int, stop: int, touched: np.ndarray) -> np.ndarray | None:
+    def patchable_rows(self, start: int, stop: int, touched: np.ndarray) -> np.ndarray | None:
         """Rows ``[start, stop)`` of the copy, mapped writable once the copy has passed them (see
         :mod:`hybridkit.formats.mapped_writes`); None for in-place runs (every byte overwritten
         goes to the undo journal first), flat exports, channels-major files, blocks that cross
