@@ -463,6 +463,15 @@ CASES = [
          ["injection.amplitude", "larger than max"]),
     Case("motion-amplitude-memory", "config", config_check(huge_motion),
          ["motion.synthetic[0].amplitude_um = 100000", "engine.max_memory_mb = 512"]),
+    # `synthetic` is also a source reader's name: a key of that name is still named in the path
+    Case("motion-entry-negative", "config", config_check(set_in("motion", {"synthetic": [
+        {"kind": "zigzag", "amplitude_um": -5, "period_s": 1}]})),
+         ["motion.synthetic[0].amplitude_um = -5", "greater than 0"]),
+    Case("motion-entry-unknown-key", "config", config_check(set_in("motion", {"synthetic": [
+        {"kind": "zigzag", "amplitude_um": 5, "period_s": 1, "bogus": 1}]})),
+         ["'motion.synthetic[0].bogus'", "valid keys in motion.synthetic[0]: amplitude_um"]),
+    Case("plugin-option-unknown-key", "config", config_check(set_in("writers", [{"type": "legacy", "bogus": 1}])),
+         ["'writers[0].bogus'", "valid keys in writers[0]: type"]),
     Case("config-missing", "config", lambda d, env: ["generate", d / "nope.json"], ["nope.json", "not found"]),
     # output
     Case("output-exists", "output", output_exists, ["output.directory", "hybrid already exists"]),

@@ -15,15 +15,37 @@ from pydantic import ValidationError
 PLUGIN_TAGS: set[str] = set()
 
 
-def _loc(loc: tuple) -> str:
+def _is_tag(item, node) -> bool:
+    """Whether ``item`` of an error location is pydantic's tag for the plugin union member it
+    chose, not a config key: a plugin name that is not a key of the config object there (``node``,
+    None when unknown). Plugin names can also be keys: motion's ``synthetic`` list is one, and the
+    ``synthetic`` source reader another."""
+    if not isinstance(item, str):
+        return False
+    if item.startswith("function-") or "[" in item:
+        return True  # validator tags
+    return item in PLUGIN_TAGS and not (isinstance(node, dict) and item in node)
+
+
+def _child(node, item):
+    """The config value at ``item`` of ``node`` (None when there is none)."""
+    if isinstance(node, dict) and not isinstance(item, int):
+        return node.get(item)
+    if isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        return node[item]
+    return None
+
+
+def _loc(loc: tuple, data=None) -> str:
+    """The config path of an error location, e.g. ``writers[1].subject.age`` (union and validator
+    tags dropped; ``data``, the config dict, tells tags from keys of the same name)."""
     parts: list[str] = []
+    node = data
     for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif isinstance(item, str) and (item.startswith("function-") or "[" in item or item in PLUGIN_TAGS):
-            continue  # pydantic's union/validator tags, not config keys
-        else:
-            parts.append(("." if parts else "") + str(item))
+        if _is_tag(item, node):
+            continue
+        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
+        node = _child(node, item)
     return "".join(parts) or "(top level)"
 
 
@@ -45,12 +67,12 @@ def explain(exc: ValidationError, source: str, model, data: dict) -> str:
     """One line from pydantic's first error: file, field, bad value, what is valid."""
     err = exc.errors(include_url=False)[0]
     loc = tuple(err["loc"])
-    field = _loc(loc)
+    field = _loc(loc, data)
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = _section_model(model, loc, data)
         valid = sorted(parent.model_fields) if parent is not None else []
-        where = _loc(loc[:-1])
+        where = _loc(loc[:-1], data)
         hint = f"; valid keys{' in ' + where if loc[:-1] else ''}: {', '.join(valid)}" if valid else ""
         return f"{source}: unknown key {field!r}{hint}"
     if kind == "missing":
@@ -69,16 +91,11 @@ def _section_model(model, loc: tuple, data: dict):
     """The model class the error location's parent points to, resolving plugin unions by ``type``."""
     cur, node = model, data
     for item in loc[:-1]:
-        if isinstance(node, dict):
-            node_next = node.get(item) if not isinstance(item, int) else None
-        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
-            node_next = node[item]
-        else:
-            node_next = None
+        if _is_tag(item, node):
+            continue
+        node_next = _child(node, item)
         if isinstance(item, int):
             node = node_next
-            continue
-        if item in PLUGIN_TAGS:
             continue
         fields = getattr(cur, "model_fields", None)
         if not fields or item not in fields:
