@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hybridkit.example import write_example
 from hybridkit.results.truth import load_truth
 from tests.helpers import DELTA, run_cli, write_phy
 
@@ -35,6 +36,15 @@ def minimal_config(tmp_path) -> dict:
         "sorting": {"type": "phy", "path": "ks"},
         "units": {"ids": [1, 2]},
     }
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory) -> Path:
+    """The example dataset (``hybridkit example``, seed 3, 4 s: a SpikeGLX recording, its
+    Kilosort output and config.json), made once per test module: modules may add files to it."""
+    root = tmp_path_factory.mktemp("example")
+    write_example(root / "demo", seed=3, duration_s=4.0)
+    return root / "demo"
 
 
 # -- shared by test_score.py and test_report.py: one example run scored against a known sorting --

@@ -14,20 +14,13 @@ import numpy as np
 import pytest
 
 from hybridkit.config.run_config import load_config
-from hybridkit.example import np1_positions, write_example
+from hybridkit.example import np1_positions
 from hybridkit.run.pipeline import generate
 from hybridkit.formats.phy_files import read_cluster_tsv
 from tests.helpers import run_cli
 from tests.plugins.sorters.sorter_files import rez_dict, savemat, write_jrclust_v4, write_yass
 
 N_CH = 385
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory):
-    root = tmp_path_factory.mktemp("xf")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
 
 
 @pytest.fixture(scope="module")

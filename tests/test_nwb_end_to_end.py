@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from hybridkit.config.run_config import load_config
-from hybridkit.example import write_example
 from hybridkit.run.pipeline import generate
 from hybridkit.plugins.writers.legacy.tables import firings_true
 
@@ -28,13 +27,6 @@ N_CH = 385
 NWB_META = {"session_start_time": "2024-03-04T12:00:00+00:00", "experimenter": ["Doe, Jane"],
             "institution": "Test University", "electrode_location": "CA1", "compression_level": 1,
             "subject": {"subject_id": "mouse01", "species": "Mus musculus", "sex": "U", "age": "P90D"}}
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("nwb_example")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
 
 
 def run_config(example: Path, out: Path, recording: dict, writers: list) -> Path:

@@ -13,7 +13,6 @@ import pytest
 
 from hybridkit.config.run_config import load_config
 from hybridkit.errors import TruthError
-from hybridkit.example import write_example
 from hybridkit.results.truth import load_truth
 from hybridkit.run.pipeline import generate
 from hybridkit.spikeinterface import lazy_hybrid, read_hybrid
@@ -23,13 +22,6 @@ from tests.si_files import noise, open_ephys_run_config, write_open_ephys
 N_CH = 385
 BIN = "demo_g0_t0.imec0.ap.GT.bin"
 NWB = {"type": "nwb", "dandi": False, "inspect": "off", "compression_level": 1}
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("example")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
 
 
 def run(example: Path, tmp: Path, **changes):

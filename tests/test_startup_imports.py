@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import config_with
+
 HEAVY = ("pynwb", "h5py", "hdmf", "matplotlib", "requests", "dandi", "spikeinterface", "scipy",
          "phylib", "nwbinspector")
 #: what a generate run of the example (a JSON config, SpikeGLX + phy, local templates, legacy and
@@ -72,23 +74,16 @@ def test_reading_a_spikeglx_geometry_defers_requests_until_used():
     assert ok and after
 
 
-def _example_config(root: Path) -> Path:
-    from hybridkit.example import write_example
-
-    config = write_example(root / "example", duration_s=4.0, seed=3)
-    cfg = json.loads(config.read_text())
-    cfg["writers"] = [{"type": "legacy"}, {"type": "phy"}]
-    cfg["engine"] = {"progress": False}
-    cfg["output"] = {"directory": str(root / "out")}
-    config.write_text(json.dumps(cfg))
-    return config
+def _example_config(example: Path, root: Path) -> Path:
+    return config_with(example, root, writers=[{"type": "legacy"}, {"type": "phy"}],
+                       output={"directory": str(root / "out")})
 
 
-def test_generate_up_to_its_first_work_loads_only_what_it_needs(tmp_path):
+def test_generate_up_to_its_first_work_loads_only_what_it_needs(example, tmp_path):
     """What `hybridkit generate CONFIG` runs before generate opens the recording (the CLI, the
     run's modules, the registry with every plugin module, load_config) imports none of the
     above, nor probeinterface and its HTTP stack (imported where geometry is read)."""
-    config = _example_config(tmp_path)
+    config = _example_config(example, tmp_path)
     loaded = _loaded("import hybridkit.cli\n"
                      "from hybridkit.config.run_config import load_config\n"
                      "from hybridkit.run.pipeline import generate\n"
@@ -101,8 +96,8 @@ def test_generate_up_to_its_first_work_loads_only_what_it_needs(tmp_path):
                           "hybridkit.config.augment_config"}
 
 
-def test_a_generate_run_loads_nothing_it_does_not_use(tmp_path):
-    config = _example_config(tmp_path)
+def test_a_generate_run_loads_nothing_it_does_not_use(example, tmp_path):
+    config = _example_config(example, tmp_path)
     loaded = _loaded("import contextlib, io\nfrom hybridkit.cli import main\n"
                      "with contextlib.redirect_stdout(io.StringIO()):\n"
                      f"    assert main(['generate', {str(config)!r}]) == 0")

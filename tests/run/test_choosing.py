@@ -11,7 +11,6 @@ import pytest
 
 from hybridkit.config.run_config import UnitsConfig, load_config
 from hybridkit.errors import PlacementError
-from hybridkit.example import write_example
 from hybridkit.model import Sorting
 from hybridkit.run.pipeline import generate
 from hybridkit.run.selection import evaluate
@@ -20,13 +19,6 @@ from tests.helpers import main, make_recording
 
 #: the example's unit whose spikes the constructed split unit shares, and the split unit's id
 SPLIT_OF, SPLIT = 10, 12
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory):
-    root = tmp_path_factory.mktemp("choosing")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
 
 
 @pytest.fixture(scope="module")

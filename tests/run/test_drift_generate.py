@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from hybridkit.config.run_config import load_config
-from hybridkit.example import write_example
 from hybridkit.model import Plan
 from hybridkit.run.pipeline import generate
 
@@ -32,13 +31,6 @@ def planned_sum_variants(plan: Plan, n_samples: int, n_channels: int, gain_to_uV
         lo, hi = max(a, 0), min(a + tpl.n_times, n_samples)
         out[lo:hi, tpl.channels] += float(g) * raw[lo - a:hi - a]
     return out
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("example")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
 
 
 def run(example: Path, tmp: Path, motion: dict | None, writers: list | None = None):

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from hybridkit.config.run_config import load_config
-from hybridkit.example import write_example
 from hybridkit.run.pipeline import generate
 
 from tests.helpers import config_with, run_cli
@@ -25,13 +24,6 @@ N_CH = 385
 
 def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("example")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 
 from hybridkit.config.run_config import UnitsConfig, load_config
 from hybridkit.errors import UnitSelectionError
-from hybridkit.example import write_example
 from hybridkit.model import Sorting
 from hybridkit.run.pipeline import generate
 from hybridkit.run.selection import choose_units, evaluate, select_units, write_table
@@ -105,13 +104,6 @@ def test_units_config_validation(units, message):
 
 
 # -- in a run ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def example(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sel")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
-
-
 def _config(example, tmp_path, units):
     cfg = json.loads((example / "config.json").read_text())
     cfg["recording"]["path"] = str(example / cfg["recording"]["path"])

@@ -22,7 +22,6 @@ from hybridkit.engine.noise import (
     recording_noise_uV,
     snr,
 )
-from hybridkit.example import write_example
 from tests.helpers import config_with, run_cli
 
 UNITS = [6, 7, 8]
@@ -42,13 +41,6 @@ def _config(example, tmp, amplitude=1.0, highpass=HIGHPASS_HZ):
         output={"directory": str(tmp / "out")},
         writers=[{"type": "legacy"}, {"type": "nwb", "traces": False, "dandi": False,
                                        "inspect": "off"}])
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory):
-    root = tmp_path_factory.mktemp("snr")
-    write_example(root / "demo", seed=3, duration_s=4.0)
-    return root / "demo"
 
 
 @pytest.fixture(scope="module")
