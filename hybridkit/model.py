@@ -170,7 +170,7 @@ class Recording:
         page cache in the background before they are read: on a cold disk scattered reads then
         overlap instead of waiting one after another. Flat samples-major files only; a no-op for
         others (readers whose ``read`` is their own)."""
-        if self.flat_binary and self.order == "samples" and ranges:
+        if self.flat_binary and ranges:
             with self._reading() as files:
                 files.will_need(ranges)
 

@@ -50,17 +50,23 @@ class RecordingFiles:
                     fd = self._fds[index] = os.open(self.files[index].path, os.O_RDONLY)
         return fd
 
+    def _pieces(self, start: int, stop: int):
+        """``(file index, first, stop)`` for each file that samples ``[start, stop)`` (concatenated
+        clock) reach into, the samples counted from that file's start, in time order."""
+        bounds = self.bounds
+        i = max(int(np.searchsorted(bounds, start, side="right") - 1), 0)
+        while i < len(self.files) and bounds[i] < stop:
+            lo = int(bounds[i])
+            a, b = max(start, lo), min(stop, int(bounds[i + 1]))
+            if a < b:
+                yield i, a - lo, b - lo
+            i += 1
+
     def read(self, start: int, stop: int, channels: np.ndarray | None = None) -> np.ndarray:
         """Samples ``[start, stop)`` (already checked to lie in the recording) as a new
         (stop - start, n_channels or len(channels)) array of the files' dtype."""
-        bounds, parts = self.bounds, []
-        i = max(int(np.searchsorted(bounds, start, side="right") - 1), 0)
-        while start < stop and i < len(self.files):
-            lo, hi = bounds[i], bounds[i + 1]
-            a, b = max(start, lo), min(stop, hi)
-            if a < b:
-                parts.append(read_block(self.fd(i), self.layouts[i], int(a - lo), int(b - lo), channels))
-            i += 1
+        parts = [read_block(self.fd(i), self.layouts[i], a, b, channels)
+                 for i, a, b in self._pieces(int(start), int(stop))]
         if len(parts) == 1:
             return parts[0]
         if not parts:
@@ -72,15 +78,11 @@ class RecordingFiles:
         page cache now (:func:`hybridkit.formats.binio.will_need`); samples-major files only."""
         per_file: dict[int, list[tuple[int, int]]] = {}
         for start, stop in ranges:
-            i = max(int(np.searchsorted(self.bounds, start, side="right") - 1), 0)
-            while start < stop and i < len(self.files):
-                lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
-                a, b = max(start, lo), min(stop, hi)
+            for i, a, b in self._pieces(int(start), int(stop)):
                 lay = self.layouts[i]
-                if a < b and lay.order == "samples":
+                if lay.order == "samples":
                     row = lay.n_channels * lay.itemsize
-                    per_file.setdefault(i, []).append((lay.offset + (a - lo) * row, (b - a) * row))
-                i += 1
+                    per_file.setdefault(i, []).append((lay.offset + a * row, (b - a) * row))
         for i, byte_ranges in per_file.items():
             will_need(self.fd(i), byte_ranges)
 
