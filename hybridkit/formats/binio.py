@@ -87,11 +87,15 @@ def will_need(fd: int, ranges: list[tuple[int, int]]) -> None:
     they are not cached it starts reading them all at once (the disk works on many requests
     together) instead of one blocking read after another. Scattered windows read from a cold
     file then cost about one disk round trip per batch, not one per window; on cached pages it
-    is a quick lookup. A no-op where the platform has no ``posix_fadvise``."""
+    is a quick lookup. A no-op where the platform has no ``posix_fadvise``; a file system that
+    refuses the hint (it is only advice) is not asked again in this call, and the reads go on."""
     if _FADVISE is None:
         return
-    for off, n in ranges:
-        _FADVISE(fd, off, n, os.POSIX_FADV_WILLNEED)
+    try:
+        for off, n in ranges:
+            _FADVISE(fd, off, n, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
 
 
 _FADVISE = getattr(os, "posix_fadvise", None)

@@ -76,3 +76,18 @@ def test_recordings_that_are_not_flat_files_ask_nothing(hints):
     rec = SyntheticRecording.__new__(SyntheticRecording)  # will_need looks at the class only
     rec.will_need([(0, 100)])
     assert hints == []
+
+
+def test_a_refused_hint_does_not_stop_the_reads(tmp_path, monkeypatch):
+    """posix_fadvise is advice: a file system that refuses it (EINVAL, ESPIPE) costs nothing."""
+    def refuse(fd, off, n, advice):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(binio, "_FADVISE", refuse)
+    data = np.arange(40, dtype=np.int16).reshape(10, 4)
+    rec = make_recording(tmp_path, data)
+    out = np.empty((1, 3, 4), np.int16)
+    with rec.opened():
+        rec.will_need([(0, 5)])
+        rec.read_file_windows(0, np.array([2]), out)
+    assert np.array_equal(out[0], data[2:5])
